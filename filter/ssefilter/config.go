@@ -1,0 +1,124 @@
+// Package ssefilter is the golang HTTP filter adapter: it turns Envoy's
+// filter callbacks into calls on the shared SSE policy. It imports only the
+// golang filter's api package, so it runs in tests without Envoy.
+package ssefilter
+
+import (
+	"fmt"
+
+	xdstype "github.com/cncf/xds/go/xds/type/v3"
+	"github.com/envoyproxy/envoy/contrib/golang/common/go/api"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"example.com/sse-on-envoy/internal/policy"
+	"example.com/sse-on-envoy/internal/ssestream"
+)
+
+// FilterName is the plugin_name Envoy's configuration must use.
+const FilterName = "sse"
+
+// Stat names. Envoy creates them in the root scope, so they are exactly these.
+const (
+	StatStreamsOpened   = "sse.streams_opened"
+	StatStreamsActive   = "sse.streams_active"
+	StatEvents          = "sse.events"
+	StatPreflights      = "sse.preflights"
+	StatRejectedOrigins = "sse.rejected_origins"
+)
+
+const (
+	typedStructURL       = "type.googleapis.com/xds.type.v3.TypedStruct"
+	legacyTypedStructURL = "type.googleapis.com/udpa.type.v1.TypedStruct"
+	structURL            = "type.googleapis.com/google.protobuf.Struct"
+)
+
+// config is what Parse hands Envoy and Envoy hands Factory for each stream.
+type config struct {
+	policy  *policy.Policy
+	metrics *ssestream.Metrics
+}
+
+// ConfigParser parses plugin_config. A returned error makes Envoy reject the
+// configuration, and the error names the offending field.
+type ConfigParser struct{}
+
+// Parse runs on Envoy's main thread for the filter-level configuration (with
+// callbacks, so stats can be defined) and for per-route configurations
+// (callbacks nil).
+func (ConfigParser) Parse(pluginConfig *anypb.Any, callbacks api.ConfigCallbackHandler) (interface{}, error) {
+	cfg, err := decodePluginConfig(pluginConfig)
+	if err != nil {
+		return nil, err
+	}
+	p, err := policy.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("plugin_config: %w", err)
+	}
+	c := &config{policy: p, metrics: &ssestream.Metrics{}}
+	if callbacks != nil {
+		c.metrics = &ssestream.Metrics{
+			StreamsOpened:   callbacks.DefineCounterMetric(StatStreamsOpened),
+			StreamsActive:   callbacks.DefineGaugeMetric(StatStreamsActive),
+			Events:          callbacks.DefineCounterMetric(StatEvents),
+			Preflights:      callbacks.DefineCounterMetric(StatPreflights),
+			RejectedOrigins: callbacks.DefineCounterMetric(StatRejectedOrigins),
+		}
+	}
+	return c, nil
+}
+
+// Merge lets a per-route policy replace the filter-level one while the stats,
+// which only the filter level can define, stay. It runs lazily on worker
+// threads, so it only combines values.
+func (ConfigParser) Merge(parent, child interface{}) interface{} {
+	p, pok := parent.(*config)
+	c, cok := child.(*config)
+	switch {
+	case !cok:
+		return parent
+	case !pok:
+		return child
+	}
+	return &config{policy: c.policy, metrics: p.metrics}
+}
+
+// decodePluginConfig accepts what Envoy users write: an xds TypedStruct (or
+// its udpa predecessor) wrapping a Struct, a bare Struct, or nothing at all
+// (the defaults).
+func decodePluginConfig(a *anypb.Any) (*policy.Config, error) {
+	if a == nil || (a.GetTypeUrl() == "" && len(a.GetValue()) == 0) {
+		return policy.ParseJSON([]byte("{}"))
+	}
+	var value *structpb.Struct
+	switch a.GetTypeUrl() {
+	case typedStructURL, legacyTypedStructURL:
+		var ts xdstype.TypedStruct
+		if err := proto.Unmarshal(a.GetValue(), &ts); err != nil {
+			return nil, fmt.Errorf("plugin_config: decoding TypedStruct: %w", err)
+		}
+		value = ts.GetValue()
+	case structURL:
+		value = &structpb.Struct{}
+		if err := proto.Unmarshal(a.GetValue(), value); err != nil {
+			return nil, fmt.Errorf("plugin_config: decoding Struct: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("plugin_config: unsupported type %q; use %s (with the settings in value) or %s",
+			a.GetTypeUrl(), typedStructURL, structURL)
+	}
+	if value == nil {
+		value = &structpb.Struct{}
+	}
+	js, err := protojson.Marshal(value)
+	if err != nil {
+		return nil, fmt.Errorf("plugin_config: %w", err)
+	}
+	cfg, err := policy.ParseJSON(js)
+	if err != nil {
+		return nil, fmt.Errorf("plugin_config: %w", err)
+	}
+	return cfg, nil
+}

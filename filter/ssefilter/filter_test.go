@@ -1,0 +1,422 @@
+package ssefilter
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	xdstype "github.com/cncf/xds/go/xds/type/v3"
+	"github.com/envoyproxy/envoy/contrib/golang/common/go/api"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+func typedStruct(t *testing.T, value map[string]any) *anypb.Any {
+	t.Helper()
+	s, err := structpb.NewStruct(value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := anypb.New(&xdstype.TypedStruct{TypeUrl: "type.googleapis.com/sse.FilterConfig", Value: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func bareStruct(t *testing.T, value map[string]any) *anypb.Any {
+	t.Helper()
+	s, err := structpb.NewStruct(value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := anypb.New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+var demoConfig = map[string]any{
+	"allowed_origins":   []any{"https://localhost:8080", "http://localhost:3000", "https://*.example.com"},
+	"allow_credentials": true,
+}
+
+// newTestFilter parses cfg as Envoy would and returns a filter for one stream.
+func newTestFilter(t *testing.T, cfg map[string]any) (*filter, *fakeCallbacks, *fakeConfigCallbacks) {
+	t.Helper()
+	cc := newConfigCallbacks()
+	parsed, err := ConfigParser{}.Parse(typedStruct(t, cfg), cc)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	cb := newCallbacks()
+	f, ok := Factory(parsed, cb).(*filter)
+	if !ok {
+		t.Fatal("Factory did not return the sse filter")
+	}
+	return f, cb, cc
+}
+
+func TestParseRejectsBadConfigNamingTheField(t *testing.T) {
+	tests := []struct {
+		name      string
+		config    *anypb.Any
+		wantField string
+	}{
+		{"unknown field", nil, `unknown field "allowed_origin"`},
+		{"wrong type", nil, "allow_credentials"},
+		{"star with credentials", nil, "allowed_origins[0]"},
+		{"malformed origin", nil, "allowed_origins[1]"},
+		{"origin with path", nil, "allowed_origins[0]"},
+		{"wildcard in the middle", nil, "allowed_origins[0]"},
+		{"bad max_age", nil, "max_age"},
+		{"bad log level", nil, "stream_log_level"},
+		{"bad header token", nil, "allowed_headers[0]"},
+		{"fallback not allowed", nil, "fallback_origin"},
+		{"unsupported type", &anypb.Any{TypeUrl: "type.googleapis.com/google.protobuf.StringValue"}, "plugin_config: unsupported type"},
+	}
+	configs := map[string]map[string]any{
+		"unknown field":          {"allowed_origin": []any{"https://a.example"}},
+		"wrong type":             {"allow_credentials": "yes"},
+		"star with credentials":  {"allowed_origins": []any{"*"}},
+		"malformed origin":       {"allowed_origins": []any{"https://ok.example", "ftp://x.example"}},
+		"origin with path":       {"allowed_origins": []any{"https://a.example/"}},
+		"wildcard in the middle": {"allowed_origins": []any{"https://a.*.example.com"}},
+		"bad max_age":            {"max_age": "forever"},
+		"bad log level":          {"stream_log_level": "loud"},
+		"bad header token":       {"allowed_headers": []any{"Bad Header"}},
+		"fallback not allowed":   {"fallback_origin": "https://other.example"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.config
+			if cfg == nil {
+				cfg = typedStruct(t, configs[tc.name])
+			}
+			_, err := ConfigParser{}.Parse(cfg, newConfigCallbacks())
+			if err == nil {
+				t.Fatal("Parse accepted a bad config")
+			}
+			if !strings.Contains(err.Error(), tc.wantField) {
+				t.Errorf("error %q does not name %q", err, tc.wantField)
+			}
+		})
+	}
+}
+
+func TestParseAcceptsEveryEnvelope(t *testing.T) {
+	for name, a := range map[string]*anypb.Any{
+		"TypedStruct": typedStruct(t, demoConfig),
+		"Struct":      bareStruct(t, demoConfig),
+		"absent":      nil,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := (ConfigParser{}).Parse(a, nil); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestParseDefinesStats(t *testing.T) {
+	_, _, cc := newTestFilter(t, demoConfig)
+	for _, name := range []string{StatStreamsOpened, StatStreamsActive, StatEvents, StatPreflights, StatRejectedOrigins} {
+		if cc.stats[name] == nil {
+			t.Errorf("stat %s not defined", name)
+		}
+	}
+}
+
+func TestMergeKeepsFilterLevelStats(t *testing.T) {
+	parent, err := ConfigParser{}.Parse(typedStruct(t, demoConfig), newConfigCallbacks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, err := ConfigParser{}.Parse(typedStruct(t, map[string]any{"allowed_origins": []any{"https://route.example"}}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged := ConfigParser{}.Merge(parent, child).(*config)
+	if merged.policy != child.(*config).policy || merged.metrics != parent.(*config).metrics {
+		t.Error("Merge must take the route's policy and the filter's stats")
+	}
+}
+
+func TestCORS(t *testing.T) {
+	tests := []struct {
+		name        string
+		request     []string
+		wantReply   int // 0: forwarded upstream
+		wantHeaders map[string]string
+		wantAbsent  []string
+	}{
+		{
+			name:    "curl without Origin gets the write-up's headers",
+			request: []string{":method", "GET", ":path", "/sse/events"},
+			wantHeaders: map[string]string{
+				"access-control-allow-origin":      "https://localhost:8080",
+				"access-control-allow-credentials": "true",
+				"access-control-allow-headers":     "Keep-Alive,X-Requested-With,Cache-Control,Content-Type,Last-Event-ID",
+				"access-control-allow-methods":     "GET, OPTIONS",
+				// The answer depends on Origin, so shared caches must key on it.
+				"vary": "Origin",
+			},
+		},
+		{
+			name:        "allowed origin is reflected",
+			request:     []string{":method", "GET", ":path", "/sse/events", "Origin", "http://localhost:3000"},
+			wantHeaders: map[string]string{"access-control-allow-origin": "http://localhost:3000", "vary": "Origin"},
+		},
+		{
+			name:        "wildcard sub-domain",
+			request:     []string{":method", "GET", ":path", "/sse/events", "origin", "https://a.b.example.com"},
+			wantHeaders: map[string]string{"access-control-allow-origin": "https://a.b.example.com"},
+		},
+		{
+			name:        "wildcard does not match the apex",
+			request:     []string{":method", "GET", ":path", "/sse/events", "origin", "https://example.com"},
+			wantHeaders: map[string]string{"vary": "Origin"},
+			wantAbsent:  []string{"access-control-allow-origin", "access-control-allow-credentials"},
+		},
+		{
+			name:        "disallowed origin gets no CORS headers",
+			request:     []string{":method", "GET", ":path", "/sse/events", "origin", "https://evil.example"},
+			wantHeaders: map[string]string{"vary": "Origin"},
+			wantAbsent:  []string{"access-control-allow-origin", "access-control-allow-credentials", "access-control-allow-methods"},
+		},
+		{
+			name: "allowed preflight is answered by the filter",
+			request: []string{":method", "OPTIONS", ":path", "/sse/events", "origin", "http://localhost:3000",
+				"access-control-request-method", "GET", "access-control-request-headers", "last-event-id"},
+			wantReply: 204,
+			wantHeaders: map[string]string{
+				"access-control-allow-origin":  "http://localhost:3000",
+				"access-control-max-age":       "600",
+				"access-control-allow-methods": "GET, OPTIONS",
+				"vary":                         "Origin",
+			},
+		},
+		{
+			name:       "disallowed preflight is refused",
+			request:    []string{":method", "OPTIONS", ":path", "/sse/events", "origin", "https://evil.example", "access-control-request-method", "GET"},
+			wantReply:  403,
+			wantAbsent: []string{"access-control-allow-origin", "access-control-max-age"},
+		},
+		{
+			name:        "OPTIONS without request method is not a preflight",
+			request:     []string{":method", "OPTIONS", ":path", "/sse/events", "origin", "http://localhost:3000"},
+			wantHeaders: map[string]string{"access-control-allow-origin": "http://localhost:3000"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f, cb, _ := newTestFilter(t, demoConfig)
+			status := f.DecodeHeaders(newHeaders(tc.request...), true)
+			var resp *fakeHeaders
+			if tc.wantReply != 0 {
+				if status != api.LocalReply || cb.reply == nil || cb.reply.status != tc.wantReply {
+					t.Fatalf("DecodeHeaders = %v, reply %+v; want a local reply %d", status, cb.reply, tc.wantReply)
+				}
+				// Envoy runs the local reply through this filter's EncodeHeaders.
+				resp = newHeaders(":status", "204")
+				for k, vs := range cb.reply.headers {
+					for _, v := range vs {
+						resp.Add(k, v)
+					}
+				}
+				before := clone(resp.m)
+				f.EncodeHeaders(resp, true)
+				if !equalHeaders(before, resp.m) {
+					t.Errorf("EncodeHeaders changed the local reply: %v -> %v", before, resp.m)
+				}
+			} else {
+				if status != api.Continue || cb.reply != nil {
+					t.Fatalf("DecodeHeaders = %v, reply %+v; want the request forwarded", status, cb.reply)
+				}
+				resp = newHeaders(":status", "200", "content-type", "text/plain")
+				f.EncodeHeaders(resp, false)
+			}
+			for k, want := range tc.wantHeaders {
+				if got := resp.Values(k); len(got) != 1 || got[0] != want {
+					t.Errorf("%s = %q, want %q", k, got, want)
+				}
+			}
+			for _, k := range tc.wantAbsent {
+				if got, ok := resp.Get(k); ok {
+					t.Errorf("%s = %q, want it absent", k, got)
+				}
+			}
+		})
+	}
+}
+
+func TestUpstreamGrantIsRemovedForRefusedOrigins(t *testing.T) {
+	f, _, _ := newTestFilter(t, demoConfig)
+	f.DecodeHeaders(newHeaders(":method", "GET", ":path", "/x", "origin", "https://evil.example"), true)
+	resp := newHeaders(":status", "200", "access-control-allow-origin", "*", "vary", "Accept-Encoding")
+	f.EncodeHeaders(resp, true)
+	if v, ok := resp.Get("access-control-allow-origin"); ok {
+		t.Errorf("upstream's allow-origin %q survived", v)
+	}
+	if v := resp.GetRaw("vary"); v != "Accept-Encoding, Origin" {
+		t.Errorf("vary = %q", v)
+	}
+}
+
+func TestSSEStreamLifecycle(t *testing.T) {
+	f, cb, cc := newTestFilter(t, demoConfig)
+	f.DecodeHeaders(newHeaders(":method", "GET", ":path", "/sse/events", "origin", "http://localhost:3000"), true)
+	resp := newHeaders(":status", "200", "content-type", "Text/Event-Stream; charset=utf-8", "content-length", "999", "cache-control", "max-age=60")
+	if status := f.EncodeHeaders(resp, false); status != api.Continue {
+		t.Fatalf("EncodeHeaders = %v", status)
+	}
+	for k, want := range map[string]string{"cache-control": "no-cache", "x-sse-stream": "golang", "access-control-allow-origin": "http://localhost:3000"} {
+		if got := resp.GetRaw(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	if _, ok := resp.Get("content-length"); ok {
+		t.Error("content-length kept on a stream")
+	}
+	if !slices.ContainsFunc(cb.logs, func(l string) bool {
+		return strings.Contains(l, "sse stream opened: route=sse_plain protocol=HTTP/1.1 method=GET path=/sse/events origin=http://localhost:3000")
+	}) {
+		t.Errorf("no opened line in %q", cb.logs)
+	}
+
+	chunks := []string{"retry: 3000\n\nid: 7\nevent: DAD_JOKE\nda", "ta: one\n\n: heartbeat\n\nid: 8\r\n", "data: two\r\n\r", "\nid: 9\ndata: cut"}
+	total := 0
+	for _, c := range chunks {
+		total += len(c)
+		if status := f.EncodeData(&fakeBuffer{data: []byte(c)}, false); status != api.Continue {
+			t.Fatalf("EncodeData = %v; an SSE body must never be buffered", status)
+		}
+	}
+	cb.info.details = "downstream_remote_disconnect"
+	f.OnStreamComplete()
+	f.OnLog(nil, nil, nil, nil)
+
+	md := cb.info.metadata["sse"]
+	if md["events"] != float64(2) || md["last_event_id"] != "8" || md["bytes"] != float64(total) || md["protocol"] != "HTTP/1.1" {
+		t.Errorf("metadata = %v", md)
+	}
+	for name, want := range map[string]int64{StatStreamsOpened: 1, StatStreamsActive: 0, StatEvents: 2} {
+		if got := cc.stats[name].v; got != want {
+			t.Errorf("stat %s = %d, want %d", name, got, want)
+		}
+	}
+	closed := 0
+	for _, l := range cb.logs {
+		if strings.Contains(l, "sse stream closed:") {
+			closed++
+			if !strings.Contains(l, "events=2") || !strings.Contains(l, "last_event_id=8") || !strings.Contains(l, "end=client_gone") {
+				t.Errorf("closed line = %q", l)
+			}
+		}
+	}
+	if closed != 1 {
+		t.Errorf("%d closed lines, want 1: %q", closed, cb.logs)
+	}
+}
+
+func TestStreamEndReasons(t *testing.T) {
+	tests := []struct {
+		name       string
+		upstreamOK bool
+		details    string
+		flags      string
+		want       string
+	}{
+		{"upstream ended the stream", true, "via_upstream", "0", "end=upstream_end"},
+		{"client went away (flag DC)", false, "via_upstream", "16384", "end=client_gone"},
+		{"upstream reset", false, "upstream_reset_after_response_started{remote_reset}", "", "end=upstream_reset"},
+		{"idle timeout", false, "stream_idle_timeout", "", "end=idle_timeout"},
+		{"unknown", false, "", "", "end=reset"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f, cb, _ := newTestFilter(t, demoConfig)
+			f.DecodeHeaders(newHeaders(":method", "GET", ":path", "/sse/events"), true)
+			f.EncodeHeaders(newHeaders(":status", "200", "content-type", "text/event-stream"), false)
+			f.EncodeData(&fakeBuffer{data: []byte("data: x\n\n")}, tc.upstreamOK)
+			cb.info.details = tc.details
+			if tc.flags != "" {
+				cb.properties["response.flags"] = tc.flags
+			}
+			f.OnStreamComplete()
+			if last := cb.logs[len(cb.logs)-1]; !strings.Contains(last, tc.want) {
+				t.Errorf("closed line %q lacks %q", last, tc.want)
+			}
+		})
+	}
+}
+
+func TestNonSSEResponsesAreNotCopied(t *testing.T) {
+	f, cb, cc := newTestFilter(t, demoConfig)
+	f.DecodeHeaders(newHeaders(":method", "GET", ":path", "/healthz"), true)
+	resp := newHeaders(":status", "200", "content-type", "application/json", "content-length", "2")
+	f.EncodeHeaders(resp, false)
+	buf := &fakeBuffer{data: []byte("{}")}
+	f.EncodeData(buf, true)
+	f.OnStreamComplete()
+	if buf.bytesCopied != 0 {
+		t.Error("a non-SSE body was copied into Go")
+	}
+	if resp.GetRaw("content-length") != "2" || resp.GetRaw("x-sse-stream") != "" || resp.GetRaw("cache-control") != "" {
+		t.Errorf("non-SSE response edited: %v", resp.m)
+	}
+	if len(cb.info.metadata) != 0 || cc.stats[StatStreamsOpened].v != 0 || len(cb.logs) != 0 {
+		t.Errorf("non-SSE response tagged: metadata %v logs %q", cb.info.metadata, cb.logs)
+	}
+}
+
+func TestPeriodicLogPublishesCounts(t *testing.T) {
+	f, cb, _ := newTestFilter(t, demoConfig)
+	f.DecodeHeaders(newHeaders(":method", "GET", ":path", "/sse/events"), true)
+	f.EncodeHeaders(newHeaders(":status", "200", "content-type", "text/event-stream"), false)
+	f.EncodeData(&fakeBuffer{data: []byte("id: 1\ndata: x\n\n")}, false)
+	f.OnLogDownstreamPeriodic(nil, nil, nil, nil)
+	if got := cb.info.metadata["sse"]["events"]; got != float64(1) {
+		t.Errorf("periodic events = %v, want 1", got)
+	}
+}
+
+func TestStatsCountPreflightsAndRejections(t *testing.T) {
+	cc := newConfigCallbacks()
+	parsed, err := ConfigParser{}.Parse(typedStruct(t, demoConfig), cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	requests := [][]string{
+		{":method", "OPTIONS", ":path", "/", "origin", "http://localhost:3000", "access-control-request-method", "GET"},
+		{":method", "OPTIONS", ":path", "/", "origin", "https://evil.example", "access-control-request-method", "GET"},
+		{":method", "GET", ":path", "/", "origin", "https://evil.example"},
+	}
+	for _, r := range requests {
+		Factory(parsed, newCallbacks()).DecodeHeaders(newHeaders(r...), true)
+	}
+	if cc.stats[StatPreflights].v != 2 || cc.stats[StatRejectedOrigins].v != 2 {
+		t.Errorf("preflights=%d rejected=%d, want 2 and 2", cc.stats[StatPreflights].v, cc.stats[StatRejectedOrigins].v)
+	}
+}
+
+func clone(m map[string][]string) map[string][]string {
+	c := make(map[string][]string, len(m))
+	for k, v := range m {
+		c[k] = slices.Clone(v)
+	}
+	return c
+}
+
+func equalHeaders(a, b map[string][]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if !slices.Equal(v, b[k]) {
+			return false
+		}
+	}
+	return true
+}

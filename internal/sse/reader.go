@@ -1,0 +1,60 @@
+package sse
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ErrTruncated reports an event whose data or a line exceeded the reader's limits.
+var ErrTruncated = errors.New("sse: event exceeds the reader's size limits")
+
+// Reader reads events from a client's side of a stream.
+type Reader struct {
+	src   io.Reader
+	scan  Scanner
+	buf   []byte
+	queue []Event
+	err   error
+}
+
+// NewReader returns a Reader with the scanner's default limits.
+func NewReader(r io.Reader) *Reader {
+	rd := &Reader{src: r, buf: make([]byte, 32<<10)}
+	rd.scan.MaxLineBytes = DefaultMaxDataBytes
+	rd.scan.OnEvent = func(e Event) { rd.queue = append(rd.queue, e) }
+	return rd
+}
+
+// Next returns the next dispatched event. At the end of the stream it returns
+// io.EOF (an event without its blank line is discarded, as browsers do).
+func (r *Reader) Next() (Event, error) {
+	for len(r.queue) == 0 {
+		if r.err != nil {
+			return Event{}, r.err
+		}
+		n, err := r.src.Read(r.buf)
+		if n > 0 {
+			before := r.scan.Truncations()
+			r.scan.Write(r.buf[:n])
+			if r.scan.Truncations() != before {
+				// Handing out a cut event would lose data silently.
+				r.queue = nil
+				r.err = fmt.Errorf("after event id %q: %w", r.scan.LastEventID(), ErrTruncated)
+				return Event{}, r.err
+			}
+		}
+		if err != nil && r.err == nil {
+			r.err = err
+		}
+	}
+	e := r.queue[0]
+	r.queue = r.queue[1:]
+	return e, nil
+}
+
+// Comments is the number of comment lines read so far.
+func (r *Reader) Comments() uint64 { return r.scan.Comments() }
+
+// LastEventID is the id a reconnecting client sends.
+func (r *Reader) LastEventID() string { return r.scan.LastEventID() }

@@ -1,0 +1,205 @@
+// Package ssestream follows one HTTP stream through an adapter: it applies
+// the policy to the request and response headers, watches an SSE body go by
+// without holding it, keeps the counts, and writes the lines and metadata
+// that say when a stream opened and how it ended. Adapters (the golang
+// filter, the ext_proc server) only translate their callbacks into it.
+package ssestream
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"example.com/sse-on-envoy/internal/policy"
+	"example.com/sse-on-envoy/internal/sse"
+)
+
+// Counter is a stat; Envoy's golang counters and gauges fit it as they are.
+type Counter interface {
+	Increment(delta int64)
+}
+
+// Metrics are the stats a stream updates; nil fields are not recorded.
+type Metrics struct {
+	StreamsOpened   Counter
+	StreamsActive   Counter
+	Events          Counter
+	Preflights      Counter
+	RejectedOrigins Counter
+}
+
+// Logger writes one line at a level.
+type Logger interface {
+	Log(level policy.Level, msg string)
+}
+
+// Info is what the adapter knows of the stream when the response starts.
+type Info struct {
+	Route    string
+	Protocol string // downstream protocol: "HTTP/1.1", "HTTP/2"...
+}
+
+// idLimit bounds the last event id kept per stream, and so per-stream memory.
+const idLimit = 256
+
+// Stream is the state of one HTTP stream. It is not safe for concurrent use;
+// each adapter drives it from one goroutine or thread at a time.
+type Stream struct {
+	policy  *policy.Policy
+	metrics *Metrics
+	adapter string
+	now     func() time.Time
+
+	decision policy.Decision
+	method   string
+	path     string
+
+	info     Info
+	isSSE    bool
+	started  time.Time
+	scanner  sse.Scanner
+	counted  uint64 // events already added to Metrics.Events
+	finished bool
+}
+
+// New starts following a stream. adapter names the tagging adapter (the tag
+// header's value).
+func New(p *policy.Policy, m *Metrics, adapter string, now func() time.Time) *Stream {
+	if m == nil {
+		m = &Metrics{}
+	}
+	if now == nil {
+		now = time.Now
+	}
+	s := &Stream{policy: p, metrics: m, adapter: adapter, now: now}
+	s.scanner.MaxLineBytes = idLimit
+	return s
+}
+
+// OnRequest applies CORS to the request headers. A non-nil reply must be
+// sent instead of forwarding the request.
+func (s *Stream) OnRequest(req policy.Request, path string) *policy.Reply {
+	s.method, s.path = req.Method, path
+	s.decision = s.policy.Decide(req)
+	if s.decision.Preflight {
+		inc(s.metrics.Preflights, 1)
+	}
+	if s.decision.RejectedOrigin {
+		inc(s.metrics.RejectedOrigins, 1)
+	}
+	return s.decision.Reply
+}
+
+// OnResponseHeaders edits the response headers and, when they start an SSE
+// stream, opens it: stats, the tag, the "opened" line.
+func (s *Stream) OnResponseHeaders(h policy.HeaderEditor, info Info, log Logger) (isSSE bool) {
+	if !s.policy.ApplyResponse(s.decision, h) {
+		return false
+	}
+	s.policy.SetTag(h, s.adapter)
+	if s.isSSE {
+		return true
+	}
+	s.isSSE, s.info, s.started = true, info, s.now()
+	inc(s.metrics.StreamsOpened, 1)
+	inc(s.metrics.StreamsActive, 1)
+	log.Log(s.policy.StreamLogLevel(), fmt.Sprintf("sse stream opened: route=%s protocol=%s method=%s path=%s origin=%s adapter=%s",
+		orDash(info.Route), orDash(info.Protocol), orDash(s.method), quoteIfNeeded(s.path), quoteIfNeeded(originForLog(s.decision.Origin)), s.adapter))
+	return true
+}
+
+// IsSSE reports whether the response is an SSE stream; adapters check it
+// before they copy a body chunk, so other responses cost nothing more.
+func (s *Stream) IsSSE() bool { return s.isSSE }
+
+// OnResponseData watches a chunk of an SSE body go by.
+func (s *Stream) OnResponseData(chunk []byte) {
+	if !s.isSSE || s.finished {
+		return
+	}
+	s.scanner.Write(chunk)
+	if n := s.scanner.Events(); n != s.counted {
+		inc(s.metrics.Events, int64(n-s.counted))
+		s.counted = n
+	}
+}
+
+// Summary is what a stream did.
+type Summary struct {
+	Events      uint64
+	Bytes       uint64
+	LastEventID string
+	Protocol    string
+	Duration    time.Duration
+}
+
+// Summary reports the counts so far; it is what adapters publish as dynamic
+// metadata, also periodically for long streams.
+func (s *Stream) Summary() Summary {
+	d := time.Duration(0)
+	if s.isSSE {
+		d = s.now().Sub(s.started)
+	}
+	return Summary{
+		Events:      s.scanner.Events(),
+		Bytes:       s.scanner.Bytes(),
+		LastEventID: s.scanner.LastEventID(),
+		Protocol:    s.info.Protocol,
+		Duration:    d,
+	}
+}
+
+// Metadata is the Summary as the values of Envoy dynamic metadata (namespace
+// "sse"); numbers are float64 as protobuf Struct wants them.
+func (sum Summary) Metadata() map[string]any {
+	return map[string]any{
+		"events":        float64(sum.Events),
+		"bytes":         float64(sum.Bytes),
+		"last_event_id": sum.LastEventID,
+		"protocol":      sum.Protocol,
+	}
+}
+
+// Finish closes an SSE stream once: the gauge goes down and the "closed"
+// line says how it ended. It is a no-op for other responses and later calls.
+func (s *Stream) Finish(end End, log Logger) {
+	if !s.isSSE || s.finished {
+		return
+	}
+	s.finished = true
+	inc(s.metrics.StreamsActive, -1)
+	sum := s.Summary()
+	log.Log(s.policy.StreamLogLevel(), fmt.Sprintf(
+		"sse stream closed: route=%s protocol=%s duration=%s events=%d bytes=%d last_event_id=%s end=%s%s",
+		orDash(s.info.Route), orDash(sum.Protocol), sum.Duration.Round(time.Millisecond), sum.Events, sum.Bytes,
+		quoteIfNeeded(orDash(sum.LastEventID)), end.Reason(), end.detailSuffix()))
+}
+
+func inc(c Counter, delta int64) {
+	if c != nil {
+		c.Increment(delta)
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func originForLog(origin string) string {
+	if origin == "" {
+		return "(none)"
+	}
+	return origin
+}
+
+// quoteIfNeeded keeps log lines one line and parseable whatever a client or
+// upstream sent.
+func quoteIfNeeded(s string) string {
+	if s == "" || strings.ContainsAny(s, " \"=\r\n\t") || strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+		return fmt.Sprintf("%q", s)
+	}
+	return s
+}

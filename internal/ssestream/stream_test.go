@@ -1,0 +1,78 @@
+package ssestream
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"example.com/sse-on-envoy/internal/policy"
+)
+
+type lines []string
+
+func (l *lines) Log(level policy.Level, msg string) { *l = append(*l, level.String()+" "+msg) }
+
+type headers map[string]string
+
+func (h headers) Get(k string) (string, bool) { v, ok := h[k]; return v, ok }
+func (h headers) Set(k, v string)             { h[k] = v }
+func (h headers) Del(k string)                { delete(h, k) }
+
+type counter struct{ n int64 }
+
+func (c *counter) Increment(d int64) { c.n += d }
+
+func TestStreamLinesStayOneLineAndUseTheConfiguredLevel(t *testing.T) {
+	level := "debug"
+	p, err := policy.New(&policy.Config{StreamLogLevel: &level})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Unix(0, 0)
+	s := New(p, nil, "test", func() time.Time { return clock })
+	s.OnRequest(policy.Request{Method: "GET", Origin: "https://x\r\ninjected", HasOrigin: true}, "/sse/events?a=b c")
+	var log lines
+	s.OnResponseHeaders(headers{"content-type": "text/event-stream"}, Info{Route: "r", Protocol: "HTTP/2"}, &log)
+	s.OnResponseData([]byte("id: a b\ndata: x\n\n"))
+	clock = clock.Add(1500 * time.Millisecond)
+	s.Finish(End{UpstreamEnded: true}, &log)
+	s.Finish(End{}, &log)
+	if len(log) != 2 {
+		t.Fatalf("log = %q", log)
+	}
+	for _, l := range log {
+		if !strings.HasPrefix(l, "debug ") || strings.ContainsAny(l, "\r\n") {
+			t.Errorf("line %q", l)
+		}
+	}
+	if !strings.Contains(log[0], `origin="https://x\r\ninjected"`) || !strings.Contains(log[0], `path="/sse/events?a=b c"`) {
+		t.Errorf("opened line %q", log[0])
+	}
+	if want := `duration=1.5s events=1 bytes=17 last_event_id="a b" end=upstream_end`; !strings.Contains(log[1], want) {
+		t.Errorf("closed line %q lacks %q", log[1], want)
+	}
+}
+
+func TestActiveGaugeReturnsToZero(t *testing.T) {
+	p, _ := policy.New(nil)
+	opened, active, events := &counter{}, &counter{}, &counter{}
+	m := &Metrics{StreamsOpened: opened, StreamsActive: active, Events: events}
+	var log lines
+	streams := make([]*Stream, 3)
+	for i := range streams {
+		streams[i] = New(p, m, "test", nil)
+		streams[i].OnRequest(policy.Request{Method: "GET"}, "/")
+		streams[i].OnResponseHeaders(headers{"content-type": "text/event-stream"}, Info{}, &log)
+		streams[i].OnResponseData([]byte("data: 1\n\ndata: 2\n\n"))
+	}
+	if active.n != 3 || opened.n != 3 || events.n != 6 {
+		t.Fatalf("active=%d opened=%d events=%d", active.n, opened.n, events.n)
+	}
+	for _, s := range streams {
+		s.Finish(End{}, &log)
+		s.Finish(End{}, &log)
+	}
+	if active.n != 0 {
+		t.Errorf("active = %d after all streams ended", active.n)
+	}
+}
