@@ -62,9 +62,11 @@ func (f *filter) DecodeHeaders(h api.RequestHeaderMap, endStream bool) api.Statu
 }
 
 func (f *filter) EncodeHeaders(h api.ResponseHeaderMap, endStream bool) api.StatusType {
-	info := f.callbacks.StreamInfo()
-	protocol, _ := info.Protocol()
-	f.stream.OnResponseHeaders(h, ssestream.Info{Route: info.GetRouteName(), Protocol: protocol}, f)
+	if f.stream.OnResponseHeaders(h) {
+		info := f.callbacks.StreamInfo()
+		protocol, _ := info.Protocol()
+		f.stream.Open(ssestream.Info{Route: info.GetRouteName(), Protocol: protocol}, f)
+	}
 	f.upstreamEnded = f.upstreamEnded || endStream
 	return api.Continue
 }

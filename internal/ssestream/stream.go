@@ -90,22 +90,34 @@ func (s *Stream) OnRequest(req policy.Request, path string) *policy.Reply {
 	return s.decision.Reply
 }
 
-// OnResponseHeaders edits the response headers and, when they start an SSE
-// stream, opens it: stats, the tag, the "opened" line.
-func (s *Stream) OnResponseHeaders(h policy.HeaderEditor, info Info, log Logger) (isSSE bool) {
+// OnResponseHeaders edits the response headers as the policy says and
+// reports whether they start an SSE stream. It does not open the stream:
+// adapters that also count call Open.
+func (s *Stream) OnResponseHeaders(h policy.HeaderEditor) (isSSE bool) {
 	if !s.policy.ApplyResponse(s.decision, h) {
 		return false
 	}
 	s.policy.SetTag(h, s.adapter)
+	return true
+}
+
+// Observe records the request for the log lines of an adapter that only
+// watches (the ext_proc observer), without applying the policy.
+func (s *Stream) Observe(method, path, origin string) {
+	s.method, s.path, s.decision.Origin = method, path, origin
+}
+
+// Open starts counting an SSE stream: stats and the "opened" line. Later
+// calls do nothing, so a response that passes twice opens once.
+func (s *Stream) Open(info Info, log Logger) {
 	if s.isSSE {
-		return true
+		return
 	}
 	s.isSSE, s.info, s.started = true, info, s.now()
 	inc(s.metrics.StreamsOpened, 1)
 	inc(s.metrics.StreamsActive, 1)
 	log.Log(s.policy.StreamLogLevel(), fmt.Sprintf("sse stream opened: route=%s protocol=%s method=%s path=%s origin=%s adapter=%s",
 		orDash(info.Route), orDash(info.Protocol), orDash(s.method), quoteIfNeeded(s.path), quoteIfNeeded(originForLog(s.decision.Origin)), s.adapter))
-	return true
 }
 
 // IsSSE reports whether the response is an SSE stream; adapters check it

@@ -32,7 +32,9 @@ func TestStreamLinesStayOneLineAndUseTheConfiguredLevel(t *testing.T) {
 	s := New(p, nil, "test", func() time.Time { return clock })
 	s.OnRequest(policy.Request{Method: "GET", Origin: "https://x\r\ninjected", HasOrigin: true}, "/sse/events?a=b c")
 	var log lines
-	s.OnResponseHeaders(headers{"content-type": "text/event-stream"}, Info{Route: "r", Protocol: "HTTP/2"}, &log)
+	if s.OnResponseHeaders(headers{"content-type": "text/event-stream"}) {
+		s.Open(Info{Route: "r", Protocol: "HTTP/2"}, &log)
+	}
 	s.OnResponseData([]byte("id: a b\ndata: x\n\n"))
 	clock = clock.Add(1500 * time.Millisecond)
 	s.Finish(End{UpstreamEnded: true}, &log)
@@ -62,7 +64,8 @@ func TestActiveGaugeReturnsToZero(t *testing.T) {
 	for i := range streams {
 		streams[i] = New(p, m, "test", nil)
 		streams[i].OnRequest(policy.Request{Method: "GET"}, "/")
-		streams[i].OnResponseHeaders(headers{"content-type": "text/event-stream"}, Info{}, &log)
+		streams[i].Open(Info{}, &log)
+		streams[i].Open(Info{}, &log)
 		streams[i].OnResponseData([]byte("data: 1\n\ndata: 2\n\n"))
 	}
 	if active.n != 3 || opened.n != 3 || events.n != 6 {

@@ -1,0 +1,164 @@
+// Command extproc is the ext_proc adapter: an Envoy External Processing
+// server applying the same SSE policy as the golang filter, for stock Envoy.
+// See processor for what each of its two roles does.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"example.com/sse-on-envoy/extproc/processor"
+	"example.com/sse-on-envoy/internal/policy"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "extproc:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	grpcAddr  string
+	adminAddr string
+	config    string
+	logFormat string
+}
+
+func parseFlags(args []string) (options, error) {
+	fs := flag.NewFlagSet("extproc", flag.ContinueOnError)
+	var o options
+	fs.StringVar(&o.grpcAddr, "addr", envOr("EXTPROC_ADDR", ":9002"), "gRPC listen address for Envoy's ext_proc filters (env EXTPROC_ADDR)")
+	fs.StringVar(&o.adminAddr, "admin", envOr("EXTPROC_ADMIN_ADDR", "127.0.0.1:9003"), "HTTP address for /healthz and /stats; empty disables (env EXTPROC_ADMIN_ADDR)")
+	fs.StringVar(&o.config, "config", envOr("SSE_POLICY_CONFIG", ""), "SSE policy file, YAML or JSON, the golang filter's plugin_config schema; empty: defaults (env SSE_POLICY_CONFIG)")
+	fs.StringVar(&o.logFormat, "log-format", envOr("EXTPROC_LOG_FORMAT", "text"), "text or json (env EXTPROC_LOG_FORMAT)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if o.logFormat != "text" && o.logFormat != "json" {
+		return o, fmt.Errorf("-log-format: %q is not text or json", o.logFormat)
+	}
+	return o, nil
+}
+
+func loadPolicy(path string) (*policy.Policy, error) {
+	cfg := &policy.Config{}
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("reading -config: %w", err)
+		}
+		if cfg, err = policy.ParseYAMLOrJSON(data); err != nil {
+			return nil, fmt.Errorf("-config %s: %w", path, err)
+		}
+	}
+	p, err := policy.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("-config %s: %w", path, err)
+	}
+	return p, nil
+}
+
+func run(ctx context.Context, args []string) error {
+	o, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	var handler slog.Handler = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
+	if o.logFormat == "json" {
+		handler = slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
+	}
+	log := slog.New(handler)
+	p, err := loadPolicy(o.config)
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	srv := processor.New(p, log)
+	gs := grpc.NewServer()
+	extprocv3.RegisterExternalProcessorServer(gs, srv)
+	healthpb.RegisterHealthServer(gs, health.NewServer())
+	lis, err := net.Listen("tcp", o.grpcAddr)
+	if err != nil {
+		return fmt.Errorf("listening on -addr: %w", err)
+	}
+	log.Info("ext_proc server listening", "addr", lis.Addr().String(), "config", o.config)
+
+	errc := make(chan error, 2)
+	go func() { errc <- gs.Serve(lis) }()
+
+	var admin *http.Server
+	if o.adminAddr != "" {
+		admin = &http.Server{Addr: o.adminAddr, Handler: adminHandler(srv), ReadHeaderTimeout: 5 * time.Second}
+		adminLis, err := net.Listen("tcp", o.adminAddr)
+		if err != nil {
+			gs.Stop()
+			return fmt.Errorf("listening on -admin: %w", err)
+		}
+		log.Info("admin listening", "addr", adminLis.Addr().String())
+		go func() {
+			if err := admin.Serve(adminLis); !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	// Observer streams last as long as the SSE streams they watch, so a
+	// graceful stop is bounded.
+	done := make(chan struct{})
+	go func() { gs.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		gs.Stop()
+	}
+	if admin != nil {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		admin.Shutdown(shutdownCtx)
+	}
+	return nil
+}
+
+func adminHandler(srv *processor.Server) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("content-type", "application/json")
+		json.NewEncoder(w).Encode(srv.Stats().Snapshot())
+	})
+	return mux
+}
+
+func envOr(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok {
+		return v
+	}
+	return def
+}

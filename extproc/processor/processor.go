@@ -1,0 +1,277 @@
+// Package processor is the ext_proc adapter: an Envoy External Processing
+// gRPC service that applies the same SSE policy as the golang filter, for
+// stock Envoy builds.
+//
+// Envoy runs two ext_proc filters against it, told apart by the gRPC
+// metadata RoleHeader:
+//
+//   - "policy" (the default): request and response headers only. It answers
+//     preflights with an immediate response and edits response headers
+//     (CORS, cache-control, the tag). Bodies never go through it, so a
+//     stream's chunks never wait for a gRPC round trip.
+//   - "observe": Envoy's observability mode, which sends headers and body
+//     chunks without waiting for answers (and ignores any). It counts events,
+//     logs when a stream opens and ends, and keeps the stats.
+package processor
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"example.com/sse-on-envoy/internal/policy"
+	"example.com/sse-on-envoy/internal/ssestream"
+)
+
+// RoleHeader is the gRPC metadata key (grpc_service.initial_metadata in the
+// Envoy config) that says which filter a stream comes from.
+const RoleHeader = "x-sse-role"
+
+// Roles.
+const (
+	RolePolicy  = "policy"
+	RoleObserve = "observe"
+)
+
+// adapterName is the tag header's value on streams this adapter tagged.
+const adapterName = "ext_proc"
+
+// attributesKey is where Envoy puts request_attributes in a ProcessingRequest.
+const attributesKey = "envoy.filters.http.ext_proc"
+
+// Server implements envoy.service.ext_proc.v3.ExternalProcessor.
+type Server struct {
+	extprocv3.UnimplementedExternalProcessorServer
+
+	policy  *policy.Policy
+	log     *slog.Logger
+	now     func() time.Time
+	stats   *Stats
+	metrics *ssestream.Metrics
+}
+
+// New returns a server applying p. log receives the stream lines.
+func New(p *policy.Policy, log *slog.Logger) *Server {
+	st := &Stats{}
+	return &Server{
+		policy: p,
+		log:    log,
+		now:    time.Now,
+		stats:  st,
+		metrics: &ssestream.Metrics{
+			StreamsOpened:   &st.StreamsOpened,
+			StreamsActive:   &st.StreamsActive,
+			Events:          &st.Events,
+			Preflights:      &st.Preflights,
+			RejectedOrigins: &st.RejectedOrigins,
+		},
+	}
+}
+
+// Stats returns the server's counters, the same names as the golang filter's.
+func (s *Server) Stats() *Stats { return s.stats }
+
+// Stats are the counters of an ext_proc server.
+type Stats struct {
+	StreamsOpened   Counter
+	StreamsActive   Counter
+	Events          Counter
+	Preflights      Counter
+	RejectedOrigins Counter
+}
+
+// Snapshot names the counters as Envoy's stats would.
+func (st *Stats) Snapshot() map[string]int64 {
+	return map[string]int64{
+		"sse.streams_opened":   st.StreamsOpened.Load(),
+		"sse.streams_active":   st.StreamsActive.Load(),
+		"sse.events":           st.Events.Load(),
+		"sse.preflights":       st.Preflights.Load(),
+		"sse.rejected_origins": st.RejectedOrigins.Load(),
+	}
+}
+
+// Counter is safe for concurrent use: gRPC streams run on many goroutines.
+type Counter struct{ atomic.Int64 }
+
+// Increment implements ssestream.Counter.
+func (c *Counter) Increment(delta int64) { c.Add(delta) }
+
+// Process handles one HTTP stream's ext_proc stream.
+func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
+	if roleOf(stream.Context()) == RoleObserve {
+		return s.observe(stream)
+	}
+	return s.applyPolicy(stream)
+}
+
+func roleOf(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get(RoleHeader); len(v) > 0 {
+		return v[0]
+	}
+	return RolePolicy
+}
+
+func (s *Server) applyPolicy(stream extprocv3.ExternalProcessor_ProcessServer) error {
+	st := ssestream.New(s.policy, s.metrics, adapterName, s.now)
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			return endOfStream(err)
+		}
+		var resp *extprocv3.ProcessingResponse
+		switch r := req.GetRequest().(type) {
+		case *extprocv3.ProcessingRequest_RequestHeaders:
+			h := newHeaderEdits(r.RequestHeaders.GetHeaders())
+			method, _ := h.Get(":method")
+			path, _ := h.Get(":path")
+			origin, hasOrigin := h.Get("origin")
+			requestMethod, _ := h.Get("access-control-request-method")
+			reply := st.OnRequest(policy.Request{Method: method, Origin: origin, HasOrigin: hasOrigin, AccessControlRequestMethod: requestMethod}, path)
+			if reply != nil {
+				resp = immediateResponse(reply)
+			} else {
+				resp = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{
+					RequestHeaders: &extprocv3.HeadersResponse{}}}
+			}
+		case *extprocv3.ProcessingRequest_ResponseHeaders:
+			h := newHeaderEdits(r.ResponseHeaders.GetHeaders())
+			st.OnResponseHeaders(h)
+			resp = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{
+				ResponseHeaders: &extprocv3.HeadersResponse{Response: &extprocv3.CommonResponse{HeaderMutation: h.mutation()}}}}
+		default:
+			// The Envoy config sends this role headers only; answer anything
+			// else unchanged rather than stall the stream.
+			resp = passThrough(req)
+		}
+		if err := stream.Send(resp); err != nil {
+			return endOfStream(err)
+		}
+	}
+}
+
+func (s *Server) observe(stream extprocv3.ExternalProcessor_ProcessServer) error {
+	st := ssestream.New(s.policy, s.metrics, adapterName, s.now)
+	logger := slogLogger{s.log}
+	var info ssestream.Info
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			// Envoy closed the gRPC stream before the response ended: the
+			// client went away or something reset the stream; ext_proc does
+			// not say which.
+			st.Finish(ssestream.End{Details: "ext_proc_stream_closed_before_response_end"}, logger)
+			return endOfStream(err)
+		}
+		if attrs := req.GetAttributes()[attributesKey]; attrs != nil {
+			info = infoFromAttributes(attrs, info)
+		}
+		switch r := req.GetRequest().(type) {
+		case *extprocv3.ProcessingRequest_RequestHeaders:
+			h := newHeaderEdits(r.RequestHeaders.GetHeaders())
+			method, _ := h.Get(":method")
+			path, _ := h.Get(":path")
+			origin, _ := h.Get("origin")
+			st.Observe(method, path, origin)
+		case *extprocv3.ProcessingRequest_ResponseHeaders:
+			h := newHeaderEdits(r.ResponseHeaders.GetHeaders())
+			if ct, _ := h.Get("content-type"); policy.IsEventStream(ct) {
+				st.Open(info, logger)
+			}
+			if r.ResponseHeaders.GetEndOfStream() {
+				st.Finish(ssestream.End{UpstreamEnded: true}, logger)
+			}
+		case *extprocv3.ProcessingRequest_ResponseBody:
+			st.OnResponseData(r.ResponseBody.GetBody())
+			if r.ResponseBody.GetEndOfStream() {
+				st.Finish(ssestream.End{UpstreamEnded: true}, logger)
+			}
+		case *extprocv3.ProcessingRequest_ResponseTrailers:
+			st.Finish(ssestream.End{UpstreamEnded: true}, logger)
+		}
+		// Observability mode ignores answers, so none are sent.
+	}
+}
+
+func infoFromAttributes(attrs *structpb.Struct, info ssestream.Info) ssestream.Info {
+	f := attrs.GetFields()
+	if v := f["request.protocol"].GetStringValue(); v != "" {
+		info.Protocol = v
+	}
+	if v := f["xds.route_name"].GetStringValue(); v != "" {
+		info.Route = v
+	}
+	return info
+}
+
+func immediateResponse(reply *policy.Reply) *extprocv3.ProcessingResponse {
+	m := &extprocv3.HeaderMutation{}
+	for _, h := range reply.Headers {
+		m.SetHeaders = append(m.SetHeaders, &corev3.HeaderValueOption{
+			Header:       &corev3.HeaderValue{Key: h.Key, RawValue: []byte(h.Value)},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		})
+	}
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{
+		ImmediateResponse: &extprocv3.ImmediateResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(reply.Status)},
+			Headers: m,
+			Body:    []byte(reply.Body),
+			Details: reply.Details,
+		}}}
+}
+
+func passThrough(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+	switch req.GetRequest().(type) {
+	case *extprocv3.ProcessingRequest_RequestBody:
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{}}}
+	case *extprocv3.ProcessingRequest_ResponseBody:
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{}}}
+	case *extprocv3.ProcessingRequest_RequestTrailers:
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}}
+	case *extprocv3.ProcessingRequest_ResponseTrailers:
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}}}
+	}
+	return &extprocv3.ProcessingResponse{}
+}
+
+// endOfStream turns the ways a gRPC stream ends normally into nil.
+func endOfStream(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) {
+		return nil
+	}
+	if c := status.Code(err); c == codes.Canceled || c == codes.DeadlineExceeded {
+		return nil
+	}
+	return err
+}
+
+type slogLogger struct{ l *slog.Logger }
+
+func (s slogLogger) Log(level policy.Level, msg string) {
+	s.l.Log(context.Background(), slogLevel(level), msg)
+}
+
+func slogLevel(l policy.Level) slog.Level {
+	switch l {
+	case policy.LevelDebug:
+		return slog.LevelDebug
+	case policy.LevelInfo:
+		return slog.LevelInfo
+	case policy.LevelWarn:
+		return slog.LevelWarn
+	}
+	return slog.LevelError
+}
