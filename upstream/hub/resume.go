@@ -1,0 +1,128 @@
+package hub
+
+import (
+	"strconv"
+)
+
+// ReplayStatus says what a Last-Event-ID led to.
+type ReplayStatus int
+
+const (
+	// ReplayNone: no Last-Event-ID; a new client.
+	ReplayNone ReplayStatus = iota
+	// ReplayResumed: the id is within the history; every newer event held
+	// is replayed (possibly none, if the client is up to date).
+	ReplayResumed
+	// ReplayGap: the id is older than the history; everything held is
+	// replayed, and the events in between are lost to this client.
+	ReplayGap
+	// ReplayInvalid: the id is not one this Hub could have issued (not a
+	// plain decimal number).
+	ReplayInvalid
+	// ReplayFuture: the id is newer than any issued, typically because the
+	// client saw a previous process whose ids ran higher.
+	ReplayFuture
+)
+
+// Resume is where a new subscription starts.
+type Resume struct {
+	Status ReplayStatus
+	// Events come before anything on the subscription's C, in id order,
+	// with no gap or overlap between the two.
+	Events []*Message
+}
+
+// Header is the value of the x-sse-replay response header:
+// "none", "replayed N", "gap N", "invalid-last-event-id" or
+// "future-last-event-id". N counts the replayed events.
+func (r Resume) Header() string {
+	switch r.Status {
+	case ReplayResumed:
+		return "replayed " + strconv.Itoa(len(r.Events))
+	case ReplayGap:
+		return "gap " + strconv.Itoa(len(r.Events))
+	case ReplayInvalid:
+		return "invalid-last-event-id"
+	case ReplayFuture:
+		return "future-last-event-id"
+	default:
+		return "none"
+	}
+}
+
+// Replayed is the number of history events in Events: 0 for the statuses
+// that start a client live.
+func (r Resume) Replayed() int {
+	if r.Status == ReplayResumed || r.Status == ReplayGap {
+		return len(r.Events)
+	}
+	return 0
+}
+
+// Subscribe registers a subscriber resuming after lastEventID ("" for a new
+// client) and returns what to send it before its live feed.
+//
+// A client that has no usable Last-Event-ID (none, invalid, from the future)
+// is not given the history: replaying up to History events to every new
+// client is a burst nobody asked for. It gets only the newest event, so that
+// a user running curl sees an event at once instead of waiting an interval.
+//
+// The history snapshot and the registration happen under one lock, the same
+// lock Publish holds while it fans out, so every event is either in the
+// snapshot or on C, never both and never neither.
+func (h *Hub) Subscribe(lastEventID string) (*Subscription, Resume, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, Resume{}, ErrClosed
+	}
+	s := &Subscription{hub: h, c: make(chan *Message, h.queue), done: make(chan struct{})}
+	h.subs[s] = struct{}{}
+	return s, h.resumeLocked(lastEventID), nil
+}
+
+func (h *Hub) resumeLocked(lastEventID string) Resume {
+	if lastEventID == "" {
+		return Resume{Status: ReplayNone, Events: h.newestLocked()}
+	}
+	id, err := strconv.ParseUint(lastEventID, 10, 64)
+	switch {
+	case err != nil:
+		return Resume{Status: ReplayInvalid, Events: h.newestLocked()}
+	case id > h.last:
+		return Resume{Status: ReplayFuture, Events: h.newestLocked()}
+	}
+	oldest := h.oldestLocked()
+	status := ReplayResumed
+	from := id + 1 // strictly after: the client already has id
+	if from < oldest {
+		status, from = ReplayGap, oldest
+	}
+	return Resume{Status: status, Events: h.rangeLocked(from, h.last)}
+}
+
+// oldestLocked is the oldest id still in the history (1 while it is not full).
+func (h *Hub) oldestLocked() uint64 {
+	if n := uint64(len(h.ring)); h.last > n {
+		return h.last - n + 1
+	}
+	return 1
+}
+
+func (h *Hub) newestLocked() []*Message {
+	if h.last == 0 {
+		return nil
+	}
+	return h.rangeLocked(h.last, h.last)
+}
+
+func (h *Hub) rangeLocked(from, to uint64) []*Message {
+	if from > to {
+		return nil
+	}
+	out := make([]*Message, 0, to-from+1)
+	for id := from; id <= to; id++ {
+		out = append(out, h.ring[(id-1)%uint64(len(h.ring))])
+	}
+	return out
+}

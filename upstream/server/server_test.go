@@ -1,0 +1,357 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"example.com/sse-on-envoy/upstream/hub"
+)
+
+// running is a Server under Run on loopback listeners.
+type running struct {
+	srv    *Server
+	plain  string // base URLs
+	secure string
+	h2     *http.Client
+	logs   *logBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startServer(t *testing.T, cfg Config, wrap func(net.Listener) net.Listener) *running {
+	t.Helper()
+	tlsConf, h2 := testTLS(t)
+	logs := &logBuffer{}
+	cfg.TLS = tlsConf
+	cfg.Handler.Logger = logs.logger()
+	srv := New(cfg)
+	listen := func() net.Listener {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wrap != nil {
+			ln = wrap(ln)
+		}
+		return ln
+	}
+	plain, secure := listen(), listen()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{
+		srv: srv, h2: h2, logs: logs, cancel: cancel, done: make(chan error, 1),
+		plain:  "http://" + plain.Addr().String(),
+		secure: "https://" + secure.Addr().String(),
+	}
+	go func() { r.done <- srv.Run(ctx, plain, secure) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.done:
+		case <-time.After(testTimeout):
+			t.Error("Run did not return")
+		}
+	})
+	return r
+}
+
+// stop cancels Run and returns how long it took to return.
+func (r *running) stop(t *testing.T) (time.Duration, error) {
+	t.Helper()
+	start := time.Now()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		r.done <- err // for the cleanup
+		return time.Since(start), err
+	case <-time.After(testTimeout):
+		t.Fatal("Run did not return after cancel")
+		return 0, nil
+	}
+}
+
+// One hub behind both listeners: clients on HTTP/1.1 and on HTTP/2 over TLS
+// see the same ids for the same events, and ids keep rising across
+// reconnects.
+func TestGlobalIDsAcrossListeners(t *testing.T) {
+	r := startServer(t, Config{Interval: 20 * time.Millisecond}, nil)
+	ctx := testContext(t)
+	h1 := h1Client(t)
+
+	a := openStream(ctx, t, h1, r.plain+EventsPath, nil)
+	b := openStream(ctx, t, r.h2, r.secure+EventsPath, nil)
+	if a.resp.ProtoMajor != 1 || b.resp.ProtoMajor != 2 {
+		t.Fatalf("protocols %s and %s, want HTTP/1.1 and HTTP/2.0", a.resp.Proto, b.resp.Proto)
+	}
+	data := map[string]string{}
+	check := func(name string, s *clientStream) uint64 {
+		var prev uint64
+		for range 10 {
+			e := s.next(t)
+			var id uint64
+			fmt.Sscan(e.ID, &id)
+			if id <= prev {
+				t.Errorf("%s: id %d after %d", name, id, prev)
+			}
+			if d, ok := data[e.ID]; ok && d != e.Data {
+				t.Errorf("id %s is %q on one listener and %q on the other", e.ID, d, e.Data)
+			}
+			data[e.ID] = e.Data
+			prev = id
+		}
+		return prev
+	}
+	lastA := check("plain", a)
+	check("tls", b)
+	a.resp.Body.Close()
+
+	// The log tells which protocol each stream arrived with.
+	protos := map[any]bool{}
+	for _, rec := range r.logs.records("sse stream open") {
+		protos[rec["proto"]] = true
+	}
+	if !protos["HTTP/1.1"] || !protos["HTTP/2.0"] {
+		t.Errorf("logged protocols %v, want HTTP/1.1 and HTTP/2.0", protos)
+	}
+
+	// A new connection, on the other listener this time, continues the
+	// sequence rather than starting again.
+	c := openStream(ctx, t, r.h2, r.secure+EventsPath, nil)
+	if id := c.nextID(t); id < lastA {
+		t.Errorf("reconnected client got id %d, below the %d seen before", id, lastA)
+	}
+}
+
+// The first event reaches a client at once, not after an interval.
+func TestFirstEventWithoutWaiting(t *testing.T) {
+	r := startServer(t, Config{Interval: time.Hour}, nil)
+	ctx := testContext(t)
+	s := openStream(ctx, t, h1Client(t), r.plain+EventsPath, nil)
+	if e := s.next(t); e.ID != "1" || e.Type != EventType || e.Data == "" {
+		t.Errorf("first event %+v", e)
+	}
+}
+
+// The per-write deadline must not turn into a deadline for the whole
+// stream, as a server-wide WriteTimeout would.
+func TestStreamOutlivesWriteTimeout(t *testing.T) {
+	r := startServer(t, Config{
+		Interval: 20 * time.Millisecond,
+		Handler:  HandlerOptions{WriteTimeout: 100 * time.Millisecond},
+	}, nil)
+	ctx := testContext(t)
+	for _, s := range []*clientStream{
+		openStream(ctx, t, h1Client(t), r.plain+EventsPath, nil),
+		openStream(ctx, t, r.h2, r.secure+EventsPath, nil),
+	} {
+		start := time.Now()
+		for time.Since(start) < 400*time.Millisecond {
+			s.next(t)
+		}
+	}
+}
+
+func TestHTTPServerTimeouts(t *testing.T) {
+	srv := New(Config{}).httpServer(nil)
+	if srv.WriteTimeout != 0 || srv.ReadTimeout != 0 {
+		t.Errorf("WriteTimeout %v ReadTimeout %v: either would cut streams", srv.WriteTimeout, srv.ReadTimeout)
+	}
+	// Above Envoy's upstream idle timeout (1m in our config): Envoy must be
+	// the side that closes idle pooled connections.
+	if srv.IdleTimeout <= time.Minute {
+		t.Errorf("IdleTimeout %v, want above 1m", srv.IdleTimeout)
+	}
+	if srv.ReadHeaderTimeout <= 0 {
+		t.Error("no ReadHeaderTimeout")
+	}
+}
+
+func TestShutdownEndsStreams(t *testing.T) {
+	// Without the hub closing the streams, Shutdown would wait out the
+	// whole ShutdownTimeout.
+	r := startServer(t, Config{Interval: 20 * time.Millisecond, ShutdownTimeout: 10 * time.Second}, nil)
+	ctx := testContext(t)
+	streams := []*clientStream{
+		openStream(ctx, t, h1Client(t), r.plain+EventsPath, nil),
+		openStream(ctx, t, r.h2, r.secure+EventsPath, nil),
+	}
+	for _, s := range streams {
+		s.next(t)
+	}
+	took, err := r.stop(t)
+	if err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	// Handlers return at once; only a stuck client could use up the bound.
+	if took > 7*time.Second {
+		t.Errorf("shutdown took %v", took)
+	}
+	for _, s := range streams {
+		// The response ends normally: the client sees EOF, not a reset, and
+		// reconnects.
+		var err error
+		for err == nil {
+			_, err = s.rd.Next()
+		}
+		if !errors.Is(err, io.EOF) {
+			t.Errorf("%s stream ended with %v, want EOF", s.resp.Proto, err)
+		}
+	}
+	ends := r.logs.records("sse stream closed")
+	if len(ends) != 2 {
+		t.Fatalf("%d streams logged as closed, want 2", len(ends))
+	}
+	for _, rec := range ends {
+		if rec["end"] != EndShutdown {
+			t.Errorf("stream ended %v, want %s", rec["end"], EndShutdown)
+		}
+	}
+	if _, err := http.Get(r.plain + HealthPath); err == nil {
+		t.Error("still accepting after shutdown")
+	}
+}
+
+// smallBuffers makes the kernel hold little for a client that stops
+// reading, so that the server's writes block after a few events.
+type smallBuffers struct{ net.Listener }
+
+func (l smallBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(8 << 10)
+	}
+	return c, err
+}
+
+func smallReadBufferClient(t *testing.T) *http.Client {
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(4 << 10)
+		}
+		return c, err
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+// A shutdown bounded by ShutdownTimeout even when a client stopped reading
+// and its handler is stuck in a write with a long deadline.
+func TestShutdownBoundedWithStuckClient(t *testing.T) {
+	r := startServer(t, Config{
+		Interval:        -1,
+		ShutdownTimeout: 300 * time.Millisecond,
+		Hub:             hub.Options{Queue: 1 << 10},
+		Handler:         HandlerOptions{WriteTimeout: time.Minute},
+	}, func(ln net.Listener) net.Listener { return smallBuffers{ln} })
+	ctx := testContext(t)
+	s := openStream(ctx, t, smallReadBufferClient(t), r.plain+EventsPath, nil)
+	_ = s // never read from again
+	big := strings.Repeat("x", 32<<10)
+	for range 50 {
+		if _, err := r.srv.Hub().Publish(EventType, big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // let the handler block in a write
+	took, _ := r.stop(t)
+	if took > 5*time.Second {
+		t.Errorf("shutdown took %v with a stuck client, bound is 300ms plus closing", took)
+	}
+}
+
+// A client that stops reading is cut when its queue fills, while a fast
+// client on the same hub keeps receiving every event; the cut client then
+// resumes from its Last-Event-ID without losing anything.
+func TestSlowClientIsCut(t *testing.T) {
+	r := startServer(t, Config{
+		Interval: -1,
+		Hub:      hub.Options{Queue: 4, History: 1 << 10},
+		Handler:  HandlerOptions{WriteTimeout: 500 * time.Millisecond},
+	}, func(ln net.Listener) net.Listener { return smallBuffers{ln} })
+	h := r.srv.Hub()
+	ctx := testContext(t)
+	if _, err := h.Publish(EventType, "first"); err != nil {
+		t.Fatal(err)
+	}
+	slow := openStream(ctx, t, smallReadBufferClient(t), r.plain+EventsPath, nil)
+	fast := openStream(ctx, t, h1Client(t), r.plain+EventsPath, nil)
+	slow.next(t)
+	fast.next(t)
+
+	big := strings.Repeat("y", 16<<10)
+	var last uint64
+	for i := 0; h.Stats().Cut == 0; i++ {
+		if i == 500 {
+			t.Fatal("slow client never cut")
+		}
+		m := publishWithin(t, h, big)
+		last = m.ID
+		// Waiting for the fast client keeps it from being cut however
+		// slowly this machine runs; the slow client is never waited for.
+		if id := fast.nextID(t); id != m.ID {
+			t.Fatalf("fast client got id %d, want %d", id, m.ID)
+		}
+	}
+	for range 3 {
+		m := publishWithin(t, h, "after the cut")
+		last = m.ID
+		if id := fast.nextID(t); id != m.ID {
+			t.Fatalf("fast client got id %d, want %d", id, m.ID)
+		}
+	}
+	if st := h.Stats(); st.Cut != 1 || st.Subscribers != 1 {
+		t.Errorf("stats %+v, want exactly the slow client cut", st)
+	}
+
+	// The slow client's stream ends (within its write deadline), and a
+	// reconnect with its Last-Event-ID replays the rest.
+	var err error
+	for err == nil {
+		_, err = slow.rd.Next()
+	}
+	waitFor(t, "slow stream logged as closed", func() bool { return len(r.logs.records("sse stream closed")) == 1 })
+	if end := r.logs.records("sse stream closed")[0]["end"]; end != EndSlowClient {
+		t.Errorf("slow stream ended %v, want %s", end, EndSlowClient)
+	}
+	seen := slow.rd.LastEventID()
+	again := openStream(ctx, t, h1Client(t), r.plain+EventsPath, http.Header{"Last-Event-Id": {seen}})
+	if got := again.resp.Header.Get("X-Sse-Replay"); !strings.HasPrefix(got, "replayed ") {
+		t.Errorf("x-sse-replay %q after a cut", got)
+	}
+	var from uint64
+	fmt.Sscan(seen, &from)
+	if got := again.readIDs(t, int(last-from)); fmt.Sprint(got) != fmt.Sprint(span(from+1, last)) {
+		t.Errorf("resumed with %v, want %d..%d", got, from+1, last)
+	}
+}
+
+// publishWithin fails the test instead of hanging if Publish ever blocks.
+func publishWithin(t *testing.T, h *hub.Hub, data string) *hub.Message {
+	t.Helper()
+	type result struct {
+		m   *hub.Message
+		err error
+	}
+	c := make(chan result, 1)
+	go func() {
+		m, err := h.Publish(EventType, data)
+		c <- result{m, err}
+	}()
+	select {
+	case r := <-c:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		return r.m
+	case <-time.After(testTimeout):
+		t.Fatal("Publish blocked")
+		return nil
+	}
+}
