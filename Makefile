@@ -59,12 +59,15 @@ $(CURDIR)/$(VENV)/bin/envoy-stock:
 	ln -sf "$$(find $(VENV) -path '*/envoy/_bin/envoy' -type f | head -n1)" $@
 	$@ --version
 
-.PHONY: browser
-browser: ## Install Debian's Chromium for the browser tests (needs root)
-	@if [ -x "$(CHROMIUM_BIN)" ]; then echo "chromium: $(CHROMIUM_BIN)"; else \
-	  command -v apt-get >/dev/null || { echo "ERROR: no $(CHROMIUM_BIN) and no apt-get; install Chromium or set CHROMIUM_BIN" >&2; exit 1; }; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  test -x "$(CHROMIUM_BIN)" || { echo "ERROR: chromium did not install" >&2; exit 1; }; fi
+.PHONY: e2e-deps
+e2e-deps: ## Install curl and Debian's Chromium for the end-to-end tests (apt-get, as root)
+	@missing=""; command -v curl >/dev/null || missing="$$missing curl"; \
+	  [ -x "$(CHROMIUM_BIN)" ] || missing="$$missing chromium"; \
+	  if [ -z "$$missing" ]; then echo "e2e deps: curl and $(CHROMIUM_BIN) present"; exit 0; fi; \
+	  command -v apt-get >/dev/null || { echo "ERROR: need$$missing and there is no apt-get; install them or set CHROMIUM_BIN" >&2; exit 1; }; \
+	  echo "installing$$missing from Debian"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || { echo "ERROR: apt-get install$$missing failed" >&2; exit 1; }; \
+	  [ -x "$(CHROMIUM_BIN)" ] || { echo "ERROR: chromium did not install at $(CHROMIUM_BIN)" >&2; exit 1; }
 
 .PHONY: lint
 lint: ## gofmt and go vet
@@ -72,7 +75,7 @@ lint: ## gofmt and go vet
 	$(GO) vet ./...
 
 .PHONY: test
-test: lint envoy browser ## Everything: unit, race, fuzz (briefly) and end-to-end tests in stock Envoy and Chromium
+test: lint envoy e2e-deps ## Everything: unit, race, fuzz (briefly) and end-to-end tests in stock Envoy and Chromium
 	SSE_E2E=1 $(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -race -count=1 -timeout 10m ./internal/... ./upstream/...
 	$(GO) test -run '^$$' -fuzz FuzzScanner -fuzztime $(FUZZTIME) ./internal/sse

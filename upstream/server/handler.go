@@ -88,6 +88,8 @@ type streamer struct {
 
 func (s *streamer) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
+		// Logged so a preflight that slipped past Envoy's CORS handling shows.
+		s.opts.Logger.Info("method not allowed", "method", r.Method, "path", r.URL.Path, "proto", r.Proto)
 		w.Header().Set("Allow", http.MethodGet)
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return

@@ -1,0 +1,66 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"example.com/sse-on-envoy/internal/localstack"
+)
+
+// Upstream timing for the tests: events fast enough to see several in a
+// second, heartbeats often enough to see one.
+var fastUpstream = []string{"-interval", "250ms", "-heartbeat", "1s", "-retry", "500ms"}
+
+// startStack runs the whole system for one test and stops it at cleanup,
+// printing every process's output when the test failed.
+func startStack(t *testing.T, extraOrigins ...string) *localstack.Stack {
+	t.Helper()
+	requireTools(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := localstack.Start(ctx, localstack.Options{
+		Root:         repoRoot,
+		Dir:          t.TempDir(),
+		EnvoyBin:     os.Getenv("ENVOY_BIN"),
+		Bins:         bins,
+		ExtraOrigins: extraOrigins,
+		UpstreamArgs: fastUpstream,
+		ServeDemo:    true,
+	})
+	if err != nil {
+		t.Fatalf("starting the stack: %v", err)
+	}
+	t.Cleanup(func() {
+		s.Stop()
+		if t.Failed() {
+			for _, p := range s.Processes() {
+				t.Logf("---- %s output ----\n%s", p.Name, p.Output())
+			}
+		}
+	})
+	return s
+}
+
+// httpClient trusts the stack's CA; h2 says whether to offer HTTP/2.
+func httpClient(t *testing.T, s *localstack.Stack, h2 bool) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(s.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("no CA certificate in " + s.CAFile)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: h2}
+	if !h2 {
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}

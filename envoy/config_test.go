@@ -1,0 +1,385 @@
+// Tests of envoy.yaml and envoy-extproc.yaml: they parse into Envoy's
+// bootstrap proto, pass its validation rules, and carry every setting a
+// long-lived stream needs.
+package envoy_test
+
+import (
+	"encoding/json"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	xdstype "github.com/cncf/xds/go/xds/type/v3"
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	streamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"example.com/sse-on-envoy/filter/ssefilter"
+	"example.com/sse-on-envoy/internal/envoyconfig"
+	"example.com/sse-on-envoy/internal/policy"
+)
+
+// heartbeat is the upstream's default comment interval: idle timeouts must
+// stay well above it.
+const heartbeat = 15 * time.Second
+
+var configs = []string{"envoy.yaml", "envoy-extproc.yaml"}
+
+func load(t *testing.T, name string) *bootstrapv3.Bootstrap {
+	t.Helper()
+	b, err := envoyconfig.Load(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func hcms(t *testing.T, b *bootstrapv3.Bootstrap, listener string) []*hcmv3.HttpConnectionManager {
+	t.Helper()
+	l, err := envoyconfig.Listener(b, listener)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := envoyconfig.HTTPConnectionManagers(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func TestListeners(t *testing.T) {
+	for _, name := range configs {
+		t.Run(name, func(t *testing.T) {
+			b := load(t, name)
+			for listener, port := range map[string]uint32{envoyconfig.ListenerHTTP: 8080, envoyconfig.ListenerHTTPS: 8443} {
+				l, err := envoyconfig.Listener(b, listener)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := l.GetAddress().GetSocketAddress().GetPortValue(); got != port {
+					t.Errorf("%s: port %d, want %d", listener, got, port)
+				}
+				if l.GetPerConnectionBufferLimitBytes().GetValue() == 0 {
+					t.Errorf("%s: no per_connection_buffer_limit_bytes", listener)
+				}
+				for _, h := range hcms(t, b, listener) {
+					if h.GetCodecType() != hcmv3.HttpConnectionManager_AUTO {
+						t.Errorf("%s: codec %v, want AUTO", listener, h.GetCodecType())
+					}
+					if h.GetStreamIdleTimeout().AsDuration() < 4*heartbeat {
+						t.Errorf("%s: stream_idle_timeout %v too close to the %v heartbeat", listener, h.GetStreamIdleTimeout().AsDuration(), heartbeat)
+					}
+					if h.GetRequestTimeout().AsDuration() != 0 {
+						t.Errorf("%s: request_timeout %v would cut streams", listener, h.GetRequestTimeout().AsDuration())
+					}
+					if h.GetAccessLogOptions().GetAccessLogFlushInterval().AsDuration() == 0 {
+						t.Errorf("%s: no periodic access log for long streams", listener)
+					}
+				}
+			}
+			https, _ := envoyconfig.Listener(b, envoyconfig.ListenerHTTPS)
+			var tlsCtx tlsv3.DownstreamTlsContext
+			if err := https.GetFilterChains()[0].GetTransportSocket().GetTypedConfig().UnmarshalTo(&tlsCtx); err != nil {
+				t.Fatalf("https listener has no TLS: %v", err)
+			}
+			if alpn := tlsCtx.GetCommonTlsContext().GetAlpnProtocols(); !slices.Equal(alpn, []string{"h2", "http/1.1"}) {
+				t.Errorf("ALPN %q, want h2 first", alpn)
+			}
+			http, _ := envoyconfig.Listener(b, envoyconfig.ListenerHTTP)
+			if http.GetFilterChains()[0].GetTransportSocket() != nil {
+				t.Error("the 8080 listener must be plaintext")
+			}
+			if a := b.GetAdmin().GetAddress().GetSocketAddress().GetAddress(); a != "127.0.0.1" {
+				t.Errorf("admin on %q, want loopback only", a)
+			}
+		})
+	}
+}
+
+func TestRoutes(t *testing.T) {
+	for _, name := range configs {
+		t.Run(name, func(t *testing.T) {
+			b := load(t, name)
+			routes := map[string]*routev3.Route{}
+			for _, h := range hcms(t, b, envoyconfig.ListenerHTTP) {
+				for _, vh := range h.GetRouteConfig().GetVirtualHosts() {
+					for _, r := range vh.GetRoutes() {
+						routes[r.GetMatch().GetPrefix()] = r
+					}
+				}
+			}
+			tests := []struct {
+				prefix, cluster, rewrite string
+			}{
+				{"/sse/", envoyconfig.ClusterPlain, ""},
+				{"/sse-with-tls/", envoyconfig.ClusterTLS, "/sse/"},
+			}
+			for _, tc := range tests {
+				r, ok := routes[tc.prefix]
+				if !ok {
+					t.Errorf("no route for %s", tc.prefix)
+					continue
+				}
+				ra := r.GetRoute()
+				if ra.GetCluster() != tc.cluster || ra.GetPrefixRewrite() != tc.rewrite {
+					t.Errorf("%s -> %s (rewrite %q), want %s (%q)", tc.prefix, ra.GetCluster(), ra.GetPrefixRewrite(), tc.cluster, tc.rewrite)
+				}
+				if ra.GetTimeout() == nil || ra.GetTimeout().AsDuration() != 0 {
+					t.Errorf("%s: timeout %v, want 0s (the 15 s default cuts streams)", tc.prefix, ra.GetTimeout())
+				}
+				if ra.GetIdleTimeout().AsDuration() < 3*heartbeat {
+					t.Errorf("%s: idle_timeout %v too close to the heartbeat", tc.prefix, ra.GetIdleTimeout().AsDuration())
+				}
+			}
+			// Both listeners route the same way.
+			https := hcms(t, b, envoyconfig.ListenerHTTPS)[0]
+			if !proto.Equal(https.GetRouteConfig(), hcms(t, b, envoyconfig.ListenerHTTP)[0].GetRouteConfig()) {
+				t.Error("the listeners' route configs differ")
+			}
+		})
+	}
+}
+
+func protocolOptions(t *testing.T, c *clusterv3.Cluster) *upstreamhttpv3.HttpProtocolOptions {
+	t.Helper()
+	var o upstreamhttpv3.HttpProtocolOptions
+	if err := c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].UnmarshalTo(&o); err != nil {
+		t.Fatalf("cluster %s: HttpProtocolOptions: %v", c.GetName(), err)
+	}
+	return &o
+}
+
+func TestClusters(t *testing.T) {
+	for _, name := range configs {
+		t.Run(name, func(t *testing.T) {
+			b := load(t, name)
+			plain, err := envoyconfig.Cluster(b, envoyconfig.ClusterPlain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tlsCluster, err := envoyconfig.Cluster(b, envoyconfig.ClusterTLS)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			po := protocolOptions(t, plain)
+			if po.GetExplicitHttpConfig().GetHttpProtocolOptions() == nil || plain.GetTransportSocket() != nil {
+				t.Error("the plain cluster must speak HTTP/1.1 without TLS")
+			}
+			to := protocolOptions(t, tlsCluster)
+			if to.GetAutoConfig() == nil || to.GetAutoConfig().GetHttp2ProtocolOptions() == nil {
+				t.Error("the TLS cluster must let ALPN pick h2 (auto_config)")
+			}
+			var up tlsv3.UpstreamTlsContext
+			if err := tlsCluster.GetTransportSocket().GetTypedConfig().UnmarshalTo(&up); err != nil {
+				t.Fatalf("TLS cluster: %v", err)
+			}
+			vc := up.GetCommonTlsContext().GetValidationContext()
+			if up.GetSni() != "upstream" || vc.GetTrustedCa().GetFilename() == "" ||
+				len(vc.GetMatchTypedSubjectAltNames()) == 0 || vc.GetMatchTypedSubjectAltNames()[0].GetMatcher().GetExact() != "upstream" {
+				t.Errorf("the TLS cluster must verify the upstream: sni %q, validation %v", up.GetSni(), vc)
+			}
+
+			for _, c := range []*clusterv3.Cluster{plain, tlsCluster} {
+				idle := protocolOptions(t, c).GetCommonHttpProtocolOptions().GetIdleTimeout().AsDuration()
+				if idle == 0 || idle >= 2*time.Minute {
+					t.Errorf("%s: idle_timeout %v, want set and below the upstream's 2m", c.GetName(), idle)
+				}
+				th := c.GetCircuitBreakers().GetThresholds()
+				if len(th) == 0 || th[0].GetMaxRequests().GetValue() <= 1024 || th[0].GetMaxPendingRequests().GetValue() == 0 {
+					t.Errorf("%s: circuit breakers %v, want max_requests above the 1024 default and a pending bound", c.GetName(), th)
+				}
+				hc := c.GetHealthChecks()
+				if len(hc) == 0 || hc[0].GetHttpHealthCheck().GetPath() != "/healthz" {
+					t.Errorf("%s: health check %v, want /healthz", c.GetName(), hc)
+				}
+			}
+			if plain.GetCircuitBreakers().GetThresholds()[0].GetMaxConnections().GetValue() <= 1024 {
+				t.Error("upstream_plain: every HTTP/1.1 stream holds a connection: max_connections must exceed 1024")
+			}
+			if tlsCluster.GetHealthChecks()[0].GetHttpHealthCheck().GetCodecClientType().String() != "HTTP2" {
+				t.Error("upstream_tls: health checks should speak HTTP/2 like the traffic")
+			}
+		})
+	}
+}
+
+func TestAccessLogCarriesStreamFields(t *testing.T) {
+	for _, name := range configs {
+		t.Run(name, func(t *testing.T) {
+			b := load(t, name)
+			for _, listener := range []string{envoyconfig.ListenerHTTP, envoyconfig.ListenerHTTPS} {
+				h := hcms(t, b, listener)[0]
+				if len(h.GetAccessLog()) == 0 {
+					t.Fatalf("%s: no access log", listener)
+				}
+				var sl streamv3.StdoutAccessLog
+				if err := h.GetAccessLog()[0].GetTypedConfig().UnmarshalTo(&sl); err != nil {
+					t.Fatal(err)
+				}
+				format := sl.GetLogFormat().GetJsonFormat().String()
+				for _, field := range []string{"%PROTOCOL%", "%UPSTREAM_PROTOCOL%", "%DURATION%", "%RESPONSE_FLAGS%",
+					"%RESPONSE_CODE_DETAILS%", "%BYTES_SENT%", "%UPSTREAM_HOST%", "%RESP(X-SSE-STREAM)%",
+					"%DYNAMIC_METADATA(sse:events)%", "%DYNAMIC_METADATA(sse:bytes)%",
+					"%DYNAMIC_METADATA(sse:last_event_id)%", "%DYNAMIC_METADATA(sse:protocol)%", "%ACCESS_LOG_TYPE%"} {
+					if !strings.Contains(format, field) {
+						t.Errorf("%s: access log lacks %s", listener, field)
+					}
+				}
+			}
+		})
+	}
+}
+
+func httpFilterNames(h *hcmv3.HttpConnectionManager) []string {
+	var names []string
+	for _, f := range h.GetHttpFilters() {
+		names = append(names, f.GetName())
+	}
+	return names
+}
+
+func TestGolangFilter(t *testing.T) {
+	b := load(t, "envoy.yaml")
+	for _, listener := range []string{envoyconfig.ListenerHTTP, envoyconfig.ListenerHTTPS} {
+		if names := httpFilterNames(hcms(t, b, listener)[0]); !slices.Equal(names, []string{envoyconfig.GolangFilter, "envoy.filters.http.router"}) {
+			t.Errorf("%s: filters %q, want the golang filter before the router", listener, names)
+		}
+	}
+	filters, err := envoyconfig.GolangFilters(b)
+	if err != nil || len(filters) != 2 {
+		t.Fatalf("golang filters: %d, %v", len(filters), err)
+	}
+	for _, f := range filters {
+		if f.GetPluginName() != ssefilter.FilterName || f.GetLibraryId() != ssefilter.FilterName {
+			t.Errorf("plugin_name %q library_id %q, want %q (else Envoy passes traffic through)", f.GetPluginName(), f.GetLibraryId(), ssefilter.FilterName)
+		}
+		if !strings.HasPrefix(f.GetLibraryPath(), "/") {
+			t.Errorf("library_path %q must be absolute", f.GetLibraryPath())
+		}
+		// The payload must pass the filter's own parser, or Envoy refuses it.
+		if _, err := (ssefilter.ConfigParser{}).Parse(f.GetPluginConfig(), nil); err != nil {
+			t.Errorf("plugin_config refused by the filter: %v", err)
+		}
+	}
+}
+
+// The golang filter's inline settings and the ext_proc server's file must
+// be the same policy.
+func TestPluginConfigMatchesPolicyFile(t *testing.T) {
+	data, err := os.ReadFile("sse-policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := policy.ParseYAMLOrJSON(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := load(t, "envoy.yaml")
+	want := proto.Clone(b).(*bootstrapv3.Bootstrap)
+	if err := envoyconfig.SetGolangPluginConfig(want, file); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := envoyconfig.GolangFilters(b)
+	fromFile, _ := envoyconfig.GolangFilters(want)
+	for i := range got {
+		// Any holds serialized bytes, whose map order varies: compare the
+		// Structs themselves.
+		var a, b xdstype.TypedStruct
+		if err := got[i].GetPluginConfig().UnmarshalTo(&a); err != nil {
+			t.Fatal(err)
+		}
+		if err := fromFile[i].GetPluginConfig().UnmarshalTo(&b); err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(a.GetValue(), b.GetValue()) {
+			t.Errorf("envoy.yaml's plugin_config differs from sse-policy.yaml:\n%v\n%v", a.GetValue(), b.GetValue())
+		}
+	}
+}
+
+// envoy-extproc.yaml is envoy.yaml with other HTTP filters and one more
+// cluster; everything else must stay identical.
+func TestExtProcConfigMatchesGolangConfig(t *testing.T) {
+	strip := func(b *bootstrapv3.Bootstrap) {
+		if err := envoyconfig.EditHTTPConnectionManagers(b, func(h *hcmv3.HttpConnectionManager) error {
+			h.HttpFilters = nil
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		clusters := b.GetStaticResources().GetClusters()
+		b.StaticResources.Clusters = slices.DeleteFunc(clusters, func(c *clusterv3.Cluster) bool { return c.GetName() == envoyconfig.ClusterExtProc })
+	}
+	golang, extproc := load(t, "envoy.yaml"), load(t, "envoy-extproc.yaml")
+	strip(golang)
+	strip(extproc)
+	if !sameJSON(t, golang, extproc) {
+		t.Error("envoy.yaml and envoy-extproc.yaml differ outside their HTTP filters and the extproc cluster")
+	}
+}
+
+func TestExtProcFilters(t *testing.T) {
+	b := load(t, "envoy-extproc.yaml")
+	h := hcms(t, b, envoyconfig.ListenerHTTP)[0]
+	if names := httpFilterNames(h); !slices.Equal(names, []string{"sse_policy", "sse_observe", "envoy.filters.http.router"}) {
+		t.Fatalf("filters %q", names)
+	}
+	var policyFilter, observer extprocv3.ExternalProcessor
+	if err := h.GetHttpFilters()[0].GetTypedConfig().UnmarshalTo(&policyFilter); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.GetHttpFilters()[1].GetTypedConfig().UnmarshalTo(&observer); err != nil {
+		t.Fatal(err)
+	}
+	pm := policyFilter.GetProcessingMode()
+	if pm.GetResponseBodyMode() != extprocv3.ProcessingMode_NONE || pm.GetRequestBodyMode() != extprocv3.ProcessingMode_NONE || policyFilter.GetObservabilityMode() {
+		t.Errorf("sse_policy must see headers only, and answer them: %v", pm)
+	}
+	if !observer.GetObservabilityMode() || observer.GetProcessingMode().GetResponseBodyMode() != extprocv3.ProcessingMode_STREAMED {
+		t.Errorf("sse_observe must stream bodies in observability mode: %v", observer.GetProcessingMode())
+	}
+	md := observer.GetGrpcService().GetInitialMetadata()
+	if len(md) != 1 || md[0].GetKey() != "x-sse-role" || md[0].GetValue() != "observe" {
+		t.Errorf("sse_observe metadata %v", md)
+	}
+	if !policyFilter.GetFailureModeAllow() || !observer.GetFailureModeAllow() {
+		t.Error("both ext_proc filters fail open (README: failure mode)")
+	}
+	c, err := envoyconfig.Cluster(b, envoyconfig.ClusterExtProc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if protocolOptions(t, c).GetExplicitHttpConfig().GetHttp2ProtocolOptions() == nil {
+		t.Error("the extproc cluster must speak HTTP/2 (gRPC)")
+	}
+}
+
+// sameJSON compares two configs by their JSON form: Any fields hold bytes
+// whose map order varies between marshals, so proto.Equal can differ on
+// equal configs.
+func sameJSON(t *testing.T, a, b proto.Message) bool {
+	t.Helper()
+	decode := func(m proto.Message) any {
+		js, err := protojson.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v any
+		if err := json.Unmarshal(js, &v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	return reflect.DeepEqual(decode(a), decode(b))
+}

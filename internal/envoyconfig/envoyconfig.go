@@ -1,0 +1,208 @@
+// Package envoyconfig loads this repository's Envoy configurations into
+// Envoy's own bootstrap proto (go-control-plane), validates them with the
+// protos' rules, and rewrites them for local runs: ports, endpoints, file
+// paths, the golang filter's settings. Working on the proto rather than on
+// YAML text means a typo in a field name fails here, as it would in Envoy.
+package envoyconfig
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"sigs.k8s.io/yaml"
+
+	// Every extension the configs name, so Any fields resolve.
+	_ "github.com/cncf/xds/go/xds/type/v3"
+	_ "github.com/envoyproxy/go-control-plane/contrib/envoy/extensions/filters/http/golang/v3alpha"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+)
+
+// Names the repository's configs use.
+const (
+	ListenerHTTP   = "http"
+	ListenerHTTPS  = "https"
+	ClusterPlain   = "upstream_plain"
+	ClusterTLS     = "upstream_tls"
+	ClusterExtProc = "extproc"
+	GolangFilter   = "envoy.filters.http.golang"
+	HCMFilter      = "envoy.filters.network.http_connection_manager"
+)
+
+// Load reads an Envoy YAML (or JSON) file into a validated bootstrap.
+func Load(path string) (*bootstrapv3.Bootstrap, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading Envoy config: %w", err)
+	}
+	b, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return b, nil
+}
+
+// Parse decodes YAML (anchors included) strictly: unknown fields fail, as
+// they do in Envoy.
+func Parse(data []byte) (*bootstrapv3.Bootstrap, error) {
+	js, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("YAML: %w", err)
+	}
+	var b bootstrapv3.Bootstrap
+	if err := protojson.Unmarshal(js, &b); err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	if err := b.ValidateAll(); err != nil {
+		return nil, fmt.Errorf("bootstrap validation: %w", err)
+	}
+	return &b, nil
+}
+
+// Marshal renders b as JSON, which Envoy reads from a .json file.
+func Marshal(b *bootstrapv3.Bootstrap) ([]byte, error) {
+	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("rendering the Envoy config: %w", err)
+	}
+	return data, nil
+}
+
+// Listener finds a static listener by name.
+func Listener(b *bootstrapv3.Bootstrap, name string) (*listenerv3.Listener, error) {
+	for _, l := range b.GetStaticResources().GetListeners() {
+		if l.GetName() == name {
+			return l, nil
+		}
+	}
+	return nil, fmt.Errorf("no listener %q", name)
+}
+
+// Cluster finds a static cluster by name.
+func Cluster(b *bootstrapv3.Bootstrap, name string) (*clusterv3.Cluster, error) {
+	for _, c := range b.GetStaticResources().GetClusters() {
+		if c.GetName() == name {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("no cluster %q", name)
+}
+
+// HTTPConnectionManagers unpacks the HCM of every filter chain of l. Edit a
+// copy and store it back with SetHTTPConnectionManagers.
+func HTTPConnectionManagers(l *listenerv3.Listener) ([]*hcmv3.HttpConnectionManager, error) {
+	var out []*hcmv3.HttpConnectionManager
+	for _, fc := range l.GetFilterChains() {
+		for _, f := range fc.GetFilters() {
+			if f.GetName() != HCMFilter {
+				continue
+			}
+			var hcm hcmv3.HttpConnectionManager
+			if err := f.GetTypedConfig().UnmarshalTo(&hcm); err != nil {
+				return nil, fmt.Errorf("listener %s: %w", l.GetName(), err)
+			}
+			out = append(out, &hcm)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("listener %s has no HTTP connection manager", l.GetName())
+	}
+	return out, nil
+}
+
+// EditHTTPConnectionManagers applies edit to every HCM of every listener.
+func EditHTTPConnectionManagers(b *bootstrapv3.Bootstrap, edit func(*hcmv3.HttpConnectionManager) error) error {
+	for _, l := range b.GetStaticResources().GetListeners() {
+		for _, fc := range l.GetFilterChains() {
+			for _, f := range fc.GetFilters() {
+				if f.GetName() != HCMFilter {
+					continue
+				}
+				var hcm hcmv3.HttpConnectionManager
+				if err := f.GetTypedConfig().UnmarshalTo(&hcm); err != nil {
+					return fmt.Errorf("listener %s: %w", l.GetName(), err)
+				}
+				if err := edit(&hcm); err != nil {
+					return fmt.Errorf("listener %s: %w", l.GetName(), err)
+				}
+				if err := f.GetTypedConfig().MarshalFrom(&hcm); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// SetListenerPort moves a listener to 127.0.0.1:port.
+func SetListenerPort(b *bootstrapv3.Bootstrap, name string, port int) error {
+	l, err := Listener(b, name)
+	if err != nil {
+		return err
+	}
+	l.Address = socketAddress("127.0.0.1", port)
+	return nil
+}
+
+// SetAdminAddress moves the admin listener.
+func SetAdminAddress(b *bootstrapv3.Bootstrap, host string, port int) error {
+	if b.GetAdmin() == nil {
+		return fmt.Errorf("no admin listener")
+	}
+	b.Admin.Address = socketAddress(host, port)
+	return nil
+}
+
+// SetClusterEndpoint points a cluster's only endpoint at host:port.
+func SetClusterEndpoint(b *bootstrapv3.Bootstrap, name, host string, port int) error {
+	c, err := Cluster(b, name)
+	if err != nil {
+		return err
+	}
+	endpoints := c.GetLoadAssignment().GetEndpoints()
+	if len(endpoints) != 1 || len(endpoints[0].GetLbEndpoints()) != 1 {
+		return fmt.Errorf("cluster %s: want exactly one endpoint", name)
+	}
+	endpoints[0].LbEndpoints[0].GetEndpoint().Address = socketAddress(host, port)
+	return nil
+}
+
+// ReplacePathPrefix rewrites every string value that starts with oldPrefix
+// (certificate files, library_path...), also inside typed configs.
+func ReplacePathPrefix(b *bootstrapv3.Bootstrap, oldPrefix, newPrefix string) error {
+	js, err := protojson.Marshal(b)
+	if err != nil {
+		return err
+	}
+	quote := func(s string) []byte {
+		q, _ := json.Marshal(s)
+		return q[:len(q)-1] // keep the opening quote only: a prefix
+	}
+	js = bytes.ReplaceAll(js, quote(oldPrefix), quote(newPrefix))
+	var replaced bootstrapv3.Bootstrap
+	if err := protojson.Unmarshal(js, &replaced); err != nil {
+		return fmt.Errorf("replacing %s: %w", oldPrefix, err)
+	}
+	proto.Reset(b)
+	proto.Merge(b, &replaced)
+	return nil
+}
+
+func socketAddress(host string, port int) *corev3.Address {
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Address:       host,
+		PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(port)},
+	}}}
+}
