@@ -87,7 +87,7 @@ test: lint envoy e2e-deps ## Everything: unit, race, fuzz (briefly) and end-to-e
 
 .PHONY: bench
 bench: ## Benchmarks (scanner, hub fan-out)
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./upstream/...
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./filter/... ./upstream/...
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps certs and the Envoy virtualenv)
