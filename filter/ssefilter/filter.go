@@ -39,6 +39,10 @@ type filter struct {
 	stream        *ssestream.Stream
 	upstreamEnded bool
 	finished      bool
+	// pendingReply waits for the end of a request body: Envoy 1.37.1 can
+	// crash when a local reply is sent while the client still sends one
+	// (envoyproxy/envoy#44320). Browsers' preflights carry no body.
+	pendingReply *policy.Reply
 }
 
 func (f *filter) DecodeHeaders(h api.RequestHeaderMap, endStream bool) api.StatusType {
@@ -50,9 +54,36 @@ func (f *filter) DecodeHeaders(h api.RequestHeaderMap, endStream bool) api.Statu
 		HasOrigin:                  hasOrigin,
 		AccessControlRequestMethod: requestMethod,
 	}, h.Path())
-	if reply == nil {
+	switch {
+	case reply == nil:
+		return api.Continue
+	case !endStream:
+		// The body is dropped with the request; Envoy's buffer limit bounds it.
+		f.pendingReply = reply
+		return api.StopAndBuffer
+	}
+	return f.sendLocalReply(reply)
+}
+
+func (f *filter) DecodeData(_ api.BufferInstance, endStream bool) api.StatusType {
+	switch {
+	case f.pendingReply == nil:
+		return api.Continue
+	case !endStream:
+		return api.StopAndBuffer
+	}
+	return f.sendLocalReply(f.pendingReply)
+}
+
+func (f *filter) DecodeTrailers(api.RequestTrailerMap) api.StatusType {
+	if f.pendingReply == nil {
 		return api.Continue
 	}
+	return f.sendLocalReply(f.pendingReply)
+}
+
+func (f *filter) sendLocalReply(reply *policy.Reply) api.StatusType {
+	f.pendingReply = nil
 	headers := make(map[string][]string, len(reply.Headers))
 	for _, kv := range reply.Headers {
 		headers[kv.Key] = append(headers[kv.Key], kv.Value)

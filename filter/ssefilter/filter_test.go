@@ -420,3 +420,25 @@ func equalHeaders(a, b map[string][]string) bool {
 	}
 	return true
 }
+
+// A preflight with a body is answered only once the body has arrived
+// (envoyproxy/envoy#44320); without one it is answered at once.
+func TestPreflightWithBodyWaitsForTheEndOfTheRequest(t *testing.T) {
+	f, cb, _ := newTestFilter(t, demoConfig)
+	preflight := newHeaders(":method", "OPTIONS", ":path", "/sse/events", "origin", "http://localhost:3000", "access-control-request-method", "GET")
+	if status := f.DecodeHeaders(preflight, false); status != api.StopAndBuffer || cb.reply != nil {
+		t.Fatalf("DecodeHeaders = %v, reply %+v; want to wait for the body", status, cb.reply)
+	}
+	if status := f.DecodeData(&fakeBuffer{data: []byte("x")}, false); status != api.StopAndBuffer || cb.reply != nil {
+		t.Fatalf("DecodeData(more) = %v, reply %+v", status, cb.reply)
+	}
+	if status := f.DecodeData(&fakeBuffer{data: []byte("y")}, true); status != api.LocalReply || cb.reply == nil || cb.reply.status != 204 {
+		t.Fatalf("DecodeData(end) = %v, reply %+v; want the 204 now", status, cb.reply)
+	}
+
+	g, cb2, _ := newTestFilter(t, demoConfig)
+	g.DecodeHeaders(newHeaders(":method", "GET", ":path", "/sse/events"), false)
+	if status := g.DecodeData(&fakeBuffer{data: []byte("body")}, true); status != api.Continue || cb2.reply != nil {
+		t.Errorf("an ordinary request body: %v, reply %+v", status, cb2.reply)
+	}
+}
