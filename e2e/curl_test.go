@@ -117,7 +117,9 @@ func TestWriteUpCurlTranscripts(t *testing.T) {
 func TestEventsAreNotBuffered(t *testing.T) {
 	s := startStack(t)
 	const window = 3 * time.Second
-	const bound = 300 * time.Millisecond
+	// A buffering proxy holds events for seconds (until a buffer fills or
+	// the stream ends); 500 ms leaves room for a loaded CI machine.
+	const bound = 500 * time.Millisecond
 	type arrivals map[string]time.Time
 	read := func(client *http.Client, url string, out chan<- arrivals) {
 		got := arrivals{}
@@ -147,16 +149,20 @@ func TestEventsAreNotBuffered(t *testing.T) {
 	for name, ch := range map[string]chan arrivals{"8080 (HTTP/1.1)": h1, "8443 (HTTP/2, TLS upstream)": h2} {
 		via := <-ch
 		common := 0
+		var worst time.Duration
 		for id, at := range via {
 			d, ok := base[id]
 			if !ok {
 				continue
 			}
 			common++
-			if lag := at.Sub(d); lag > bound || lag < -bound {
+			lag := at.Sub(d)
+			worst = max(worst, lag, -lag)
+			if lag > bound || lag < -bound {
 				t.Errorf("%s: event %s arrived %v apart from the direct read (bound %v)", name, id, lag, bound)
 			}
 		}
+		t.Logf("%s: %d events, largest gap to the direct read %v", name, common, worst)
 		if common < 5 {
 			t.Errorf("%s: only %d events seen both ways in %v", name, common, window)
 		}
