@@ -134,12 +134,8 @@ func (s *Server) applyPolicy(stream extprocv3.ExternalProcessor_ProcessServer) e
 		var resp *extprocv3.ProcessingResponse
 		switch r := req.GetRequest().(type) {
 		case *extprocv3.ProcessingRequest_RequestHeaders:
-			h := newHeaderEdits(r.RequestHeaders.GetHeaders())
-			method, _ := h.Get(":method")
-			path, _ := h.Get(":path")
-			origin, hasOrigin := h.Get("origin")
-			requestMethod, _ := h.Get("access-control-request-method")
-			reply := st.OnRequest(policy.Request{Method: method, Origin: origin, HasOrigin: hasOrigin, AccessControlRequestMethod: requestMethod}, path)
+			req, path := readRequest(r.RequestHeaders.GetHeaders())
+			reply := st.OnRequest(req, path)
 			if reply != nil {
 				resp = immediateResponse(reply)
 			} else {
@@ -180,11 +176,8 @@ func (s *Server) observe(stream extprocv3.ExternalProcessor_ProcessServer) error
 		}
 		switch r := req.GetRequest().(type) {
 		case *extprocv3.ProcessingRequest_RequestHeaders:
-			h := newHeaderEdits(r.RequestHeaders.GetHeaders())
-			method, _ := h.Get(":method")
-			path, _ := h.Get(":path")
-			origin, _ := h.Get("origin")
-			st.Observe(method, path, origin)
+			req, path := readRequest(r.RequestHeaders.GetHeaders())
+			st.Observe(req.Method, path, req.Origin)
 		case *extprocv3.ProcessingRequest_ResponseHeaders:
 			h := newHeaderEdits(r.ResponseHeaders.GetHeaders())
 			if ct, _ := h.Get("content-type"); policy.IsEventStream(ct) {
@@ -203,6 +196,16 @@ func (s *Server) observe(stream extprocv3.ExternalProcessor_ProcessServer) error
 		}
 		// Observability mode ignores answers, so none are sent.
 	}
+}
+
+// readRequest is what the policy reads of the request headers, and the path.
+func readRequest(hm *corev3.HeaderMap) (policy.Request, string) {
+	h := newHeaderEdits(hm)
+	method, _ := h.Get(":method")
+	path, _ := h.Get(":path")
+	origin, hasOrigin := h.Get("origin")
+	requestMethod, _ := h.Get("access-control-request-method")
+	return policy.Request{Method: method, Origin: origin, HasOrigin: hasOrigin, AccessControlRequestMethod: requestMethod}, path
 }
 
 func infoFromAttributes(attrs *structpb.Struct, info ssestream.Info) ssestream.Info {

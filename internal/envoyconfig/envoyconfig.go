@@ -100,10 +100,8 @@ func Cluster(b *bootstrapv3.Bootstrap, name string) (*clusterv3.Cluster, error) 
 	return nil, fmt.Errorf("no cluster %q", name)
 }
 
-// HTTPConnectionManagers unpacks the HCM of every filter chain of l. Edit a
-// copy and store it back with SetHTTPConnectionManagers.
-func HTTPConnectionManagers(l *listenerv3.Listener) ([]*hcmv3.HttpConnectionManager, error) {
-	var out []*hcmv3.HttpConnectionManager
+// eachHCM unpacks the HTTP connection manager of every filter chain of l.
+func eachHCM(l *listenerv3.Listener, fn func(f *listenerv3.Filter, hcm *hcmv3.HttpConnectionManager) error) error {
 	for _, fc := range l.GetFilterChains() {
 		for _, f := range fc.GetFilters() {
 			if f.GetName() != HCMFilter {
@@ -111,36 +109,41 @@ func HTTPConnectionManagers(l *listenerv3.Listener) ([]*hcmv3.HttpConnectionMana
 			}
 			var hcm hcmv3.HttpConnectionManager
 			if err := f.GetTypedConfig().UnmarshalTo(&hcm); err != nil {
-				return nil, fmt.Errorf("listener %s: %w", l.GetName(), err)
+				return fmt.Errorf("listener %s: %w", l.GetName(), err)
 			}
-			out = append(out, &hcm)
+			if err := fn(f, &hcm); err != nil {
+				return fmt.Errorf("listener %s: %w", l.GetName(), err)
+			}
 		}
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("listener %s has no HTTP connection manager", l.GetName())
+	return nil
+}
+
+// HTTPConnectionManagers returns copies of the HCMs of l's filter chains;
+// EditHTTPConnectionManagers changes them.
+func HTTPConnectionManagers(l *listenerv3.Listener) ([]*hcmv3.HttpConnectionManager, error) {
+	var out []*hcmv3.HttpConnectionManager
+	err := eachHCM(l, func(_ *listenerv3.Filter, hcm *hcmv3.HttpConnectionManager) error {
+		out = append(out, hcm)
+		return nil
+	})
+	if err == nil && len(out) == 0 {
+		err = fmt.Errorf("listener %s has no HTTP connection manager", l.GetName())
 	}
-	return out, nil
+	return out, err
 }
 
 // EditHTTPConnectionManagers applies edit to every HCM of every listener.
 func EditHTTPConnectionManagers(b *bootstrapv3.Bootstrap, edit func(*hcmv3.HttpConnectionManager) error) error {
 	for _, l := range b.GetStaticResources().GetListeners() {
-		for _, fc := range l.GetFilterChains() {
-			for _, f := range fc.GetFilters() {
-				if f.GetName() != HCMFilter {
-					continue
-				}
-				var hcm hcmv3.HttpConnectionManager
-				if err := f.GetTypedConfig().UnmarshalTo(&hcm); err != nil {
-					return fmt.Errorf("listener %s: %w", l.GetName(), err)
-				}
-				if err := edit(&hcm); err != nil {
-					return fmt.Errorf("listener %s: %w", l.GetName(), err)
-				}
-				if err := f.GetTypedConfig().MarshalFrom(&hcm); err != nil {
-					return err
-				}
+		err := eachHCM(l, func(f *listenerv3.Filter, hcm *hcmv3.HttpConnectionManager) error {
+			if err := edit(hcm); err != nil {
+				return err
 			}
+			return f.GetTypedConfig().MarshalFrom(hcm)
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
