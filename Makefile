@@ -86,8 +86,8 @@ test: lint envoy e2e-deps ## Everything: unit, race, fuzz (briefly) and end-to-e
 	$(GO) test -run '^$$' -fuzz FuzzScanner -fuzztime $(FUZZTIME) ./internal/sse
 
 .PHONY: bench
-bench: ## Benchmarks (scanner, hub fan-out)
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./filter/... ./upstream/...
+bench: ## Benchmarks (scanner, filter chunk path, ext_proc round trip, hub fan-out)
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./filter/... ./extproc/... ./upstream/...
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps certs and the Envoy virtualenv)

@@ -40,7 +40,7 @@ func (s *syncBuffer) String() string {
 
 // startServer runs the processor on a real loopback gRPC server, as Envoy
 // would reach it.
-func startServer(t *testing.T) (extprocv3.ExternalProcessorClient, *Server, *syncBuffer) {
+func startServer(t testing.TB) (extprocv3.ExternalProcessorClient, *Server, *syncBuffer) {
 	t.Helper()
 	cfg, err := policy.ParseYAMLOrJSON([]byte(`{allowed_origins: ["https://localhost:8080", "http://localhost:3000"]}`))
 	if err != nil {
@@ -91,7 +91,7 @@ func responseBody(body string, end bool) *extprocv3.ProcessingRequest {
 		ResponseBody: &extprocv3.HttpBody{Body: []byte(body), EndOfStream: end}}}
 }
 
-func testContext(t *testing.T, role string) context.Context {
+func testContext(t testing.TB, role string) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	return metadata.AppendToOutgoingContext(ctx, RoleHeader, role)
