@@ -18,7 +18,7 @@ FUZZTIME ?= 15s
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: build-filter
 build-filter: ## Build the golang filter .so (bin/sse.so)
@@ -26,14 +26,14 @@ build-filter: ## Build the golang filter .so (bin/sse.so)
 
 .PHONY: build
 build: build-filter ## Build the filter, the upstream, the ext_proc server and the tools
-	$(GO) build -o bin/ ./upstream ./extproc ./certs ./cmd/run-local
+	$(GO) build -o bin/ ./upstream ./extproc ./certs ./cmd/run-local ./cmd/demo
 
 .PHONY: certs
 certs: ## Write a local CA and server certificates into certs/out (kept if still valid)
 	$(GO) run ./certs -out certs/out
 
 .PHONY: run
-run: certs ## Run Envoy (contrib image) and the upstream with Docker Compose
+run: certs ## Run Envoy (contrib image + the filter), the upstream and the demo page with Docker Compose
 	$(COMPOSE) up --build -d
 	@echo
 	@echo "  curl -N -i http://127.0.0.1:8080/sse/events"
