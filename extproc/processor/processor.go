@@ -264,17 +264,5 @@ func endOfStream(err error) error {
 type slogLogger struct{ l *slog.Logger }
 
 func (s slogLogger) Log(level policy.Level, msg string) {
-	s.l.Log(context.Background(), slogLevel(level), msg)
-}
-
-func slogLevel(l policy.Level) slog.Level {
-	switch l {
-	case policy.LevelDebug:
-		return slog.LevelDebug
-	case policy.LevelInfo:
-		return slog.LevelInfo
-	case policy.LevelWarn:
-		return slog.LevelWarn
-	}
-	return slog.LevelError
+	s.l.Log(context.Background(), level, msg)
 }

@@ -3,33 +3,23 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"mime"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// Level is the severity of a log line.
-type Level int
+// Level is the severity of a log line: slog's levels, so slog-based adapters
+// use it as it is and others map four values.
+type Level = slog.Level
 
 const (
-	LevelDebug Level = iota
-	LevelInfo
-	LevelWarn
-	LevelError
+	LevelDebug = slog.LevelDebug
+	LevelInfo  = slog.LevelInfo
+	LevelWarn  = slog.LevelWarn
+	LevelError = slog.LevelError
 )
-
-func (l Level) String() string {
-	switch l {
-	case LevelDebug:
-		return "debug"
-	case LevelInfo:
-		return "info"
-	case LevelWarn:
-		return "warn"
-	}
-	return "error"
-}
 
 // Policy is a validated, compiled Config. It is immutable and safe to share
 // between streams and threads.

@@ -43,7 +43,7 @@ func TestStreamLinesStayOneLineAndUseTheConfiguredLevel(t *testing.T) {
 		t.Fatalf("log = %q", log)
 	}
 	for _, l := range log {
-		if !strings.HasPrefix(l, "debug ") || strings.ContainsAny(l, "\r\n") {
+		if !strings.HasPrefix(l, "DEBUG ") || strings.ContainsAny(l, "\r\n") {
 			t.Errorf("line %q", l)
 		}
 	}
