@@ -79,3 +79,27 @@ func TestActiveGaugeReturnsToZero(t *testing.T) {
 		t.Errorf("active = %d after all streams ended", active.n)
 	}
 }
+
+// Whatever the upstream sends, a stream holds a bounded number of bytes: a
+// 10 MB line in 64 KiB chunks leaves the line buffer at the id limit.
+func TestStreamMemoryIsBoundedByTheIDLimit(t *testing.T) {
+	p, _ := policy.New(nil)
+	s := New(p, nil, "test", nil)
+	var log lines
+	s.Open(Info{}, &log)
+	s.OnResponseData([]byte("id: 1\ndata: "))
+	chunk := make([]byte, 64<<10)
+	for i := range chunk {
+		chunk[i] = 'x'
+	}
+	for range 160 {
+		s.OnResponseData(chunk)
+	}
+	s.OnResponseData([]byte("\n\n"))
+	if c := cap(s.scanner.line); c > 2*idLimit {
+		t.Errorf("line buffer grew to %d bytes for a 10 MB line", c)
+	}
+	if sum := s.Summary(); sum.Events != 1 || sum.LastEventID != "1" || sum.Bytes != uint64(160*64<<10+len("id: 1\ndata: \n\n")) {
+		t.Errorf("summary %+v", sum)
+	}
+}
