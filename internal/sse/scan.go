@@ -68,6 +68,12 @@ func (s *Scanner) Truncations() uint64 { return s.truncations }
 // LastEventID is the id a reconnecting client would send as Last-Event-ID.
 func (s *Scanner) LastEventID() string { return string(s.lastID) }
 
+// BufferedBytes is the memory the scanner holds between chunks (its buffers'
+// capacity), which its limits bound.
+func (s *Scanner) BufferedBytes() int {
+	return cap(s.line) + cap(s.idBuf) + cap(s.lastID) + cap(s.data) + cap(s.eventType)
+}
+
 // Write feeds the next chunk of the stream. It never fails and never keeps p.
 func (s *Scanner) Write(p []byte) (int, error) {
 	n := len(p)
