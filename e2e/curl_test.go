@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -271,9 +272,21 @@ func TestAccessLogTagsStreamsAndShowsUpstreamProtocols(t *testing.T) {
 	if !strings.Contains(out, "HTTP/2.0") || !strings.Contains(out, "HTTP/1.1") {
 		t.Errorf("the upstream's log does not show both protocols:\n%s", out)
 	}
-	// The ext_proc observer's lines carry the counts.
+	// The ext_proc observer's lines and stats carry the counts.
 	if xp := s.ExtProc.Output(); !strings.Contains(xp, "sse stream closed") || !strings.Contains(xp, "events=") {
 		t.Errorf("ext_proc log:\n%s", xp)
+	}
+	resp, err := http.Get(s.ExtProcAdminURL + "/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var stats map[string]int64
+	if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil {
+		t.Fatal(err)
+	}
+	if stats["sse.streams_opened"] != 2 || stats["sse.events"] < 6 || stats["sse.streams_active"] < 0 {
+		t.Errorf("ext_proc stats %v, want 2 streams opened with their events", stats)
 	}
 }
 
