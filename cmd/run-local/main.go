@@ -64,6 +64,9 @@ func run() error {
 		EnvoyBin:  *envoyBin,
 		Bins:      bins,
 		ServeDemo: true,
+		// The folder `make certs` and `make run` use, so the README's curl
+		// commands work against either.
+		CertDir: filepath.Join(root, "certs", "out"),
 		Ports: localstack.Ports{
 			HTTP: 8080, HTTPS: 8443, Admin: 9901,
 			Upstream: 9000, UpstreamTLS: 9443,

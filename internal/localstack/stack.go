@@ -46,8 +46,10 @@ type Options struct {
 	// FilterSO, when set, runs envoy.yaml with the golang filter (an Envoy
 	// with the golang extension is needed); otherwise envoy-extproc.yaml and
 	// the ext_proc server.
-	FilterSO     string
-	Ports        Ports
+	FilterSO string
+	Ports    Ports
+	// CertDir holds (or receives) the certificates; default Dir/certs.
+	CertDir      string
 	ExtraOrigins []string
 	UpstreamArgs []string
 	// ServeDemo serves the demo page and adds its origin
@@ -119,7 +121,10 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		}
 	}()
 
-	certDir := filepath.Join(o.Dir, "certs")
+	certDir := o.CertDir
+	if certDir == "" {
+		certDir = filepath.Join(o.Dir, "certs")
+	}
 	if out, err := exec.CommandContext(ctx, o.Bins["certs"], "-out", certDir).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("making certificates: %w\n%s", err, out)
 	}
