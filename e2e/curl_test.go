@@ -127,20 +127,7 @@ func TestEventsAreNotBuffered(t *testing.T) {
 		defer func() { out <- got }()
 		ctx, cancel := context.WithTimeout(context.Background(), window)
 		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := client.Do(req)
-		if err != nil {
-			return
-		}
-		defer resp.Body.Close()
-		r := sse.NewReader(resp.Body)
-		for {
-			e, err := r.Next()
-			if err != nil {
-				return
-			}
-			got[e.ID] = time.Now()
-		}
+		readStream(ctx, client, url, func(e sse.Event) { got[e.ID] = time.Now() })
 	}
 	direct, h1, h2 := make(chan arrivals, 1), make(chan arrivals, 1), make(chan arrivals, 1)
 	go read(httpClient(t, s, false), s.UpstreamURL+"/sse/events", direct)

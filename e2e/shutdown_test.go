@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net/http"
 	"testing"
 	"time"
 
@@ -37,29 +36,15 @@ func TestUpstreamShutdownEndsStreamsCleanly(t *testing.T) {
 		client := httpClient(t, s, st.h2)
 		go func() {
 			r := result{name: st.name}
-			defer func() { results <- r }()
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, st.url, nil)
-			resp, err := client.Do(req)
-			if err != nil {
-				r.err = err
-				started <- struct{}{}
-				return
-			}
-			defer resp.Body.Close()
-			reader := sse.NewReader(resp.Body)
-			for {
-				_, err := reader.Next()
-				if err != nil {
-					r.err = err
-					if r.events < 2 {
-						started <- struct{}{}
-					}
-					return
-				}
+			r.err = readStream(ctx, client, st.url, func(sse.Event) {
 				if r.events++; r.events == 2 {
 					started <- struct{}{}
 				}
+			})
+			if r.events < 2 {
+				started <- struct{}{}
 			}
+			results <- r
 		}()
 	}
 	for range streams {

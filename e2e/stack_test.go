@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net/http"
 	"os"
 	"testing"
 	"time"
 
 	"example.com/sse-on-envoy/internal/localstack"
+	"example.com/sse-on-envoy/internal/sse"
 )
 
 // Upstream timing for the tests: events fast enough to see several in a
@@ -63,4 +65,29 @@ func httpClient(t *testing.T, s *localstack.Stack, h2 bool) *http.Client {
 	}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr}
+}
+
+// readStream GETs url and hands each event to onEvent until the stream or
+// ctx ends; it returns how the stream ended (io.EOF: a complete response).
+func readStream(ctx context.Context, client *http.Client, url string, onEvent func(sse.Event)) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	r := sse.NewReader(resp.Body)
+	for {
+		e, err := r.Next()
+		if err != nil {
+			return err
+		}
+		onEvent(e)
+	}
 }

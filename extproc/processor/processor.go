@@ -110,12 +110,19 @@ func (c *Counter) Increment(delta int64) { c.Add(delta) }
 
 // Process handles one HTTP stream's ext_proc stream.
 func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
-	if roleOf(stream.Context()) == RoleObserve {
+	switch role := roleOf(stream.Context()); role {
+	case RolePolicy:
+		return s.applyPolicy(stream)
+	case RoleObserve:
 		return s.observe(stream)
+	default:
+		// A typo in the Envoy config would otherwise count nothing, silently.
+		s.log.Error("ext_proc stream refused: unknown role", "metadata", RoleHeader, "value", role)
+		return status.Errorf(codes.InvalidArgument, "%s %q: want %q or %q (grpc_service.initial_metadata)", RoleHeader, role, RolePolicy, RoleObserve)
 	}
-	return s.applyPolicy(stream)
 }
 
+// roleOf reads the role from the stream's metadata; none means the policy.
 func roleOf(ctx context.Context) string {
 	md, _ := metadata.FromIncomingContext(ctx)
 	if v := md.Get(RoleHeader); len(v) > 0 {

@@ -13,8 +13,10 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"example.com/sse-on-envoy/internal/policy"
@@ -271,5 +273,47 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 5s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestUnknownRoleIsRefused(t *testing.T) {
+	client, _, logs := startServer(t)
+	stream, err := client.Process(testContext(t, "obsrve"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream.Send(requestHeaders(":method", "GET", ":path", "/sse/events"))
+	_, err = stream.Recv()
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), `"obsrve"`) {
+		t.Errorf("Recv = %v, want InvalidArgument naming the role", err)
+	}
+	if !strings.Contains(logs.String(), "unknown role") {
+		t.Errorf("no log line:\n%s", logs.String())
+	}
+}
+
+// The observer sees every response body on its routes; only SSE ones count.
+func TestObserverIgnoresOtherResponses(t *testing.T) {
+	client, srv, logs := startServer(t)
+	stream, err := client.Process(testContext(t, RoleObserve))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, msg := range []*extprocv3.ProcessingRequest{
+		requestHeaders(":method", "GET", ":path", "/healthz"),
+		responseHeaders(":status", "200", "content-type", "application/json"),
+		responseBody("data: not an event stream\n\n", true),
+	} {
+		if err := stream.Send(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream.CloseSend()
+	stream.Recv() // the server ends the stream
+	if got := srv.Stats().Snapshot(); got["sse.streams_opened"] != 0 || got["sse.events"] != 0 {
+		t.Errorf("stats %v for a JSON response", got)
+	}
+	if strings.Contains(logs.String(), "sse stream") {
+		t.Errorf("stream lines for a JSON response:\n%s", logs.String())
 	}
 }
