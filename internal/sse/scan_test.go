@@ -20,9 +20,10 @@ func collect(chunks ...string) (*Scanner, []Event) {
 
 // The cases follow web-platform-tests eventsource/format-*.
 var formatCases = []struct {
-	name   string
-	input  string
-	want   []Event
+	name  string
+	input string
+	want  []Event
+	// lastID is checked for every case: "" claims that no id survived.
 	lastID string
 }{
 	{
@@ -45,6 +46,14 @@ var formatCases = []struct {
 		name:  "format-data-before-final-empty-line",
 		input: "retry:1000\ndata:test1\n\nid:test\ndata:test2",
 		want:  []Event{{Type: "message", Data: "test1", Retry: time.Second}},
+		// The id arrived in an event the end of the stream cut off: never dispatched.
+		lastID: "",
+	},
+	{
+		name:   "id persists across events without one",
+		input:  "id:5\ndata:a\n\ndata:b\n\n",
+		want:   []Event{{ID: "5", Type: "message", Data: "a"}, {ID: "5", Type: "message", Data: "b"}},
+		lastID: "5",
 	},
 	{
 		name:  "format-field-data",
@@ -140,10 +149,8 @@ func TestScannerFormatCases(t *testing.T) {
 			if uint64(len(tc.want)) != s.Events() {
 				t.Errorf("Events() = %d, want %d", s.Events(), len(tc.want))
 			}
-			if tc.lastID != "" || strings.Contains(tc.name, "id") {
-				if s.LastEventID() != tc.lastID {
-					t.Errorf("LastEventID() = %q, want %q", s.LastEventID(), tc.lastID)
-				}
+			if s.LastEventID() != tc.lastID {
+				t.Errorf("LastEventID() = %q, want %q", s.LastEventID(), tc.lastID)
 			}
 		})
 	}
