@@ -5,6 +5,7 @@ package ssefilter
 
 import (
 	"fmt"
+	"sync"
 
 	xdstype "github.com/cncf/xds/go/xds/type/v3"
 	"github.com/envoyproxy/envoy/contrib/golang/common/go/api"
@@ -39,6 +40,12 @@ const (
 type config struct {
 	policy  *policy.Policy
 	metrics *ssestream.Metrics
+	// invalid is a per-route configuration's error. Envoy 1.37.1 may parse
+	// per-route configs lazily, on a worker at a route's first request,
+	// where a returned error hits a RELEASE_ASSERT and aborts the whole
+	// process; so the route's requests get a local reply instead.
+	invalid    error
+	loggedOnce sync.Once
 }
 
 // ConfigParser parses plugin_config. A returned error makes Envoy reject the
@@ -46,16 +53,16 @@ type config struct {
 type ConfigParser struct{}
 
 // Parse runs on Envoy's main thread for the filter-level configuration (with
-// callbacks, so stats can be defined) and for per-route configurations
-// (callbacks nil).
+// callbacks, so stats can be defined), where an error makes Envoy refuse the
+// configuration. Per-route configurations come with nil callbacks and never
+// return an error: see config.invalid.
 func (ConfigParser) Parse(pluginConfig *anypb.Any, callbacks api.ConfigCallbackHandler) (interface{}, error) {
-	cfg, err := decodePluginConfig(pluginConfig)
+	p, err := parsePolicy(pluginConfig)
 	if err != nil {
+		if callbacks == nil {
+			return &config{invalid: fmt.Errorf("per-route %w", err), metrics: &ssestream.Metrics{}}, nil
+		}
 		return nil, err
-	}
-	p, err := policy.New(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("plugin_config: %w", err)
 	}
 	c := &config{policy: p, metrics: &ssestream.Metrics{}}
 	if callbacks != nil {
@@ -82,7 +89,19 @@ func (ConfigParser) Merge(parent, child interface{}) interface{} {
 	case !pok:
 		return child
 	}
-	return &config{policy: c.policy, metrics: p.metrics}
+	return &config{policy: c.policy, invalid: c.invalid, metrics: p.metrics}
+}
+
+func parsePolicy(pluginConfig *anypb.Any) (*policy.Policy, error) {
+	cfg, err := decodePluginConfig(pluginConfig)
+	if err != nil {
+		return nil, err
+	}
+	p, err := policy.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("plugin_config: %w", err)
+	}
+	return p, nil
 }
 
 // decodePluginConfig accepts what Envoy users write: an xds TypedStruct (or

@@ -24,6 +24,9 @@ func Factory(c interface{}, callbacks api.FilterCallbackHandler) api.StreamFilte
 		callbacks.Log(api.Error, "sse: unexpected filter config type; passing traffic through untouched")
 		return &api.PassThroughStreamFilter{}
 	}
+	if cfg.invalid != nil {
+		return &invalidRouteFilter{callbacks: callbacks, config: cfg}
+	}
 	return &filter{
 		callbacks: callbacks,
 		stream:    ssestream.New(cfg.policy, cfg.metrics, adapterName, nil),

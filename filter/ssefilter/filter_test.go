@@ -442,3 +442,42 @@ func TestPreflightWithBodyWaitsForTheEndOfTheRequest(t *testing.T) {
 		t.Errorf("an ordinary request body: %v, reply %+v", status, cb2.reply)
 	}
 }
+
+// A bad per-route config may be parsed on a worker at the route's first
+// request, where an error from Parse would abort Envoy: it must parse, and
+// the route's requests get a 500 and one log line naming the field.
+func TestBadPerRouteConfigFailsTheRouteNotEnvoy(t *testing.T) {
+	parent, err := ConfigParser{}.Parse(typedStruct(t, demoConfig), newConfigCallbacks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, err := ConfigParser{}.Parse(typedStruct(t, map[string]any{"max_age": "forever"}), nil)
+	if err != nil {
+		t.Fatalf("per-route Parse returned an error, which Envoy turns into an abort: %v", err)
+	}
+	merged := ConfigParser{}.Merge(parent, child)
+	for i := range 2 {
+		cb := newCallbacks()
+		f := Factory(merged, cb)
+		h := newHeaders(":method", "GET", ":path", "/sse/events", "origin", "https://localhost:8080")
+		if got := f.DecodeHeaders(h, true); got != api.LocalReply {
+			t.Fatalf("request %d: DecodeHeaders = %v, want LocalReply", i, got)
+		}
+		if cb.reply == nil || cb.reply.status != 500 || cb.reply.details != InvalidRouteConfigDetails {
+			t.Fatalf("request %d: reply %+v, want 500 %s", i, cb.reply, InvalidRouteConfigDetails)
+		}
+		wantLogs := 0
+		if i == 0 {
+			wantLogs = 1
+		}
+		if len(cb.logs) != wantLogs {
+			t.Fatalf("request %d: %d log lines %q, want %d", i, len(cb.logs), cb.logs, wantLogs)
+		}
+		if wantLogs == 1 && !strings.Contains(cb.logs[0], "max_age") {
+			t.Errorf("log line %q does not name the field", cb.logs[0])
+		}
+	}
+	if _, err := (ConfigParser{}).Parse(typedStruct(t, map[string]any{"max_age": "forever"}), newConfigCallbacks()); err == nil {
+		t.Error("a bad filter-level config must still be refused")
+	}
+}
