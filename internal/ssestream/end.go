@@ -53,10 +53,3 @@ func (e End) Reason() string {
 	}
 	return ReasonReset
 }
-
-func (e End) detailSuffix() string {
-	if e.UpstreamEnded || e.Details == "" || e.Details == "via_upstream" {
-		return ""
-	}
-	return " details=" + quoteIfNeeded(e.Details)
-}

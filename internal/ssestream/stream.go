@@ -6,8 +6,7 @@
 package ssestream
 
 import (
-	"fmt"
-	"strings"
+	"log/slog"
 	"time"
 
 	"example.com/sse-on-envoy/internal/policy"
@@ -116,8 +115,13 @@ func (s *Stream) Open(info Info, log Logger) {
 	s.isSSE, s.info, s.started = true, info, s.now()
 	inc(s.metrics.StreamsOpened, 1)
 	inc(s.metrics.StreamsActive, 1)
-	log.Log(s.policy.StreamLogLevel(), fmt.Sprintf("sse stream opened: route=%s protocol=%s method=%s path=%s origin=%s adapter=%s",
-		orDash(info.Route), orDash(info.Protocol), orDash(s.method), quoteIfNeeded(s.path), quoteIfNeeded(originForLog(s.decision.Origin)), s.adapter))
+	log.Log(s.policy.StreamLogLevel(), logLine("sse stream opened:",
+		slog.String("route", orDash(info.Route)),
+		slog.String("protocol", orDash(info.Protocol)),
+		slog.String("method", orDash(s.method)),
+		slog.String("path", s.path),
+		slog.String("origin", originForLog(s.decision.Origin)),
+		slog.String("adapter", s.adapter)))
 }
 
 // IsSSE reports whether the response is an SSE stream; adapters check it
@@ -180,11 +184,10 @@ func (s *Stream) Finish(end End, log Logger) {
 	}
 	s.finished = true
 	inc(s.metrics.StreamsActive, -1)
-	sum := s.Summary()
-	log.Log(s.policy.StreamLogLevel(), fmt.Sprintf(
-		"sse stream closed: route=%s protocol=%s duration=%s events=%d bytes=%d last_event_id=%s end=%s%s",
-		orDash(s.info.Route), orDash(sum.Protocol), sum.Duration.Round(time.Millisecond), sum.Events, sum.Bytes,
-		quoteIfNeeded(orDash(sum.LastEventID)), end.Reason(), end.detailSuffix()))
+	log.Log(s.policy.StreamLogLevel(), logLine("sse stream closed:",
+		slog.String("route", orDash(s.info.Route)),
+		slog.Any("", s.Summary()),
+		slog.Any("", end)))
 }
 
 func inc(c Counter, delta int64) {
@@ -205,13 +208,4 @@ func originForLog(origin string) string {
 		return "(none)"
 	}
 	return origin
-}
-
-// quoteIfNeeded keeps log lines one line and parseable whatever a client or
-// upstream sent.
-func quoteIfNeeded(s string) string {
-	if s == "" || strings.ContainsAny(s, " \"=\r\n\t") || strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
-		return fmt.Sprintf("%q", s)
-	}
-	return s
 }

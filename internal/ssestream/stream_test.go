@@ -103,3 +103,26 @@ func TestStreamMemoryIsBoundedByTheIDLimit(t *testing.T) {
 		t.Errorf("summary %+v", sum)
 	}
 }
+
+func TestClosedLineNamesTheEnd(t *testing.T) {
+	p, _ := policy.New(nil)
+	for _, tc := range []struct {
+		end  End
+		want string
+	}{
+		{End{UpstreamEnded: true, Details: "via_upstream"}, "end=upstream_end"},
+		{End{Details: "downstream_remote_disconnect"}, "end=client_gone details=downstream_remote_disconnect"},
+		{End{Details: "stream_idle_timeout"}, "end=idle_timeout details=stream_idle_timeout"},
+		{End{Details: "upstream_reset_after_response_started{remote reset}"},
+			`end=upstream_reset details="upstream_reset_after_response_started{remote reset}"`},
+		{End{}, "end=reset"},
+	} {
+		s := New(p, nil, "test", nil)
+		var log lines
+		s.Open(Info{Route: "r"}, &log)
+		s.Finish(tc.end, &log)
+		if len(log) != 2 || !strings.HasSuffix(log[1], " "+tc.want) {
+			t.Errorf("%+v: closed line %q, want it to end with %q", tc.end, log, tc.want)
+		}
+	}
+}

@@ -1,0 +1,55 @@
+package ssestream
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// logLine renders msg and attrs as one line in slog's text format, so that
+// quoting (a path with a space, an origin with a CR) follows one set of rules
+// everywhere: Envoy's logger takes a plain string, and the ext_proc server
+// logs the same line through slog.
+func logLine(msg string, attrs ...slog.Attr) string {
+	var b strings.Builder
+	b.WriteString(msg)
+	b.WriteByte(' ')
+	h := slog.NewTextHandler(&b, &slog.HandlerOptions{ReplaceAttr: attrsOnly})
+	r := slog.NewRecord(time.Time{}, slog.LevelInfo, "", 0)
+	r.AddAttrs(attrs...)
+	// A strings.Builder never fails a write.
+	_ = h.Handle(context.Background(), r)
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// attrsOnly drops the level and message slog's text handler writes before
+// the attributes (a zero time is already left out).
+func attrsOnly(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && (a.Key == slog.LevelKey || a.Key == slog.MessageKey) {
+		return slog.Attr{}
+	}
+	return a
+}
+
+// LogValue makes a Summary one group of log attributes: inlined when logged
+// under an empty key, as the closed line does.
+func (sum Summary) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("protocol", orDash(sum.Protocol)),
+		slog.Duration("duration", sum.Duration.Round(time.Millisecond)),
+		slog.Uint64("events", sum.Events),
+		slog.Uint64("bytes", sum.Bytes),
+		slog.String("last_event_id", orDash(sum.LastEventID)),
+	)
+}
+
+// LogValue is how the stream ended: end=<reason>, and details= when Envoy's
+// response code details add something.
+func (e End) LogValue() slog.Value {
+	attrs := []slog.Attr{slog.String("end", e.Reason())}
+	if !e.UpstreamEnded && e.Details != "" && e.Details != "via_upstream" {
+		attrs = append(attrs, slog.String("details", e.Details))
+	}
+	return slog.GroupValue(attrs...)
+}
