@@ -71,3 +71,16 @@ func envoyStats(t *testing.T, s *localstack.Stack) map[string]int64 {
 	}
 	return stats
 }
+
+// waitForLog polls a process's output until want appears n times.
+func waitForLog(t *testing.T, p *localstack.Process, want string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(p.Output(), want) < n {
+		if time.Now().After(deadline) {
+			t.Errorf("%s's output has %q %d times after 10 s, want %d:\n%s", p.Name, want, strings.Count(p.Output(), want), n, p.Output())
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
