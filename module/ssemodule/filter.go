@@ -78,6 +78,9 @@ type filter struct {
 	stats   [5]envoyStat
 	metrics *ssestream.Metrics
 	stream  *ssestream.Stream
+	// onChunk is stream.OnResponseData, bound once per stream: a method
+	// value made in the body hook would cost an allocation per chunk.
+	onChunk func([]byte)
 
 	upstreamEnded bool
 	finished      bool
@@ -103,6 +106,7 @@ func (f *filter) OnRequestHeaders(endOfStream bool) abi.Status {
 		p = rc.policy
 	}
 	f.stream = ssestream.New(p, f.metrics, adapterName, f.cfg.now)
+	f.onChunk = f.stream.OnResponseData
 	method, _ := f.env.Header(abi.RequestHeaders, ":method")
 	path, _ := f.env.Header(abi.RequestHeaders, ":path")
 	origin, hasOrigin := f.env.Header(abi.RequestHeaders, "origin")
@@ -174,7 +178,7 @@ func (f *filter) OnResponseHeaders(endOfStream bool) abi.Status {
 // never holds the body back.
 func (f *filter) OnResponseBody(endOfStream bool) abi.Status {
 	if f.stream != nil && f.stream.IsSSE() {
-		f.env.BodyChunks(abi.ReceivedResponseBody, f.stream.OnResponseData)
+		f.env.BodyChunks(abi.ReceivedResponseBody, f.onChunk)
 		if now := f.now(); now.Sub(f.published) >= metadataInterval {
 			f.published = now
 			f.publishCounts()
