@@ -97,3 +97,10 @@ func parsePolicy(raw []byte) (*policy.Policy, error) {
 	}
 	return p, nil
 }
+
+// ParseConfig checks a filter_config payload as the module does when Envoy
+// loads it (tests of the repository's Envoy configs use it).
+func ParseConfig(raw []byte) error {
+	_, err := parsePolicy(raw)
+	return err
+}

@@ -151,7 +151,9 @@ const (
 func Reset() { C.fake_reset() }
 
 // SetHeader adds a header Envoy would hand the module (at most 32 a map).
-func SetHeader(t int, key, value string) { C.fake_set_header(C.int(t), C.CString(key), C.CString(value)) }
+func SetHeader(t int, key, value string) {
+	C.fake_set_header(C.int(t), C.CString(key), C.CString(value))
+}
 
 // AddBody adds a slice to the body chunk the response-body hook sees.
 func AddBody(s string) { C.fake_add_body(C.CString(s), C.size_t(len(s))) }
