@@ -2,12 +2,21 @@ package e2e
 
 import (
 	"bufio"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	dynmodcommonv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/dynamic_modules/v3"
+	dynmodv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/dynamic_modules/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"example.com/sse-on-envoy/internal/envoyconfig"
 	"example.com/sse-on-envoy/internal/localstack"
 	"example.com/sse-on-envoy/internal/ssestream"
 	"example.com/sse-on-envoy/module/ssemodule"
@@ -82,5 +91,65 @@ func waitForLog(t *testing.T, p *localstack.Process, want string, n int) {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A route's own filter_config (DynamicModuleFilterPerRoute) replaces the
+// filter-level policy on that route, in the real Envoy: the per-route hooks
+// and Envoy's most-specific-config lookup run here.
+func TestModulePerRouteConfig(t *testing.T) {
+	const routeOrigin = "https://route.example"
+	s := startStackOptions(t, localstack.Options{
+		Adapter: localstack.AdapterModule,
+		EditEnvoyConfig: func(b *bootstrapv3.Bootstrap) error {
+			cfg, err := anypb.New(wrapperspb.String("allowed_origins: [" + routeOrigin + "]\ntag_header: x-route-sse\n"))
+			if err != nil {
+				return err
+			}
+			perRoute, err := anypb.New(&dynmodv3.DynamicModuleFilterPerRoute{
+				DynamicModuleConfig: &dynmodcommonv3.DynamicModuleConfig{Name: ssemodule.ModuleName},
+				PerRouteConfigName:  "sse_tls",
+				FilterConfig:        cfg,
+			})
+			if err != nil {
+				return err
+			}
+			found := 0
+			err = envoyconfig.EditHTTPConnectionManagers(b, func(h *hcmv3.HttpConnectionManager) error {
+				for _, vh := range h.GetRouteConfig().GetVirtualHosts() {
+					for _, r := range vh.GetRoutes() {
+						if r.GetName() == "sse_tls" {
+							r.TypedPerFilterConfig = map[string]*anypb.Any{envoyconfig.ModuleFilter: perRoute}
+							found++
+						}
+					}
+				}
+				return nil
+			})
+			if err == nil && found == 0 {
+				err = errors.New("no route sse_tls")
+			}
+			return err
+		},
+	})
+	tests := []struct {
+		path        string
+		wantOrigin  string // access-control-allow-origin
+		wantTag     string // header that carries the tag
+		wantNoTagIn string
+	}{
+		{"/sse-with-tls/events", routeOrigin, "x-route-sse", "x-sse-stream"},
+		{"/sse/events", "", "x-sse-stream", "x-route-sse"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			status, h, _ := curl(t, "--max-time", "1", "-H", "Origin: "+routeOrigin, s.HTTPURL+tc.path)
+			if !strings.Contains(status, " 200") || h.Get("access-control-allow-origin") != tc.wantOrigin {
+				t.Errorf("%s: allow-origin %q, want %q", status, h.Get("access-control-allow-origin"), tc.wantOrigin)
+			}
+			if h.Get(tc.wantTag) != "dynamic_module" || h.Get(tc.wantNoTagIn) != "" {
+				t.Errorf("tags: %s=%q %s=%q", tc.wantTag, h.Get(tc.wantTag), tc.wantNoTagIn, h.Get(tc.wantNoTagIn))
+			}
+		})
 	}
 }

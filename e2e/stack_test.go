@@ -45,24 +45,23 @@ func startStack(t *testing.T, extraOrigins ...string) *localstack.Stack {
 	return startStackWith(t, localstack.AdapterModule, extraOrigins...)
 }
 
-// startStackWith runs the whole system with adapter a for one test and
-// stops it at cleanup, printing every process's output when the test failed.
+// startStackWith runs the whole system with adapter a for one test.
 func startStackWith(t *testing.T, a localstack.Adapter, extraOrigins ...string) *localstack.Stack {
+	t.Helper()
+	return startStackOptions(t, localstack.Options{Adapter: a, ExtraOrigins: extraOrigins})
+}
+
+// startStackOptions runs the system as o says, with the test's folders,
+// binaries and upstream timing filled in, and stops it at cleanup, printing
+// every process's output when the test failed.
+func startStackOptions(t *testing.T, o localstack.Options) *localstack.Stack {
 	t.Helper()
 	requireTools(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s, err := localstack.Start(ctx, localstack.Options{
-		Root:         repoRoot,
-		Dir:          t.TempDir(),
-		EnvoyBin:     os.Getenv("ENVOY_BIN"),
-		Bins:         bins,
-		Adapter:      a,
-		ModuleDir:    moduleDir,
-		ExtraOrigins: extraOrigins,
-		UpstreamArgs: fastUpstream,
-		ServeDemo:    true,
-	})
+	o.Root, o.Dir, o.EnvoyBin, o.Bins = repoRoot, t.TempDir(), os.Getenv("ENVOY_BIN"), bins
+	o.ModuleDir, o.UpstreamArgs, o.ServeDemo = moduleDir, fastUpstream, true
+	s, err := localstack.Start(ctx, o)
 	if err != nil {
 		t.Fatalf("starting the stack: %v", err)
 	}
