@@ -16,6 +16,9 @@ const (
 	StopIteration Status = 1
 	// StopAndBuffer is a body hook's StopIterationAndBuffer.
 	StopAndBuffer Status = 1
+	// StopNoBuffer is a body hook's StopIterationNoBuffer: what a hook that
+	// has just sent a local reply returns.
+	StopNoBuffer Status = 3
 )
 
 // Module is what a dynamic module implements: it makes a FilterConfig for

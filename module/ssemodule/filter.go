@@ -36,6 +36,8 @@ type Envoy interface {
 	RouteConfig() any
 }
 
+var _ Envoy = abi.Filter{}
+
 // NewFilter implements abi.FilterConfig.
 func (c *filterConfig) NewFilter(f abi.Filter) abi.HTTPFilter { return c.newFilter(f) }
 
@@ -137,7 +139,7 @@ func (f *filter) OnRequestBody(endOfStream bool) abi.Status {
 		return abi.StopAndBuffer
 	}
 	f.sendLocalReply(f.pendingReply)
-	return abi.StopAndBuffer
+	return abi.StopNoBuffer
 }
 
 func (f *filter) OnRequestTrailers() abi.Status {

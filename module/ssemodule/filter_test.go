@@ -191,13 +191,14 @@ func TestPreflightWithABodyWaitsForItsEnd(t *testing.T) {
 			if s := f.OnRequestBody(false); s != abi.StopAndBuffer || env.reply != nil {
 				t.Fatalf("body: %v, reply %+v", s, env.reply)
 			}
+			var s, want abi.Status
 			if end == "body" {
-				f.OnRequestBody(true)
+				s, want = f.OnRequestBody(true), abi.StopNoBuffer
 			} else {
-				f.OnRequestTrailers()
+				s, want = f.OnRequestTrailers(), abi.StopIteration
 			}
-			if env.reply == nil || env.reply.status != 204 {
-				t.Fatalf("reply %+v, want 204 once the body ended", env.reply)
+			if env.reply == nil || env.reply.status != 204 || s != want {
+				t.Fatalf("reply %+v, status %v; want 204 once the body ended, and %v", env.reply, s, want)
 			}
 		})
 	}
