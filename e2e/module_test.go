@@ -14,6 +14,7 @@ import (
 	dynmodv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/dynamic_modules/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"example.com/sse-on-envoy/internal/envoyconfig"
@@ -177,5 +178,37 @@ func TestModulePreflightWithABody(t *testing.T) {
 	}
 	if status, _, _ := curl(t, "--max-time", "1", s.HTTPURL+"/sse/events"); !strings.Contains(status, " 200") {
 		t.Errorf("a stream after the preflights: %s", status)
+	}
+}
+
+// The counts reach the periodic access-log entries of a long stream: the
+// module refreshes them from the body hook (the 1.37 ABI has no access-log
+// hook). The flush interval is cut to 1 s for the test.
+func TestModuleCountsInPeriodicAccessLogEntries(t *testing.T) {
+	s := startStackOptions(t, localstack.Options{
+		Adapter: localstack.AdapterModule,
+		EditEnvoyConfig: func(b *bootstrapv3.Bootstrap) error {
+			return envoyconfig.EditHTTPConnectionManagers(b, func(h *hcmv3.HttpConnectionManager) error {
+				h.GetAccessLogOptions().AccessLogFlushInterval = durationpb.New(time.Second)
+				return nil
+			})
+		},
+	})
+	curl(t, "--max-time", "3.5", s.HTTPURL+"/sse/events")
+	entries := waitForAccessLog(t, s, func(e accessLogEntry) bool {
+		return e.str("log_type") == "DownstreamPeriodic" && e.str("path") == "/sse/events"
+	}, 2)
+	last := 0
+	for _, e := range entries {
+		n, _ := strconv.Atoi(e.str("sse_events"))
+		if n < last {
+			t.Errorf("sse_events went from %d down to %d", last, n)
+		}
+		last = n
+	}
+	// Events come every 250 ms: by the last periodic entry, after at least
+	// two seconds, several have been counted.
+	if last < 3 {
+		t.Errorf("the last periodic entry counts %d events, want the stream's events so far: %v", last, entries)
 	}
 }
