@@ -378,3 +378,20 @@ func TestMetadataIsRefreshedWhileStreaming(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkResponseBodyGoOnly is BenchmarkResponseBodyHook without cgo:
+// the same chunk through the adapter against the Go fake, so the difference
+// between the two is what crossing the C boundary costs.
+func BenchmarkResponseBodyGoOnly(b *testing.B) {
+	c, _, _ := newTestConfig(&testing.T{}, "")
+	env := newFakeEnvoy(":method", "GET", ":path", "/sse/events")
+	f := c.newFilter(env)
+	f.OnRequestHeaders(true)
+	env.setHeaders(abi.ResponseHeaders, ":status", "200", "content-type", "text/event-stream")
+	f.OnResponseHeaders(false)
+	env.body = [][]byte{[]byte("id: 42\nevent: DAD_JOKE\ndata: What do you call a fish with no eyes? A fsh.\n\n")}
+	b.ReportAllocs()
+	for b.Loop() {
+		f.OnResponseBody(false)
+	}
+}
