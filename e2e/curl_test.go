@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"example.com/sse-on-envoy/internal/localstack"
 	"example.com/sse-on-envoy/internal/sse"
+	"example.com/sse-on-envoy/internal/ssestream"
 )
 
 // curl runs the real curl as the write-up does, for a bounded time, and
@@ -58,57 +60,59 @@ func parseEvents(t *testing.T, body string) []sse.Event {
 
 // The write-up's four transcripts: both ports, both upstream clusters.
 func TestWriteUpCurlTranscripts(t *testing.T) {
-	s := startStack(t)
-	tests := []struct {
-		name, url, wantStatus string
-	}{
-		{"8080 to the plain upstream", s.HTTPURL + "/sse/events", "HTTP/1.1 200 OK"},
-		{"8080 to the TLS upstream", s.HTTPURL + "/sse-with-tls/events", "HTTP/1.1 200 OK"},
-		{"8443 to the plain upstream", s.HTTPSURL + "/sse/events", "HTTP/2 200"},
-		{"8443 to the TLS upstream", s.HTTPSURL + "/sse-with-tls/events", "HTTP/2 200"},
-	}
-	lastID := 0
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			status, h, body := curl(t, "--max-time", "1.5", "--cacert", s.CAFile, tc.url)
-			if status != tc.wantStatus {
-				t.Errorf("status line %q, want %q", status, tc.wantStatus)
-			}
-			for k, want := range map[string]string{
-				"content-type":                     "text/event-stream",
-				"cache-control":                    "no-cache",
-				"access-control-allow-origin":      "https://localhost:8080",
-				"access-control-allow-credentials": "true",
-				"access-control-allow-headers":     "Keep-Alive,X-Requested-With,Cache-Control,Content-Type,Last-Event-ID",
-				"access-control-allow-methods":     "GET, OPTIONS",
-				"x-sse-stream":                     "ext_proc",
-				"server":                           "envoy",
-			} {
-				if got := h.Get(k); !strings.HasPrefix(got, want) {
-					t.Errorf("%s: %q, want %q", k, got, want)
+	forEachAdapter(t, func(t *testing.T, a localstack.Adapter) {
+		s := startStackWith(t, a)
+		tests := []struct {
+			name, url, wantStatus string
+		}{
+			{"8080 to the plain upstream", s.HTTPURL + "/sse/events", "HTTP/1.1 200 OK"},
+			{"8080 to the TLS upstream", s.HTTPURL + "/sse-with-tls/events", "HTTP/1.1 200 OK"},
+			{"8443 to the plain upstream", s.HTTPSURL + "/sse/events", "HTTP/2 200"},
+			{"8443 to the TLS upstream", s.HTTPSURL + "/sse-with-tls/events", "HTTP/2 200"},
+		}
+		lastID := 0
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				status, h, body := curl(t, "--max-time", "1.5", "--cacert", s.CAFile, tc.url)
+				if status != tc.wantStatus {
+					t.Errorf("status line %q, want %q", status, tc.wantStatus)
 				}
-			}
-			if v := h.Get("content-length"); v != "" {
-				t.Errorf("content-length %q on a stream", v)
-			}
-			events := parseEvents(t, body)
-			if len(events) < 3 {
-				t.Fatalf("%d events in 1.5 s, want at least 3:\n%s", len(events), body)
-			}
-			for _, e := range events {
-				id, err := strconv.Atoi(e.ID)
-				if err != nil || e.Type != "DAD_JOKE" || e.Data == "" {
-					t.Fatalf("event %+v", e)
+				for k, want := range map[string]string{
+					"content-type":                     "text/event-stream",
+					"cache-control":                    "no-cache",
+					"access-control-allow-origin":      "https://localhost:8080",
+					"access-control-allow-credentials": "true",
+					"access-control-allow-headers":     "Keep-Alive,X-Requested-With,Cache-Control,Content-Type,Last-Event-ID",
+					"access-control-allow-methods":     "GET, OPTIONS",
+					"x-sse-stream":                     tagOf(a),
+					"server":                           "envoy",
+				} {
+					if got := h.Get(k); !strings.HasPrefix(got, want) {
+						t.Errorf("%s: %q, want %q", k, got, want)
+					}
 				}
-				// One global sequence: ids keep rising across connections,
-				// ports and upstream listeners.
-				if id < lastID {
-					t.Errorf("id %d after %d", id, lastID)
+				if v := h.Get("content-length"); v != "" {
+					t.Errorf("content-length %q on a stream", v)
 				}
-				lastID = id
-			}
-		})
-	}
+				events := parseEvents(t, body)
+				if len(events) < 3 {
+					t.Fatalf("%d events in 1.5 s, want at least 3:\n%s", len(events), body)
+				}
+				for _, e := range events {
+					id, err := strconv.Atoi(e.ID)
+					if err != nil || e.Type != "DAD_JOKE" || e.Data == "" {
+						t.Fatalf("event %+v", e)
+					}
+					// One global sequence: ids keep rising across connections,
+					// ports and upstream listeners.
+					if id < lastID {
+						t.Errorf("id %d after %d", id, lastID)
+					}
+					lastID = id
+				}
+			})
+		}
+	})
 }
 
 // Each event must reach the client about when the upstream wrote it: the
@@ -116,172 +120,184 @@ func TestWriteUpCurlTranscripts(t *testing.T) {
 // a small bound of each other. A buffering proxy would deliver them late,
 // in bulk.
 func TestEventsAreNotBuffered(t *testing.T) {
-	s := startStack(t)
-	const window = 3 * time.Second
-	// A buffering proxy holds events for seconds (until a buffer fills or
-	// the stream ends); 500 ms leaves room for a loaded CI machine.
-	const bound = 500 * time.Millisecond
-	type arrivals map[string]time.Time
-	read := func(client *http.Client, url string, out chan<- arrivals) {
-		got := arrivals{}
-		defer func() { out <- got }()
-		ctx, cancel := context.WithTimeout(context.Background(), window)
-		defer cancel()
-		readStream(ctx, client, url, func(e sse.Event) { got[e.ID] = time.Now() })
-	}
-	direct, h1, h2 := make(chan arrivals, 1), make(chan arrivals, 1), make(chan arrivals, 1)
-	go read(httpClient(t, s, false), s.UpstreamURL+"/sse/events", direct)
-	go read(httpClient(t, s, false), s.HTTPURL+"/sse/events", h1)
-	go read(httpClient(t, s, true), s.HTTPSURL+"/sse-with-tls/events", h2)
-	base := <-direct
-	for name, ch := range map[string]chan arrivals{"8080 (HTTP/1.1)": h1, "8443 (HTTP/2, TLS upstream)": h2} {
-		via := <-ch
-		common := 0
-		var worst time.Duration
-		for id, at := range via {
-			d, ok := base[id]
-			if !ok {
-				continue
+	forEachAdapter(t, func(t *testing.T, a localstack.Adapter) {
+		s := startStackWith(t, a)
+		const window = 3 * time.Second
+		// A buffering proxy holds events for seconds (until a buffer fills or
+		// the stream ends); 500 ms leaves room for a loaded CI machine.
+		const bound = 500 * time.Millisecond
+		type arrivals map[string]time.Time
+		read := func(client *http.Client, url string, out chan<- arrivals) {
+			got := arrivals{}
+			defer func() { out <- got }()
+			ctx, cancel := context.WithTimeout(context.Background(), window)
+			defer cancel()
+			readStream(ctx, client, url, func(e sse.Event) { got[e.ID] = time.Now() })
+		}
+		direct, h1, h2 := make(chan arrivals, 1), make(chan arrivals, 1), make(chan arrivals, 1)
+		go read(httpClient(t, s, false), s.UpstreamURL+"/sse/events", direct)
+		go read(httpClient(t, s, false), s.HTTPURL+"/sse/events", h1)
+		go read(httpClient(t, s, true), s.HTTPSURL+"/sse-with-tls/events", h2)
+		base := <-direct
+		for name, ch := range map[string]chan arrivals{"8080 (HTTP/1.1)": h1, "8443 (HTTP/2, TLS upstream)": h2} {
+			via := <-ch
+			common := 0
+			var worst time.Duration
+			for id, at := range via {
+				d, ok := base[id]
+				if !ok {
+					continue
+				}
+				common++
+				lag := at.Sub(d)
+				worst = max(worst, lag, -lag)
+				if lag > bound || lag < -bound {
+					t.Errorf("%s: event %s arrived %v apart from the direct read (bound %v)", name, id, lag, bound)
+				}
 			}
-			common++
-			lag := at.Sub(d)
-			worst = max(worst, lag, -lag)
-			if lag > bound || lag < -bound {
-				t.Errorf("%s: event %s arrived %v apart from the direct read (bound %v)", name, id, lag, bound)
+			t.Logf("%s: %d events, largest gap to the direct read %v", name, common, worst)
+			if common < 5 {
+				t.Errorf("%s: only %d events seen both ways in %v", name, common, window)
 			}
 		}
-		t.Logf("%s: %d events, largest gap to the direct read %v", name, common, worst)
-		if common < 5 {
-			t.Errorf("%s: only %d events seen both ways in %v", name, common, window)
-		}
-	}
+	})
 }
 
 func TestPreflightAndOrigins(t *testing.T) {
-	s := startStack(t)
-	for _, base := range []string{s.HTTPURL, s.HTTPSURL} {
-		t.Run(base, func(t *testing.T) {
-			status, h, _ := curl(t, "--max-time", "5", "--cacert", s.CAFile, "-X", "OPTIONS",
-				"-H", "Origin: https://localhost:8080", "-H", "Access-Control-Request-Method: GET",
-				"-H", "Access-Control-Request-Headers: last-event-id", base+"/sse/events")
-			if !strings.Contains(status, " 204") || h.Get("access-control-allow-origin") != "https://localhost:8080" ||
-				h.Get("access-control-max-age") == "" || h.Get("vary") != "Origin" {
-				t.Errorf("allowed preflight: %s %v", status, h)
-			}
-			status, h, _ = curl(t, "--max-time", "5", "--cacert", s.CAFile, "-X", "OPTIONS",
-				"-H", "Origin: https://evil.example", "-H", "Access-Control-Request-Method: GET", base+"/sse/events")
-			if !strings.Contains(status, " 403") || h.Get("access-control-allow-origin") != "" {
-				t.Errorf("refused preflight: %s %v", status, h)
-			}
-			status, h, body := curl(t, "--max-time", "1", "--cacert", s.CAFile, "-H", "Origin: https://evil.example", base+"/sse/events")
-			if !strings.Contains(status, " 200") || h.Get("access-control-allow-origin") != "" || h.Get("access-control-allow-credentials") != "" {
-				t.Errorf("disallowed origin got CORS headers: %s %v", status, h)
-			}
-			if len(parseEvents(t, body)) == 0 {
-				t.Error("a disallowed origin's stream still streams (the browser, not Envoy, enforces CORS)")
-			}
-			// Not a preflight (no Origin): this one goes to the upstream,
-			// which answers 405 and logs it; it proves the check below sees.
-			status, _, _ = curl(t, "--max-time", "5", "--cacert", s.CAFile, "-X", "OPTIONS", base+"/sse/events")
-			if !strings.Contains(status, " 405") {
-				t.Errorf("plain OPTIONS: %s, want the upstream's 405", status)
-			}
-		})
-	}
-	// No preflight reached the upstream: Envoy's access log shows them
-	// answered locally, with no upstream host.
-	entries := waitForAccessLog(t, s, func(e accessLogEntry) bool {
-		return e.str("method") == "OPTIONS" && (e.str("response_code") == "204" || e.str("response_code") == "403")
-	}, 4)
-	for _, e := range entries {
-		if e["upstream_host"] != nil && e["upstream_host"] != "-" && e["upstream_host"] != "" {
-			t.Errorf("a preflight reached the upstream: %v", e)
+	forEachAdapter(t, func(t *testing.T, a localstack.Adapter) {
+		s := startStackWith(t, a)
+		for _, base := range []string{s.HTTPURL, s.HTTPSURL} {
+			t.Run(base, func(t *testing.T) {
+				status, h, _ := curl(t, "--max-time", "5", "--cacert", s.CAFile, "-X", "OPTIONS",
+					"-H", "Origin: https://localhost:8080", "-H", "Access-Control-Request-Method: GET",
+					"-H", "Access-Control-Request-Headers: last-event-id", base+"/sse/events")
+				if !strings.Contains(status, " 204") || h.Get("access-control-allow-origin") != "https://localhost:8080" ||
+					h.Get("access-control-max-age") == "" || h.Get("vary") != "Origin" {
+					t.Errorf("allowed preflight: %s %v", status, h)
+				}
+				status, h, _ = curl(t, "--max-time", "5", "--cacert", s.CAFile, "-X", "OPTIONS",
+					"-H", "Origin: https://evil.example", "-H", "Access-Control-Request-Method: GET", base+"/sse/events")
+				if !strings.Contains(status, " 403") || h.Get("access-control-allow-origin") != "" {
+					t.Errorf("refused preflight: %s %v", status, h)
+				}
+				status, h, body := curl(t, "--max-time", "1", "--cacert", s.CAFile, "-H", "Origin: https://evil.example", base+"/sse/events")
+				if !strings.Contains(status, " 200") || h.Get("access-control-allow-origin") != "" || h.Get("access-control-allow-credentials") != "" {
+					t.Errorf("disallowed origin got CORS headers: %s %v", status, h)
+				}
+				if len(parseEvents(t, body)) == 0 {
+					t.Error("a disallowed origin's stream still streams (the browser, not Envoy, enforces CORS)")
+				}
+				// Not a preflight (no Origin): this one goes to the upstream,
+				// which answers 405 and logs it; it proves the check below sees.
+				status, _, _ = curl(t, "--max-time", "5", "--cacert", s.CAFile, "-X", "OPTIONS", base+"/sse/events")
+				if !strings.Contains(status, " 405") {
+					t.Errorf("plain OPTIONS: %s, want the upstream's 405", status)
+				}
+			})
 		}
-	}
-	if n := strings.Count(s.Upstream.Output(), "method=OPTIONS"); n != 2 {
-		t.Errorf("the upstream saw %d OPTIONS requests, want only the 2 plain ones:\n%s", n, s.Upstream.Output())
-	}
+		// No preflight reached the upstream: Envoy's access log shows them
+		// answered locally, with no upstream host.
+		entries := waitForAccessLog(t, s, func(e accessLogEntry) bool {
+			return e.str("method") == "OPTIONS" && (e.str("response_code") == "204" || e.str("response_code") == "403")
+		}, 4)
+		for _, e := range entries {
+			if e["upstream_host"] != nil && e["upstream_host"] != "-" && e["upstream_host"] != "" {
+				t.Errorf("a preflight reached the upstream: %v", e)
+			}
+		}
+		if n := strings.Count(s.Upstream.Output(), "method=OPTIONS"); n != 2 {
+			t.Errorf("the upstream saw %d OPTIONS requests, want only the 2 plain ones:\n%s", n, s.Upstream.Output())
+		}
+	})
 }
 
 func TestLastEventIDReplayThroughEnvoy(t *testing.T) {
-	s := startStack(t)
-	for _, base := range []string{s.HTTPURL + "/sse/events", s.HTTPSURL + "/sse-with-tls/events"} {
-		t.Run(base, func(t *testing.T) {
-			_, _, body := curl(t, "--max-time", "1", "--cacert", s.CAFile, base)
-			first := parseEvents(t, body)
-			if len(first) < 2 {
-				t.Fatalf("only %d events", len(first))
-			}
-			seen, _ := strconv.Atoi(first[1].ID)
-			time.Sleep(time.Second) // the client is away while events go by
-			_, h, body := curl(t, "--max-time", "1", "--cacert", s.CAFile, "-H", "Last-Event-ID: "+first[1].ID, base)
-			again := parseEvents(t, body)
-			if len(again) < 4 {
-				t.Fatalf("only %d events after reconnecting", len(again))
-			}
-			for i, e := range again {
-				if id, _ := strconv.Atoi(e.ID); id != seen+1+i {
-					t.Fatalf("after Last-Event-ID %d, event %d has id %s; want %d (no gap, no repeat); replay header %q",
-						seen, i, e.ID, seen+1+i, h.Get("x-sse-replay"))
+	forEachAdapter(t, func(t *testing.T, a localstack.Adapter) {
+		s := startStackWith(t, a)
+		for _, base := range []string{s.HTTPURL + "/sse/events", s.HTTPSURL + "/sse-with-tls/events"} {
+			t.Run(base, func(t *testing.T) {
+				_, _, body := curl(t, "--max-time", "1", "--cacert", s.CAFile, base)
+				first := parseEvents(t, body)
+				if len(first) < 2 {
+					t.Fatalf("only %d events", len(first))
 				}
-			}
-		})
-	}
+				seen, _ := strconv.Atoi(first[1].ID)
+				time.Sleep(time.Second) // the client is away while events go by
+				_, h, body := curl(t, "--max-time", "1", "--cacert", s.CAFile, "-H", "Last-Event-ID: "+first[1].ID, base)
+				again := parseEvents(t, body)
+				if len(again) < 4 {
+					t.Fatalf("only %d events after reconnecting", len(again))
+				}
+				for i, e := range again {
+					if id, _ := strconv.Atoi(e.ID); id != seen+1+i {
+						t.Fatalf("after Last-Event-ID %d, event %d has id %s; want %d (no gap, no repeat); replay header %q",
+							seen, i, e.ID, seen+1+i, h.Get("x-sse-replay"))
+					}
+				}
+			})
+		}
+	})
 }
 
 func TestAccessLogTagsStreamsAndShowsUpstreamProtocols(t *testing.T) {
-	s := startStack(t)
-	curl(t, "--max-time", "1", "--cacert", s.CAFile, s.HTTPURL+"/sse/events")
-	curl(t, "--max-time", "1", "--cacert", s.CAFile, s.HTTPSURL+"/sse-with-tls/events")
-	entries := waitForAccessLog(t, s, func(e accessLogEntry) bool { return e["sse_tag"] == "ext_proc" }, 2)
-	byPath := map[string]accessLogEntry{}
-	for _, e := range entries {
-		byPath[e.str("path")] = e
-	}
-	for path, want := range map[string][2]string{
-		"/sse/events":          {"HTTP/1.1", "HTTP/1.1"},
-		"/sse-with-tls/events": {"HTTP/2", "HTTP/2"},
-	} {
-		e, ok := byPath[path]
-		if !ok {
-			t.Errorf("no tagged entry for %s in %v", path, entries)
-			continue
+	forEachAdapter(t, func(t *testing.T, a localstack.Adapter) {
+		s := startStackWith(t, a)
+		curl(t, "--max-time", "1", "--cacert", s.CAFile, s.HTTPURL+"/sse/events")
+		curl(t, "--max-time", "1", "--cacert", s.CAFile, s.HTTPSURL+"/sse-with-tls/events")
+		entries := waitForAccessLog(t, s, func(e accessLogEntry) bool { return e["sse_tag"] == tagOf(a) }, 2)
+		byPath := map[string]accessLogEntry{}
+		for _, e := range entries {
+			byPath[e.str("path")] = e
 		}
-		if e.str("protocol") != want[0] || e.str("upstream_protocol") != want[1] {
-			t.Errorf("%s: downstream %q upstream %q, want %q and %q", path, e["protocol"], e["upstream_protocol"], want[0], want[1])
+		for path, want := range map[string][2]string{
+			"/sse/events":          {"HTTP/1.1", "HTTP/1.1"},
+			"/sse-with-tls/events": {"HTTP/2", "HTTP/2"},
+		} {
+			e, ok := byPath[path]
+			if !ok {
+				t.Errorf("no tagged entry for %s in %v", path, entries)
+				continue
+			}
+			if e.str("protocol") != want[0] || e.str("upstream_protocol") != want[1] {
+				t.Errorf("%s: downstream %q upstream %q, want %q and %q", path, e["protocol"], e["upstream_protocol"], want[0], want[1])
+			}
+			if n, _ := strconv.Atoi(e.str("bytes_sent")); n == 0 {
+				t.Errorf("%s: bytes_sent %v", path, e["bytes_sent"])
+			}
 		}
-		if n, _ := strconv.Atoi(e.str("bytes_sent")); n == 0 {
-			t.Errorf("%s: bytes_sent %v", path, e["bytes_sent"])
+		// The upstream saw the same protocols arrive.
+		out := s.Upstream.Output()
+		if !strings.Contains(out, "HTTP/2.0") || !strings.Contains(out, "HTTP/1.1") {
+			t.Errorf("the upstream's log does not show both protocols:\n%s", out)
 		}
-	}
-	// The upstream saw the same protocols arrive.
-	out := s.Upstream.Output()
-	if !strings.Contains(out, "HTTP/2.0") || !strings.Contains(out, "HTTP/1.1") {
-		t.Errorf("the upstream's log does not show both protocols:\n%s", out)
-	}
-	// The ext_proc observer's lines and stats carry the counts.
-	if xp := s.ExtProc.Output(); !strings.Contains(xp, "sse stream closed") || !strings.Contains(xp, "events=") {
-		t.Errorf("ext_proc log:\n%s", xp)
-	}
-	resp, err := http.Get(s.ExtProcAdminURL + "/stats")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var stats map[string]int64
-	if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil {
-		t.Fatal(err)
-	}
-	if stats["sse.streams_opened"] != 2 || stats["sse.events"] < 6 {
-		t.Errorf("ext_proc stats %v, want 2 streams opened with their events", stats)
-	}
+		if a == localstack.AdapterModule {
+			checkModuleCounts(t, s, entries)
+			return
+		}
+		// The ext_proc observer's lines and stats carry the counts.
+		if xp := s.ExtProc.Output(); !strings.Contains(xp, "sse stream closed") || !strings.Contains(xp, "events=") {
+			t.Errorf("ext_proc log:\n%s", xp)
+		}
+		resp, err := http.Get(s.ExtProcAdminURL + "/stats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var stats map[string]int64
+		if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil {
+			t.Fatal(err)
+		}
+		if stats[ssestream.StatStreamsOpened] != 2 || stats[ssestream.StatEvents] < 6 {
+			t.Errorf("ext_proc stats %v, want 2 streams opened with their events", stats)
+		}
+	})
 }
 
 // ext_proc fails open: with the server down, streams keep flowing (without
 // the policy's headers) instead of answering 500, which browsers treat as
 // final.
 func TestExtProcDownFailsOpen(t *testing.T) {
-	s := startStack(t)
+	s := startStackWith(t, localstack.AdapterExtProc)
 	s.ExtProc.Stop(5 * time.Second)
 	status, h, body := curl(t, "--max-time", "1.5", "--cacert", s.CAFile, s.HTTPURL+"/sse/events")
 	if !strings.Contains(status, " 200") || h.Get("x-sse-stream") != "" {

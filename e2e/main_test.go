@@ -1,5 +1,6 @@
 // Package e2e runs the system for real on loopback: stock Envoy (from the
-// project's virtualenv) with envoy-extproc.yaml, the ext_proc server, the
+// project's virtualenv) with each adapter it can load (the dynamic module:
+// envoy-module.yaml; ext_proc: envoy-extproc.yaml and its server), the
 // upstream, curl and headless Chromium. `make test` installs Envoy and
 // Chromium and sets SSE_E2E=1, which turns a missing tool into a failure.
 package e2e
@@ -20,6 +21,8 @@ import (
 var (
 	repoRoot string
 	bins     map[string]string
+	// moduleDir holds libsse.so, built once for every test.
+	moduleDir string
 	// missing names what the end-to-end tests cannot run without.
 	missing string
 )
@@ -62,6 +65,10 @@ func run(m *testing.M) int {
 	bins, err = localstack.Build(ctx, repoRoot, dir, localstack.Binaries...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "building the binaries:", err)
+		return 1
+	}
+	if moduleDir, err = localstack.BuildModule(ctx, repoRoot, dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return m.Run()

@@ -18,22 +18,50 @@ import (
 // second, heartbeats often enough to see one.
 var fastUpstream = []string{"-interval", "250ms", "-heartbeat", "1s", "-retry", "500ms"}
 
-// startStack runs the whole system for one test and stops it at cleanup,
-// printing every process's output when the test failed.
+// stockAdapters are the adapters stock Envoy can load; the golang filter
+// needs the contrib build, which cannot run here.
+var stockAdapters = []localstack.Adapter{localstack.AdapterModule, localstack.AdapterExtProc}
+
+// forEachAdapter runs fn as one subtest per adapter stock Envoy can load.
+func forEachAdapter(t *testing.T, fn func(t *testing.T, a localstack.Adapter)) {
+	t.Helper()
+	for _, a := range stockAdapters {
+		t.Run(string(a), func(t *testing.T) { fn(t, a) })
+	}
+}
+
+// tagOf is the tag header's value on streams adapter a tagged.
+func tagOf(a localstack.Adapter) string {
+	if a == localstack.AdapterModule {
+		return "dynamic_module"
+	}
+	return string(a)
+}
+
+// startStack runs the whole system with the default adapter (the dynamic
+// module) for one test; see startStackWith.
 func startStack(t *testing.T, extraOrigins ...string) *localstack.Stack {
+	t.Helper()
+	return startStackWith(t, localstack.AdapterModule, extraOrigins...)
+}
+
+// startStackWith runs the whole system with adapter a for one test.
+func startStackWith(t *testing.T, a localstack.Adapter, extraOrigins ...string) *localstack.Stack {
+	t.Helper()
+	return startStackOptions(t, localstack.Options{Adapter: a, ExtraOrigins: extraOrigins})
+}
+
+// startStackOptions runs the system as o says, with the test's folders,
+// binaries and upstream timing filled in, and stops it at cleanup, printing
+// every process's output when the test failed.
+func startStackOptions(t *testing.T, o localstack.Options) *localstack.Stack {
 	t.Helper()
 	requireTools(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s, err := localstack.Start(ctx, localstack.Options{
-		Root:         repoRoot,
-		Dir:          t.TempDir(),
-		EnvoyBin:     os.Getenv("ENVOY_BIN"),
-		Bins:         bins,
-		ExtraOrigins: extraOrigins,
-		UpstreamArgs: fastUpstream,
-		ServeDemo:    true,
-	})
+	o.Root, o.Dir, o.EnvoyBin, o.Bins = repoRoot, t.TempDir(), os.Getenv("ENVOY_BIN"), bins
+	o.ModuleDir, o.UpstreamArgs, o.ServeDemo = moduleDir, fastUpstream, true
+	s, err := localstack.Start(ctx, o)
 	if err != nil {
 		t.Fatalf("starting the stack: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,12 +13,15 @@ import (
 
 	"example.com/sse-on-envoy/internal/envoyconfig"
 	"example.com/sse-on-envoy/internal/localstack"
+	"example.com/sse-on-envoy/internal/policy"
 )
 
-// Real Envoy 1.37 accepts both configurations. Stock Envoy has no golang
-// extension, so envoy.yaml is validated without that one filter: every other
-// field, and the config around it, is what the contrib image loads.
-func TestStockEnvoyValidatesBothConfigs(t *testing.T) {
+// Real Envoy 1.37 accepts the three configurations. Stock Envoy has no
+// golang extension, so envoy.yaml is validated without that one filter:
+// every other field, and the config around it, is what the contrib image
+// loads. envoy-module.yaml is validated with the module loaded (validation
+// runs its config-new hook, so the module's parser sees filter_config).
+func TestStockEnvoyValidatesTheConfigs(t *testing.T) {
 	requireTools(t)
 	dir := t.TempDir()
 	certDir := filepath.Join(dir, "certs")
@@ -25,11 +29,16 @@ func TestStockEnvoyValidatesBothConfigs(t *testing.T) {
 		t.Fatalf("certs: %v\n%s", err, out)
 	}
 	for _, tc := range []struct {
-		name string
-		so   string
-	}{{"envoy-extproc.yaml", ""}, {"envoy.yaml", "/nonexistent/sse.so"}} {
+		name    string
+		adapter localstack.Adapter
+		so      string
+	}{
+		{"envoy-extproc.yaml", localstack.AdapterExtProc, ""},
+		{"envoy-module.yaml", localstack.AdapterModule, ""},
+		{"envoy.yaml", localstack.AdapterGolang, "/nonexistent/sse.so"},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := localstack.RenderEnvoyConfig(localstack.Options{Root: repoRoot, FilterSO: tc.so}, certDir)
+			out, err := localstack.RenderEnvoyConfig(localstack.Options{Root: repoRoot, Adapter: tc.adapter, FilterSO: tc.so}, certDir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -64,9 +73,52 @@ func TestStockEnvoyValidatesBothConfigs(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			if msg, err := exec.CommandContext(ctx, os.Getenv("ENVOY_BIN"), "--mode", "validate", "-c", path).CombinedOutput(); err != nil {
+			cmd := exec.CommandContext(ctx, os.Getenv("ENVOY_BIN"), "--mode", "validate", "-c", path)
+			cmd.Env = append(os.Environ(), localstack.ModuleSearchPathEnv+"="+moduleDir)
+			if msg, err := cmd.CombinedOutput(); err != nil {
 				t.Errorf("envoy --mode validate refused %s: %v\n%s", tc.name, err, msg)
 			}
 		})
+	}
+}
+
+// A bad setting makes stock Envoy refuse envoy-module.yaml at load, and the
+// module's log line names the field, with the policy's own message.
+func TestStockEnvoyRefusesABadModuleConfig(t *testing.T) {
+	requireTools(t)
+	dir := t.TempDir()
+	certDir := filepath.Join(dir, "certs")
+	if out, err := exec.Command(bins["certs"], "-out", certDir).CombinedOutput(); err != nil {
+		t.Fatalf("certs: %v\n%s", err, out)
+	}
+	out, err := localstack.RenderEnvoyConfig(localstack.Options{Root: repoRoot, Adapter: localstack.AdapterModule}, certDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := envoyconfig.Parse(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	maxAge := "10x"
+	if err := envoyconfig.SetModuleFilterConfig(b, &policy.Config{MaxAge: &maxAge}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err = envoyconfig.Marshal(b); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Getenv("ENVOY_BIN"), "--mode", "validate", "-c", path)
+	cmd.Env = append(os.Environ(), localstack.ModuleSearchPathEnv+"="+moduleDir)
+	msg, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("envoy accepted max_age: 10x:\n%s", msg)
+	}
+	if want := `filter_config: invalid sse config: max_age: "10x" is not a duration`; !strings.Contains(string(msg), want) {
+		t.Errorf("envoy's output lacks %q:\n%s", want, msg)
 	}
 }

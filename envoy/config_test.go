@@ -1,4 +1,4 @@
-// Tests of envoy.yaml and envoy-extproc.yaml: they parse into Envoy's
+// Tests of envoy.yaml, envoy-extproc.yaml and envoy-module.yaml: they parse into Envoy's
 // bootstrap proto, pass its validation rules, and carry every setting a
 // long-lived stream needs.
 package envoy_test
@@ -27,13 +27,14 @@ import (
 	"example.com/sse-on-envoy/filter/ssefilter"
 	"example.com/sse-on-envoy/internal/envoyconfig"
 	"example.com/sse-on-envoy/internal/policy"
+	"example.com/sse-on-envoy/module/ssemodule"
 )
 
 // heartbeat is the upstream's default comment interval: idle timeouts must
 // stay well above it.
 const heartbeat = 15 * time.Second
 
-var configs = []string{"envoy.yaml", "envoy-extproc.yaml"}
+var configs = []string{"envoy.yaml", "envoy-extproc.yaml", "envoy-module.yaml"}
 
 func load(t *testing.T, name string) *bootstrapv3.Bootstrap {
 	t.Helper()
@@ -308,9 +309,10 @@ func TestPluginConfigMatchesPolicyFile(t *testing.T) {
 	}
 }
 
-// envoy-extproc.yaml is envoy.yaml with other HTTP filters and one more
-// cluster; everything else must stay identical.
-func TestExtProcConfigMatchesGolangConfig(t *testing.T) {
+// envoy-extproc.yaml and envoy-module.yaml are envoy.yaml with other HTTP
+// filters (and, for ext_proc, one more cluster); everything else must stay
+// identical.
+func TestAdapterConfigsMatchGolangConfig(t *testing.T) {
 	strip := func(b *bootstrapv3.Bootstrap) {
 		if err := envoyconfig.EditHTTPConnectionManagers(b, func(h *hcmv3.HttpConnectionManager) error {
 			h.HttpFilters = nil
@@ -321,11 +323,57 @@ func TestExtProcConfigMatchesGolangConfig(t *testing.T) {
 		clusters := b.GetStaticResources().GetClusters()
 		b.StaticResources.Clusters = slices.DeleteFunc(clusters, func(c *clusterv3.Cluster) bool { return c.GetName() == envoyconfig.ClusterExtProc })
 	}
-	golang, extproc := load(t, "envoy.yaml"), load(t, "envoy-extproc.yaml")
+	golang := load(t, "envoy.yaml")
 	strip(golang)
-	strip(extproc)
-	if !sameJSON(t, golang, extproc) {
-		t.Error("envoy.yaml and envoy-extproc.yaml differ outside their HTTP filters and the extproc cluster")
+	for _, name := range []string{"envoy-extproc.yaml", "envoy-module.yaml"} {
+		other := load(t, name)
+		strip(other)
+		if !sameJSON(t, golang, other) {
+			t.Errorf("envoy.yaml and %s differ outside their HTTP filters and the extproc cluster", name)
+		}
+	}
+}
+
+func TestModuleFilter(t *testing.T) {
+	b := load(t, "envoy-module.yaml")
+	for _, listener := range []string{envoyconfig.ListenerHTTP, envoyconfig.ListenerHTTPS} {
+		if names := httpFilterNames(hcms(t, b, listener)[0]); !slices.Equal(names, []string{envoyconfig.ModuleFilter, "envoy.filters.http.router"}) {
+			t.Errorf("%s: filters %q, want the dynamic module before the router", listener, names)
+		}
+	}
+	filters, err := envoyconfig.ModuleFilters(b)
+	if err != nil || len(filters) != 2 {
+		t.Fatalf("dynamic-module filters: %d, %v", len(filters), err)
+	}
+	data, err := os.ReadFile("sse-policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := policy.ParseYAMLOrJSON(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range filters {
+		// Envoy loads lib<name>.so: the name must be the module's.
+		if f.GetDynamicModuleConfig().GetName() != ssemodule.ModuleName {
+			t.Errorf("dynamic_module_config.name %q, want %q", f.GetDynamicModuleConfig().GetName(), ssemodule.ModuleName)
+		}
+		raw, err := envoyconfig.ModuleFilterConfig(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The payload must pass the module's own parser, or Envoy refuses it...
+		if err := ssemodule.ParseConfig(raw); err != nil {
+			t.Errorf("filter_config refused by the module: %v", err)
+		}
+		// ...and be the ext_proc server's policy file.
+		inline, err := policy.ParseYAMLOrJSON(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(inline, file) {
+			t.Errorf("envoy-module.yaml's filter_config differs from sse-policy.yaml:\n%+v\n%+v", inline, file)
+		}
 	}
 }
 

@@ -1,9 +1,11 @@
 // Command run-local runs the whole system on this machine without Docker
-// (`make run-local`): certificates, the upstream, the ext_proc server, stock
-// Envoy with envoy/envoy-extproc.yaml, and the demo page, on the same ports
-// as `make run`. With ENVOY_BIN pointing at an Envoy that has the golang
-// extension, it runs envoy/envoy.yaml and the filter's .so instead.
-// Ctrl-C stops everything it started.
+// (`make run-local`): certificates, the upstream, stock Envoy with the SSE
+// policy as a dynamic module (envoy/envoy-module.yaml, bin/libsse.so), and
+// the demo page, on the same ports as `make run`. -mode ext_proc runs
+// envoy/envoy-extproc.yaml and the ext_proc server instead; with ENVOY_BIN
+// pointing at an Envoy that has the golang extension, the default is the
+// golang filter (envoy/envoy.yaml and its .so). Ctrl-C stops everything it
+// started.
 package main
 
 import (
@@ -24,15 +26,30 @@ import (
 
 func main() {
 	if err := run(); err != nil {
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
 		fmt.Fprintln(os.Stderr, "run-local:", err)
 		os.Exit(1)
 	}
 }
 
+var errUsage = errors.New("bad flags")
+
 func run() error {
 	envoyBin := flag.String("envoy", os.Getenv("ENVOY_BIN"), "Envoy binary (env ENVOY_BIN)")
 	dir := flag.String("dir", ".cache/run-local", "folder for certificates, rendered configs and logs")
+	modeFlag := flag.String("mode", os.Getenv("RUN_LOCAL_MODE"),
+		"adapter: module, ext_proc or golang; default golang if the Envoy has that extension, else module (env RUN_LOCAL_MODE)")
 	flag.Parse()
+	var mode localstack.Adapter
+	if *modeFlag != "" {
+		var err error
+		if mode, err = localstack.ParseAdapter(*modeFlag); err != nil {
+			fmt.Fprintln(os.Stderr, "run-local: -mode:", err)
+			return errUsage
+		}
+	}
 	if *envoyBin == "" {
 		return errors.New("no Envoy: set ENVOY_BIN or run `make run-local`, which installs stock Envoy into .venv")
 	}
@@ -78,14 +95,29 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if golang {
+	switch {
+	case mode == "" && golang:
+		mode = localstack.AdapterGolang
+	case mode == "":
+		mode = localstack.AdapterModule
+	case mode == localstack.AdapterGolang && !golang:
+		return fmt.Errorf("-mode golang: %s has no golang extension (it is in the contrib build); use -mode module", *envoyBin)
+	}
+	opts.Adapter = mode
+	switch mode {
+	case localstack.AdapterGolang:
 		so := filepath.Join(workDir, "bin", "sse.so")
-		fmt.Println("this Envoy has the golang extension: building the filter .so")
+		fmt.Println("building the golang filter .so")
 		cmd := exec.CommandContext(buildCtx, "go", "build", "-buildmode=c-shared", "-o", so, "./filter")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("building the filter: %w\n%s", err, out)
 		}
 		opts.FilterSO = so
+	case localstack.AdapterModule:
+		fmt.Println("building the dynamic module (libsse.so)")
+		if opts.ModuleDir, err = localstack.BuildModule(buildCtx, root, filepath.Join(workDir, "bin")); err != nil {
+			return err
+		}
 	}
 
 	startCtx, cancelStart := context.WithTimeout(ctx, time.Minute)
@@ -103,15 +135,16 @@ func run() error {
 }
 
 func printWelcome(s *localstack.Stack) {
-	mode := "stock Envoy + the ext_proc server (envoy/envoy-extproc.yaml)"
-	if s.Golang {
-		mode = "Envoy with the golang filter (envoy/envoy.yaml)"
-	}
+	mode := map[localstack.Adapter]string{
+		localstack.AdapterModule:  "stock Envoy + the SSE policy as a dynamic module (envoy/envoy-module.yaml)",
+		localstack.AdapterExtProc: "stock Envoy + the ext_proc server (envoy/envoy-extproc.yaml)",
+		localstack.AdapterGolang:  "Envoy with the golang filter (envoy/envoy.yaml)",
+	}[s.Adapter]
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nrunning: %s\n\n", mode)
 	fmt.Fprintf(&b, "  demo page      %s/   (and %s/ to see CORS refuse a stream)\n", s.DemoURL, s.DemoURLOtherOrigin)
 	fmt.Fprintf(&b, "  Envoy admin    %s/stats?filter=sse\n", s.AdminURL)
-	if !s.Golang {
+	if s.Adapter == localstack.AdapterExtProc {
 		fmt.Fprintf(&b, "  ext_proc stats %s/stats\n", s.ExtProcAdminURL)
 	}
 	fmt.Fprintf(&b, "  logs           %s/*.log\n\n", s.Dir)

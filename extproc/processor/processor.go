@@ -63,43 +63,36 @@ type Server struct {
 
 // New returns a server applying p. log receives the stream lines.
 func New(p *policy.Policy, log *slog.Logger) *Server {
-	st := &Stats{}
+	st := &Stats{counters: map[string]*Counter{}}
 	return &Server{
 		policy: p,
 		log:    log,
 		now:    time.Now,
 		stats:  st,
-		metrics: &ssestream.Metrics{
-			StreamsOpened:   &st.StreamsOpened,
-			StreamsActive:   &st.StreamsActive,
-			Events:          &st.Events,
-			Preflights:      &st.Preflights,
-			RejectedOrigins: &st.RejectedOrigins,
-		},
+		metrics: ssestream.DefineMetrics(func(s ssestream.Stat) ssestream.Counter {
+			c := &Counter{}
+			st.counters[s.Name] = c
+			return c
+		}),
 	}
 }
 
 // Stats returns the server's counters, the same names as the golang filter's.
 func (s *Server) Stats() *Stats { return s.stats }
 
-// Stats are the counters of an ext_proc server.
+// Stats are the counters of an ext_proc server, by ssestream's stat names.
+// The map is filled once in New and only read afterwards.
 type Stats struct {
-	StreamsOpened   Counter
-	StreamsActive   Counter
-	Events          Counter
-	Preflights      Counter
-	RejectedOrigins Counter
+	counters map[string]*Counter
 }
 
 // Snapshot names the counters as Envoy's stats would.
 func (st *Stats) Snapshot() map[string]int64 {
-	return map[string]int64{
-		"sse.streams_opened":   st.StreamsOpened.Load(),
-		"sse.streams_active":   st.StreamsActive.Load(),
-		"sse.events":           st.Events.Load(),
-		"sse.preflights":       st.Preflights.Load(),
-		"sse.rejected_origins": st.RejectedOrigins.Load(),
+	out := make(map[string]int64, len(st.counters))
+	for name, c := range st.counters {
+		out[name] = c.Load()
 	}
+	return out
 }
 
 // Counter is safe for concurrent use: gRPC streams run on many goroutines.

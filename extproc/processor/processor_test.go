@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"example.com/sse-on-envoy/internal/policy"
+	"example.com/sse-on-envoy/internal/ssestream"
 )
 
 // syncBuffer collects log output written from the server's goroutines.
@@ -193,7 +194,7 @@ func TestPolicyRole(t *testing.T) {
 			stream.CloseSend()
 		})
 	}
-	if got := srv.Stats().Snapshot(); got["sse.preflights"] != 2 || got["sse.rejected_origins"] != 2 || got["sse.streams_opened"] != 0 {
+	if got := srv.Stats().Snapshot(); got[ssestream.StatPreflights] != 2 || got[ssestream.StatRejectedOrigins] != 2 || got[ssestream.StatStreamsOpened] != 0 {
 		t.Errorf("stats %v: the policy role counts preflights and rejections, never streams", got)
 	}
 }
@@ -233,7 +234,7 @@ func TestObserverCountsAStream(t *testing.T) {
 			t.Errorf("logs lack %q:\n%s", want, out)
 		}
 	}
-	if got := srv.Stats().Snapshot(); got["sse.streams_opened"] != 1 || got["sse.streams_active"] != 0 || got["sse.events"] != 2 {
+	if got := srv.Stats().Snapshot(); got[ssestream.StatStreamsOpened] != 1 || got[ssestream.StatStreamsActive] != 0 || got[ssestream.StatEvents] != 2 {
 		t.Errorf("stats %v", got)
 	}
 }
@@ -254,13 +255,13 @@ func TestObserverStreamCutShort(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, func() bool { return srv.Stats().Snapshot()["sse.events"] == 1 })
+	waitFor(t, func() bool { return srv.Stats().Snapshot()[ssestream.StatEvents] == 1 })
 	cancel() // Envoy drops the gRPC stream when the client goes away
 	waitFor(t, func() bool { return strings.Contains(logs.String(), "sse stream closed") })
 	if !strings.Contains(logs.String(), "end=reset details=ext_proc_stream_closed_before_response_end") {
 		t.Errorf("logs:\n%s", logs.String())
 	}
-	if got := srv.Stats().Snapshot()["sse.streams_active"]; got != 0 {
+	if got := srv.Stats().Snapshot()[ssestream.StatStreamsActive]; got != 0 {
 		t.Errorf("streams_active = %d", got)
 	}
 }
@@ -310,7 +311,7 @@ func TestObserverIgnoresOtherResponses(t *testing.T) {
 	}
 	stream.CloseSend()
 	stream.Recv() // the server ends the stream
-	if got := srv.Stats().Snapshot(); got["sse.streams_opened"] != 0 || got["sse.events"] != 0 {
+	if got := srv.Stats().Snapshot(); got[ssestream.StatStreamsOpened] != 0 || got[ssestream.StatEvents] != 0 {
 		t.Errorf("stats %v for a JSON response", got)
 	}
 	if strings.Contains(logs.String(), "sse stream") {

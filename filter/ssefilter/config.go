@@ -21,15 +21,6 @@ import (
 // FilterName is the plugin_name Envoy's configuration must use.
 const FilterName = "sse"
 
-// Stat names. Envoy creates them in the root scope, so they are exactly these.
-const (
-	StatStreamsOpened   = "sse.streams_opened"
-	StatStreamsActive   = "sse.streams_active"
-	StatEvents          = "sse.events"
-	StatPreflights      = "sse.preflights"
-	StatRejectedOrigins = "sse.rejected_origins"
-)
-
 const (
 	typedStructURL       = "type.googleapis.com/xds.type.v3.TypedStruct"
 	legacyTypedStructURL = "type.googleapis.com/udpa.type.v1.TypedStruct"
@@ -66,13 +57,14 @@ func (ConfigParser) Parse(pluginConfig *anypb.Any, callbacks api.ConfigCallbackH
 	}
 	c := &config{policy: p, metrics: &ssestream.Metrics{}}
 	if callbacks != nil {
-		c.metrics = &ssestream.Metrics{
-			StreamsOpened:   callbacks.DefineCounterMetric(StatStreamsOpened),
-			StreamsActive:   callbacks.DefineGaugeMetric(StatStreamsActive),
-			Events:          callbacks.DefineCounterMetric(StatEvents),
-			Preflights:      callbacks.DefineCounterMetric(StatPreflights),
-			RejectedOrigins: callbacks.DefineCounterMetric(StatRejectedOrigins),
-		}
+		// Envoy creates them in the root scope, so the names are exactly
+		// ssestream's.
+		c.metrics = ssestream.DefineMetrics(func(s ssestream.Stat) ssestream.Counter {
+			if s.Kind == ssestream.KindGauge {
+				return callbacks.DefineGaugeMetric(s.Name)
+			}
+			return callbacks.DefineCounterMetric(s.Name)
+		})
 	}
 	return c, nil
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/envoyproxy/envoy/contrib/golang/common/go/api"
+
+	"example.com/sse-on-envoy/internal/ssestream"
 )
 
 // fakeHeaders is a header map that lower-cases keys, as Envoy does. Embedding
@@ -133,16 +135,23 @@ func newConfigCallbacks() *fakeConfigCallbacks {
 	return &fakeConfigCallbacks{stats: map[string]*fakeStat{}}
 }
 
-func (c *fakeConfigCallbacks) DefineCounterMetric(name string) api.CounterMetric { return c.stat(name) }
-func (c *fakeConfigCallbacks) DefineGaugeMetric(name string) api.GaugeMetric     { return c.stat(name) }
-func (c *fakeConfigCallbacks) stat(name string) *fakeStat {
+func (c *fakeConfigCallbacks) DefineCounterMetric(name string) api.CounterMetric {
+	return c.stat(name, ssestream.KindCounter)
+}
+func (c *fakeConfigCallbacks) DefineGaugeMetric(name string) api.GaugeMetric {
+	return c.stat(name, ssestream.KindGauge)
+}
+func (c *fakeConfigCallbacks) stat(name string, kind ssestream.StatKind) *fakeStat {
 	if c.stats[name] == nil {
-		c.stats[name] = &fakeStat{}
+		c.stats[name] = &fakeStat{kind: kind}
 	}
 	return c.stats[name]
 }
 
-type fakeStat struct{ v int64 }
+type fakeStat struct {
+	v    int64
+	kind ssestream.StatKind
+}
 
 func (s *fakeStat) Increment(d int64) { s.v += d }
 func (s *fakeStat) Get() uint64       { return uint64(s.v) }

@@ -9,6 +9,8 @@ import (
 	"github.com/envoyproxy/envoy/contrib/golang/common/go/api"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"example.com/sse-on-envoy/internal/ssestream"
 )
 
 func typedStruct(t *testing.T, value map[string]any) *anypb.Any {
@@ -121,9 +123,12 @@ func TestParseAcceptsEveryEnvelope(t *testing.T) {
 
 func TestParseDefinesStats(t *testing.T) {
 	_, _, cc := newTestFilter(t, demoConfig)
-	for _, name := range []string{StatStreamsOpened, StatStreamsActive, StatEvents, StatPreflights, StatRejectedOrigins} {
-		if cc.stats[name] == nil {
-			t.Errorf("stat %s not defined", name)
+	for _, s := range ssestream.Stats() {
+		switch got := cc.stats[s.Name]; {
+		case got == nil:
+			t.Errorf("stat %s not defined", s.Name)
+		case got.kind != s.Kind:
+			t.Errorf("stat %s defined as a %s, want a %s", s.Name, got.kind, s.Kind)
 		}
 	}
 }
@@ -301,7 +306,7 @@ func TestSSEStreamLifecycle(t *testing.T) {
 	if md["events"] != float64(2) || md["last_event_id"] != "8" || md["bytes"] != float64(total) || md["protocol"] != "HTTP/1.1" {
 		t.Errorf("metadata = %v", md)
 	}
-	for name, want := range map[string]int64{StatStreamsOpened: 1, StatStreamsActive: 0, StatEvents: 2} {
+	for name, want := range map[string]int64{ssestream.StatStreamsOpened: 1, ssestream.StatStreamsActive: 0, ssestream.StatEvents: 2} {
 		if got := cc.stats[name].v; got != want {
 			t.Errorf("stat %s = %d, want %d", name, got, want)
 		}
@@ -366,7 +371,7 @@ func TestNonSSEResponsesAreNotCopied(t *testing.T) {
 	if resp.GetRaw("content-length") != "2" || resp.GetRaw("x-sse-stream") != "" || resp.GetRaw("cache-control") != "" {
 		t.Errorf("non-SSE response edited: %v", resp.m)
 	}
-	if len(cb.info.metadata) != 0 || cc.stats[StatStreamsOpened].v != 0 || len(cb.logs) != 0 {
+	if len(cb.info.metadata) != 0 || cc.stats[ssestream.StatStreamsOpened].v != 0 || len(cb.logs) != 0 {
 		t.Errorf("non-SSE response tagged: metadata %v logs %q", cb.info.metadata, cb.logs)
 	}
 }
@@ -396,8 +401,8 @@ func TestStatsCountPreflightsAndRejections(t *testing.T) {
 	for _, r := range requests {
 		Factory(parsed, newCallbacks()).DecodeHeaders(newHeaders(r...), true)
 	}
-	if cc.stats[StatPreflights].v != 2 || cc.stats[StatRejectedOrigins].v != 2 {
-		t.Errorf("preflights=%d rejected=%d, want 2 and 2", cc.stats[StatPreflights].v, cc.stats[StatRejectedOrigins].v)
+	if cc.stats[ssestream.StatPreflights].v != 2 || cc.stats[ssestream.StatRejectedOrigins].v != 2 {
+		t.Errorf("preflights=%d rejected=%d, want 2 and 2", cc.stats[ssestream.StatPreflights].v, cc.stats[ssestream.StatRejectedOrigins].v)
 	}
 }
 

@@ -30,6 +30,11 @@ type Process struct {
 // StartProcess starts bin with args; its stdout and stderr go to
 // dir/name.log.
 func StartProcess(dir, name, bin string, args ...string) (*Process, error) {
+	return startProcess(dir, name, bin, nil, args...)
+}
+
+// startProcess is StartProcess with variables added to the environment.
+func startProcess(dir, name, bin string, env []string, args ...string) (*Process, error) {
 	logPath := filepath.Join(dir, name+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -37,6 +42,9 @@ func StartProcess(dir, name, bin string, args ...string) (*Process, error) {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	// Its own process group, so a Ctrl-C meant for run-local reaches the
 	// children only through Stop, in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+
 	"example.com/sse-on-envoy/demo"
 	"example.com/sse-on-envoy/internal/envoyconfig"
 	"example.com/sse-on-envoy/internal/policy"
@@ -43,15 +45,23 @@ type Options struct {
 	Dir      string // certificates, rendered configs and logs
 	EnvoyBin string
 	Bins     map[string]string // from Build: "upstream", "extproc", "certs"
-	// FilterSO, when set, runs envoy.yaml with the golang filter (an Envoy
-	// with the golang extension is needed); otherwise envoy-extproc.yaml and
-	// the ext_proc server.
+	// Adapter picks the config and what runs besides Envoy; empty means the
+	// golang filter if FilterSO is set, else the dynamic module.
+	Adapter Adapter
+	// FilterSO is the golang filter's .so (AdapterGolang; an Envoy with the
+	// golang extension is needed).
 	FilterSO string
-	Ports    Ports
+	// ModuleDir holds libsse.so (AdapterModule); empty: Start builds it
+	// into Dir.
+	ModuleDir string
+	Ports     Ports
 	// CertDir holds (or receives) the certificates; default Dir/certs.
 	CertDir      string
 	ExtraOrigins []string
 	UpstreamArgs []string
+	// EditEnvoyConfig, when set, changes the rendered Envoy config last
+	// (tests use it for what the repository's configs do not have).
+	EditEnvoyConfig func(*bootstrapv3.Bootstrap) error
 	// ServeDemo serves the demo page and adds its origin
 	// (http://localhost:PORT) to the allowed origins.
 	ServeDemo bool
@@ -70,7 +80,9 @@ type Stack struct {
 	DemoURL, DemoURLOtherOrigin string
 	ExtProcAdminURL             string
 	CAFile                      string
-	Golang                      bool
+	Adapter                     Adapter
+	// Golang is Adapter == AdapterGolang.
+	Golang bool
 
 	Upstream, ExtProc, Envoy *Process
 	demo                     *http.Server
@@ -113,7 +125,8 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		AdminURL:        fmt.Sprintf("http://127.0.0.1:%d", p.Admin),
 		UpstreamURL:     fmt.Sprintf("http://127.0.0.1:%d", p.Upstream),
 		ExtProcAdminURL: fmt.Sprintf("http://127.0.0.1:%d", p.ExtProcAdmin),
-		Golang:          o.FilterSO != "",
+		Adapter:         o.adapter(),
+		Golang:          o.adapter() == AdapterGolang,
 	}
 	defer func() {
 		if err != nil {
@@ -157,9 +170,16 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 
-	configName := "envoy.yaml"
-	if !s.Golang {
-		configName = "envoy-extproc.yaml"
+	var envoyEnv []string
+	switch s.Adapter {
+	case AdapterModule:
+		if o.ModuleDir == "" {
+			if o.ModuleDir, err = BuildModule(ctx, o.Root, o.Dir); err != nil {
+				return nil, err
+			}
+		}
+		envoyEnv = []string{ModuleSearchPathEnv + "=" + o.ModuleDir}
+	case AdapterExtProc:
 		policyPath := filepath.Join(o.Dir, "sse-policy.json")
 		if err := writeJSON(policyPath, policyConfig); err != nil {
 			return nil, err
@@ -175,7 +195,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		}
 	}
 
-	envoyConfig, err := renderEnvoyConfig(filepath.Join(o.Root, "envoy", configName), o, certDir, policyConfig)
+	envoyConfig, err := renderEnvoyConfig(filepath.Join(o.Root, "envoy", s.Adapter.ConfigFile()), o, certDir, policyConfig)
 	if err != nil {
 		return nil, err
 	}
@@ -183,8 +203,8 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err := os.WriteFile(envoyPath, envoyConfig, 0o644); err != nil {
 		return nil, fmt.Errorf("writing the Envoy config: %w", err)
 	}
-	if s.Envoy, err = StartProcess(o.Dir, "envoy", o.EnvoyBin, "-c", envoyPath,
-		"--use-dynamic-base-id", "--log-level", "warn", "--component-log-level", "golang:info",
+	if s.Envoy, err = startProcess(o.Dir, "envoy", o.EnvoyBin, envoyEnv, "-c", envoyPath,
+		"--use-dynamic-base-id", "--log-level", "warn", "--component-log-level", "golang:info,dynamic_modules:info",
 		"--file-flush-interval-msec", "200"); err != nil {
 		return nil, err
 	}
@@ -226,9 +246,9 @@ func localPolicy(root string, extraOrigins []string) (*policy.Config, error) {
 	return cfg, nil
 }
 
-// RenderEnvoyConfig is the Envoy config Start would run for o: envoy.yaml
-// when o.FilterSO is set, else envoy-extproc.yaml, rewritten to o's ports,
-// certDir and allowed origins.
+// RenderEnvoyConfig is the Envoy config Start would run for o (the
+// adapter's config file), rewritten to o's ports, certDir and allowed
+// origins.
 func RenderEnvoyConfig(o Options, certDir string) ([]byte, error) {
 	if err := resolvePorts(&o.Ports); err != nil {
 		return nil, err
@@ -237,11 +257,7 @@ func RenderEnvoyConfig(o Options, certDir string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	name := "envoy-extproc.yaml"
-	if o.FilterSO != "" {
-		name = "envoy.yaml"
-	}
-	return renderEnvoyConfig(filepath.Join(o.Root, "envoy", name), o, certDir, pc)
+	return renderEnvoyConfig(filepath.Join(o.Root, "envoy", o.adapter().ConfigFile()), o, certDir, pc)
 }
 
 // renderEnvoyConfig rewrites one of the repo's Envoy configs, written for
@@ -260,14 +276,22 @@ func renderEnvoyConfig(path string, o Options, certDir string, pc *policy.Config
 		envoyconfig.SetClusterEndpoint(b, envoyconfig.ClusterTLS, "127.0.0.1", p.UpstreamTLS),
 	}
 	envoyconfig.ReplacePathPrefix(b, containerCertDir, certDir)
-	if o.FilterSO != "" {
+	switch o.adapter() {
+	case AdapterGolang:
 		envoyconfig.ReplacePathPrefix(b, containerSO, o.FilterSO)
 		steps = append(steps, envoyconfig.SetGolangPluginConfig(b, pc))
-	} else {
+	case AdapterExtProc:
 		steps = append(steps, envoyconfig.SetClusterEndpoint(b, envoyconfig.ClusterExtProc, "127.0.0.1", p.ExtProc))
+	case AdapterModule:
+		steps = append(steps, envoyconfig.SetModuleFilterConfig(b, pc))
 	}
 	if err := errors.Join(steps...); err != nil {
 		return nil, fmt.Errorf("rewriting %s for local ports: %w", path, err)
+	}
+	if o.EditEnvoyConfig != nil {
+		if err := o.EditEnvoyConfig(b); err != nil {
+			return nil, fmt.Errorf("editing %s: %w", path, err)
+		}
 	}
 	return envoyconfig.Marshal(b)
 }

@@ -11,6 +11,7 @@ import (
 	xdstype "github.com/cncf/xds/go/xds/type/v3"
 
 	"example.com/sse-on-envoy/internal/envoyconfig"
+	"example.com/sse-on-envoy/internal/policy"
 )
 
 func repoRoot(t *testing.T) string {
@@ -24,18 +25,23 @@ var testPorts = Ports{HTTP: 18080, HTTPS: 18443, Admin: 19901, Upstream: 19000, 
 func TestRenderRewritesForLoopback(t *testing.T) {
 	root := repoRoot(t)
 	tests := []struct {
-		name, config, so string
+		adapter    Adapter
+		config, so string
 	}{
-		{"ext_proc", "envoy-extproc.yaml", ""},
-		{"golang", "envoy.yaml", "/work/bin/sse.so"},
+		{AdapterExtProc, "envoy-extproc.yaml", ""},
+		{AdapterModule, "envoy-module.yaml", ""},
+		{AdapterGolang, "envoy.yaml", "/work/bin/sse.so"},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
+		t.Run(string(tc.adapter), func(t *testing.T) {
 			pc, err := localPolicy(root, []string{"http://localhost:13000"})
 			if err != nil {
 				t.Fatal(err)
 			}
-			o := Options{Root: root, FilterSO: tc.so, Ports: testPorts}
+			if got := tc.adapter.ConfigFile(); got != tc.config {
+				t.Errorf("config file %s, want %s", got, tc.config)
+			}
+			o := Options{Root: root, Adapter: tc.adapter, FilterSO: tc.so, Ports: testPorts}
 			out, err := renderEnvoyConfig(filepath.Join(root, "envoy", tc.config), o, "/tmp/certs", pc)
 			if err != nil {
 				t.Fatal(err)
@@ -66,7 +72,27 @@ func TestRenderRewritesForLoopback(t *testing.T) {
 					t.Errorf("%s -> %v", name, sa)
 				}
 			}
-			if tc.so == "" {
+			switch tc.adapter {
+			case AdapterExtProc:
+				return
+			case AdapterModule:
+				filters, err := envoyconfig.ModuleFilters(b)
+				if err != nil || len(filters) != 2 {
+					t.Fatalf("module filters %v %v", filters, err)
+				}
+				for _, f := range filters {
+					raw, err := envoyconfig.ModuleFilterConfig(f)
+					if err != nil {
+						t.Fatal(err)
+					}
+					cfg, err := policy.ParseYAMLOrJSON(raw)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !slices.Contains(cfg.AllowedOrigins, "http://localhost:13000") || cfg.AllowedOrigins[0] != "https://localhost:8080" {
+						t.Errorf("filter_config origins %q", cfg.AllowedOrigins)
+					}
+				}
 				return
 			}
 			filters, err := envoyconfig.GolangFilters(b)
@@ -118,4 +144,29 @@ func allStrings(t *testing.T, doc []byte) []string {
 	}
 	walk(v)
 	return out
+}
+
+// Without an explicit adapter: the golang filter when its .so is given (as
+// before adapters existed), else the module.
+func TestDefaultAdapter(t *testing.T) {
+	for _, tc := range []struct {
+		o    Options
+		want Adapter
+	}{
+		{Options{}, AdapterModule},
+		{Options{FilterSO: "/x/sse.so"}, AdapterGolang},
+		{Options{Adapter: AdapterExtProc}, AdapterExtProc},
+	} {
+		if got := tc.o.adapter(); got != tc.want {
+			t.Errorf("%+v: adapter %s, want %s", tc.o, got, tc.want)
+		}
+	}
+	for _, name := range []string{"module", "ext_proc", "golang"} {
+		if a, err := ParseAdapter(name); err != nil || string(a) != name {
+			t.Errorf("ParseAdapter(%q) = %q, %v", name, a, err)
+		}
+	}
+	if _, err := ParseAdapter("extproc"); err == nil {
+		t.Error("ParseAdapter accepted a misspelling")
+	}
 }

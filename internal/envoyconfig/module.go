@@ -1,0 +1,90 @@
+package envoyconfig
+
+import (
+	"encoding/json"
+	"fmt"
+
+	envoybootstrap "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	dynmodv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/dynamic_modules/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"example.com/sse-on-envoy/internal/policy"
+)
+
+// ModuleFilter is the dynamic-module HTTP filter's name in envoy-module.yaml.
+const ModuleFilter = "envoy.filters.http.dynamic_modules"
+
+// ModuleFilters returns the dynamic-module filter's config from every HCM,
+// in listener order.
+func ModuleFilters(b *envoybootstrap.Bootstrap) ([]*dynmodv3.DynamicModuleFilter, error) {
+	var out []*dynmodv3.DynamicModuleFilter
+	for _, l := range b.GetStaticResources().GetListeners() {
+		hcms, err := HTTPConnectionManagers(l)
+		if err != nil {
+			return nil, err
+		}
+		for _, hcm := range hcms {
+			for _, f := range hcm.GetHttpFilters() {
+				if f.GetName() != ModuleFilter {
+					continue
+				}
+				var cfg dynmodv3.DynamicModuleFilter
+				if err := f.GetTypedConfig().UnmarshalTo(&cfg); err != nil {
+					return nil, fmt.Errorf("listener %s: dynamic-module filter: %w", l.GetName(), err)
+				}
+				out = append(out, &cfg)
+			}
+		}
+	}
+	return out, nil
+}
+
+// ModuleFilterConfig reads the policy settings from a dynamic-module
+// filter's filter_config (a StringValue holding YAML or JSON).
+func ModuleFilterConfig(f *dynmodv3.DynamicModuleFilter) ([]byte, error) {
+	var s wrapperspb.StringValue
+	if err := f.GetFilterConfig().UnmarshalTo(&s); err != nil {
+		return nil, fmt.Errorf("filter_config: want a google.protobuf.StringValue: %w", err)
+	}
+	return []byte(s.GetValue()), nil
+}
+
+// SetModuleFilterConfig replaces the dynamic-module filter's filter_config
+// with pc, as JSON in a StringValue.
+func SetModuleFilterConfig(b *envoybootstrap.Bootstrap, pc *policy.Config) error {
+	js, err := json.Marshal(pc)
+	if err != nil {
+		return err
+	}
+	value, err := anypb.New(wrapperspb.String(string(js)))
+	if err != nil {
+		return err
+	}
+	found := false
+	err = EditHTTPConnectionManagers(b, func(hcm *hcmv3.HttpConnectionManager) error {
+		for _, f := range hcm.GetHttpFilters() {
+			if f.GetName() != ModuleFilter {
+				continue
+			}
+			var cfg dynmodv3.DynamicModuleFilter
+			if err := f.GetTypedConfig().UnmarshalTo(&cfg); err != nil {
+				return err
+			}
+			cfg.FilterConfig = value
+			if err := f.GetTypedConfig().MarshalFrom(&cfg); err != nil {
+				return err
+			}
+			found = true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("no dynamic-module filter to configure")
+	}
+	return nil
+}

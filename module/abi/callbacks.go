@@ -1,0 +1,264 @@
+package abi
+
+/*
+#include "sse_abi.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+// In a Go test binary the weak callbacks are NULL.
+static inline int sse_in_envoy(void) { return envoy_dynamic_module_callback_log != NULL; }
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"unsafe"
+)
+
+// HeaderType selects a header map of the stream.
+type HeaderType int32
+
+const (
+	RequestHeaders HeaderType = iota
+	RequestTrailers
+	ResponseHeaders
+	ResponseTrailers
+)
+
+// BodyType selects a body buffer: the chunk the current hook received, or
+// what Envoy has buffered.
+type BodyType int32
+
+const (
+	ReceivedRequestBody BodyType = iota
+	BufferedRequestBody
+	ReceivedResponseBody
+	BufferedResponseBody
+)
+
+// Attribute is one of Envoy's attributes, numbered as the ABI's
+// attribute_id enum (only those the SSE module reads).
+type Attribute int32
+
+const (
+	// AttributeRequestProtocol: "HTTP/1.1", "HTTP/2"... (request.protocol).
+	AttributeRequestProtocol Attribute = 10
+	// AttributeResponseCode: response.code.
+	AttributeResponseCode Attribute = 15
+	// AttributeRouteName: xds.route_name.
+	AttributeRouteName Attribute = 61
+)
+
+// LogLevel is Envoy's log level.
+type LogLevel int32
+
+const (
+	LogTrace LogLevel = iota
+	LogDebug
+	LogInfo
+	LogWarn
+	LogError
+	LogCritical
+)
+
+// Header is one header of a local reply.
+type Header struct{ Key, Value string }
+
+// InEnvoy reports whether Envoy's callbacks are there, that is whether the
+// code runs inside the Envoy process rather than in a Go test binary.
+func InEnvoy() bool { return C.sse_in_envoy() != 0 }
+
+// Log writes msg to Envoy's log (component dynamic_modules), or to stderr
+// outside Envoy.
+func Log(level LogLevel, msg string) {
+	if !InEnvoy() {
+		fmt.Fprintf(os.Stderr, "[%d] %s\n", level, msg)
+		return
+	}
+	C.envoy_dynamic_module_callback_log(C.int(level), moduleBuffer(msg))
+}
+
+// LogEnabled reports whether Envoy would write a line at level.
+func LogEnabled(level LogLevel) bool {
+	if !InEnvoy() {
+		return true
+	}
+	return bool(C.envoy_dynamic_module_callback_log_enabled(C.int(level)))
+}
+
+// moduleBuffer points Envoy at Go memory for the length of one call. The
+// bytes hold no Go pointers, which is what cgo's pointer rules ask.
+func moduleBuffer(s string) C.sse_buffer {
+	return C.sse_buffer{ptr: (*C.char)(unsafe.Pointer(unsafe.StringData(s))), length: C.size_t(len(s))}
+}
+
+// envoyBytes views Envoy's memory without copying; valid until the hook
+// returns.
+func envoyBytes(b C.sse_buffer) []byte {
+	if b.ptr == nil || b.length == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(b.ptr)), int(b.length))
+}
+
+// Config is Envoy's side of a filter configuration, valid inside the
+// config-new hook: the only place stats can be defined.
+type Config struct{ ptr unsafe.Pointer }
+
+var errMetrics = errors.New("envoy refused the metric")
+
+// DefineCounter defines a counter and returns its id. Envoy puts its
+// custom-stat prefix in front of name ("dynamicmodulescustom." in 1.37).
+func (c Config) DefineCounter(name string) (uint64, error) {
+	var id C.size_t
+	if r := C.envoy_dynamic_module_callback_http_filter_config_define_counter(c.ptr, moduleBuffer(name), nil, 0, &id); r != 0 {
+		return 0, fmt.Errorf("defining counter %s: %w (result %d)", name, errMetrics, r)
+	}
+	return uint64(id), nil
+}
+
+// DefineGauge defines a gauge and returns its id.
+func (c Config) DefineGauge(name string) (uint64, error) {
+	var id C.size_t
+	if r := C.envoy_dynamic_module_callback_http_filter_config_define_gauge(c.ptr, moduleBuffer(name), nil, 0, &id); r != 0 {
+		return 0, fmt.Errorf("defining gauge %s: %w (result %d)", name, errMetrics, r)
+	}
+	return uint64(id), nil
+}
+
+// Filter is Envoy's side of one HTTP stream, valid from the filter-new hook
+// to the destroy hook.
+type Filter struct{ ptr unsafe.Pointer }
+
+// Header returns the first value of a header, copied into Go.
+func (f Filter) Header(t HeaderType, key string) (string, bool) {
+	var result C.sse_buffer
+	if !C.envoy_dynamic_module_callback_http_get_header(f.ptr, C.int(t), moduleBuffer(key), &result, 0, nil) {
+		return "", false
+	}
+	return string(envoyBytes(result)), true
+}
+
+// SetHeader replaces a header. An empty value removes it: that is what the
+// 1.37 ABI does with one.
+func (f Filter) SetHeader(t HeaderType, key, value string) bool {
+	return bool(C.envoy_dynamic_module_callback_http_set_header(f.ptr, C.int(t), moduleBuffer(key), moduleBuffer(value)))
+}
+
+// AddHeader adds a value to a header.
+func (f Filter) AddHeader(t HeaderType, key, value string) bool {
+	return bool(C.envoy_dynamic_module_callback_http_add_header(f.ptr, C.int(t), moduleBuffer(key), moduleBuffer(value)))
+}
+
+// RemoveHeader removes every value of a header.
+func (f Filter) RemoveHeader(t HeaderType, key string) bool {
+	return bool(C.envoy_dynamic_module_callback_http_set_header(f.ptr, C.int(t), moduleBuffer(key), C.sse_buffer{}))
+}
+
+// SendResponse answers the request from Envoy (a local reply).
+func (f Filter) SendResponse(status int, headers []Header, body, details string) {
+	// The header array crosses to C with pointers in it, so it lives in C
+	// memory; the strings it points at are Go memory without pointers.
+	var arr *C.sse_header
+	if len(headers) > 0 {
+		arr = (*C.sse_header)(C.calloc(C.size_t(len(headers)), C.size_t(unsafe.Sizeof(C.sse_header{}))))
+		defer C.free(unsafe.Pointer(arr))
+		// Strings are copied too: a C array may not hold Go pointers.
+		cs := make([]*C.char, 0, 2*len(headers))
+		defer func() {
+			for _, p := range cs {
+				C.free(unsafe.Pointer(p))
+			}
+		}()
+		hs := unsafe.Slice(arr, len(headers))
+		for i, h := range headers {
+			k, v := C.CString(h.Key), C.CString(h.Value)
+			cs = append(cs, k, v)
+			hs[i] = C.sse_header{key_ptr: k, key_length: C.size_t(len(h.Key)), value_ptr: v, value_length: C.size_t(len(h.Value))}
+		}
+	}
+	C.envoy_dynamic_module_callback_http_send_response(f.ptr, C.uint32_t(status), arr, C.size_t(len(headers)),
+		moduleBuffer(body), moduleBuffer(details))
+}
+
+// maxInlineChunks covers the usual body chunk (one or a few slices) without
+// allocating.
+const maxInlineChunks = 8
+
+// BodyChunks hands each slice of a body buffer to fn as Envoy's own memory,
+// without copying. fn must not keep the slice past its return.
+func (f Filter) BodyChunks(t BodyType, fn func([]byte)) {
+	n := int(C.envoy_dynamic_module_callback_http_get_body_chunks_size(f.ptr, C.int(t)))
+	if n == 0 {
+		return
+	}
+	var inline [maxInlineChunks]C.sse_buffer
+	chunks := inline[:]
+	if n > maxInlineChunks {
+		chunks = make([]C.sse_buffer, n)
+	}
+	if !C.envoy_dynamic_module_callback_http_get_body_chunks(f.ptr, C.int(t), &chunks[0]) {
+		return
+	}
+	for _, c := range chunks[:n] {
+		if b := envoyBytes(c); len(b) > 0 {
+			fn(b)
+		}
+	}
+}
+
+// SetMetadataNumber sets a number in the stream's dynamic metadata.
+func (f Filter) SetMetadataNumber(ns, key string, v float64) {
+	C.envoy_dynamic_module_callback_http_set_dynamic_metadata_number(f.ptr, moduleBuffer(ns), moduleBuffer(key), C.double(v))
+}
+
+// SetMetadataString sets a string in the stream's dynamic metadata.
+func (f Filter) SetMetadataString(ns, key, v string) {
+	C.envoy_dynamic_module_callback_http_set_dynamic_metadata_string(f.ptr, moduleBuffer(ns), moduleBuffer(key), moduleBuffer(v))
+}
+
+// AttributeString reads a string attribute, copied into Go.
+func (f Filter) AttributeString(a Attribute) (string, bool) {
+	var result C.sse_buffer
+	if !C.envoy_dynamic_module_callback_http_filter_get_attribute_string(f.ptr, C.int(a), &result) {
+		return "", false
+	}
+	return string(envoyBytes(result)), true
+}
+
+// AttributeInt reads an integer attribute.
+func (f Filter) AttributeInt(a Attribute) (uint64, bool) {
+	var result C.uint64_t
+	if !C.envoy_dynamic_module_callback_http_filter_get_attribute_int(f.ptr, C.int(a), &result) {
+		return 0, false
+	}
+	return uint64(result), true
+}
+
+// IncrementCounter adds v to a counter defined in the config-new hook.
+func (f Filter) IncrementCounter(id, v uint64) {
+	C.envoy_dynamic_module_callback_http_filter_increment_counter(f.ptr, C.size_t(id), nil, 0, C.uint64_t(v))
+}
+
+// AddGauge moves a gauge up (delta > 0) or down.
+func (f Filter) AddGauge(id uint64, delta int64) {
+	if delta >= 0 {
+		C.envoy_dynamic_module_callback_http_filter_increment_gauge(f.ptr, C.size_t(id), nil, 0, C.uint64_t(delta))
+		return
+	}
+	C.envoy_dynamic_module_callback_http_filter_decrement_gauge(f.ptr, C.size_t(id), nil, 0, C.uint64_t(-delta))
+}
+
+// RouteConfig returns what the module's NewPerRouteConfig made for the
+// most specific route config of this stream, or nil.
+func (f Filter) RouteConfig() any {
+	h := uintptr(unsafe.Pointer(C.envoy_dynamic_module_callback_get_most_specific_route_config(f.ptr)))
+	if h == 0 {
+		return nil
+	}
+	v, _ := routeConfigs.get(h)
+	return v
+}

@@ -1,0 +1,194 @@
+package abi
+
+// The event hooks Envoy 1.37.0 looks up by name. Module-side pointers are
+// handles (uintptr_t, the same register as a pointer in the C ABI); Envoy's
+// pointers stay opaque. Every hook recovers panics and fails open: the
+// stream continues as if the filter were not there.
+
+/*
+#include "sse_abi.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"unsafe"
+)
+
+// version is Version as a C string that lives as long as the process.
+var version = C.CString(Version)
+
+//export envoy_dynamic_module_on_program_init
+func envoy_dynamic_module_on_program_init() *C.char {
+	return version
+}
+
+//export envoy_dynamic_module_on_http_filter_config_new
+func envoy_dynamic_module_on_http_filter_config_new(configEnvoy unsafe.Pointer, name, config C.sse_buffer) (h C.uintptr_t) {
+	defer recoverHook("http_filter_config_new")
+	if registered == nil {
+		Log(LogError, "sse: no module registered")
+		return 0
+	}
+	n := string(envoyBytes(name))
+	fc, err := registered.NewFilterConfig(Config{configEnvoy}, n, envoyBytes(config))
+	if err == nil && fc == nil {
+		err = errors.New("no filter config")
+	}
+	if err != nil {
+		// Envoy only says "Failed to initialize dynamic module": the line
+		// naming the bad field is this one.
+		Log(LogError, fmt.Sprintf("sse: filter %q: refusing the configuration: %v", n, err))
+		return 0
+	}
+	return C.uintptr_t(filterConfigs.add(fc))
+}
+
+//export envoy_dynamic_module_on_http_filter_config_destroy
+func envoy_dynamic_module_on_http_filter_config_destroy(h C.uintptr_t) {
+	defer recoverHook("http_filter_config_destroy")
+	filterConfigs.remove(uintptr(h))
+}
+
+//export envoy_dynamic_module_on_http_filter_per_route_config_new
+func envoy_dynamic_module_on_http_filter_per_route_config_new(name, config C.sse_buffer) (h C.uintptr_t) {
+	defer recoverHook("http_filter_per_route_config_new")
+	if registered == nil {
+		Log(LogError, "sse: no module registered")
+		return 0
+	}
+	n := string(envoyBytes(name))
+	rc, err := registered.NewPerRouteConfig(n, envoyBytes(config))
+	if err == nil && rc == nil {
+		err = errors.New("no per-route config")
+	}
+	if err != nil {
+		Log(LogError, fmt.Sprintf("sse: per-route config %q: refusing the configuration: %v", n, err))
+		return 0
+	}
+	return C.uintptr_t(routeConfigs.add(rc))
+}
+
+//export envoy_dynamic_module_on_http_filter_per_route_config_destroy
+func envoy_dynamic_module_on_http_filter_per_route_config_destroy(h C.uintptr_t) {
+	defer recoverHook("http_filter_per_route_config_destroy")
+	routeConfigs.remove(uintptr(h))
+}
+
+//export envoy_dynamic_module_on_http_filter_new
+func envoy_dynamic_module_on_http_filter_new(configHandle C.uintptr_t, filterEnvoy unsafe.Pointer) (h C.uintptr_t) {
+	// NULL would make Envoy close the stream; failing open is a filter that
+	// does nothing.
+	defer func() {
+		if r := recover(); r != nil {
+			Log(LogError, fmt.Sprintf("sse: panic in http_filter_new, passing the stream through: %v", r))
+			h = C.uintptr_t(filters.add(PassThrough{}))
+		}
+	}()
+	fc, ok := filterConfigs.get(uintptr(configHandle))
+	var f HTTPFilter = PassThrough{}
+	if ok {
+		f = fc.NewFilter(Filter{filterEnvoy})
+	}
+	if f == nil {
+		f = PassThrough{}
+	}
+	return C.uintptr_t(filters.add(f))
+}
+
+func filterOf(h C.uintptr_t) HTTPFilter {
+	if f, ok := filters.get(uintptr(h)); ok {
+		return f
+	}
+	return PassThrough{}
+}
+
+//export envoy_dynamic_module_on_http_filter_request_headers
+func envoy_dynamic_module_on_http_filter_request_headers(_ unsafe.Pointer, h C.uintptr_t, endOfStream C.bool) (s C.int) {
+	defer recoverHook("http_filter_request_headers")
+	return C.int(filterOf(h).OnRequestHeaders(bool(endOfStream)))
+}
+
+//export envoy_dynamic_module_on_http_filter_request_body
+func envoy_dynamic_module_on_http_filter_request_body(_ unsafe.Pointer, h C.uintptr_t, endOfStream C.bool) (s C.int) {
+	defer recoverHook("http_filter_request_body")
+	return C.int(filterOf(h).OnRequestBody(bool(endOfStream)))
+}
+
+//export envoy_dynamic_module_on_http_filter_request_trailers
+func envoy_dynamic_module_on_http_filter_request_trailers(_ unsafe.Pointer, h C.uintptr_t) (s C.int) {
+	defer recoverHook("http_filter_request_trailers")
+	return C.int(filterOf(h).OnRequestTrailers())
+}
+
+//export envoy_dynamic_module_on_http_filter_response_headers
+func envoy_dynamic_module_on_http_filter_response_headers(_ unsafe.Pointer, h C.uintptr_t, endOfStream C.bool) (s C.int) {
+	defer recoverHook("http_filter_response_headers")
+	return C.int(filterOf(h).OnResponseHeaders(bool(endOfStream)))
+}
+
+//export envoy_dynamic_module_on_http_filter_response_body
+func envoy_dynamic_module_on_http_filter_response_body(_ unsafe.Pointer, h C.uintptr_t, endOfStream C.bool) (s C.int) {
+	defer recoverHook("http_filter_response_body")
+	return C.int(filterOf(h).OnResponseBody(bool(endOfStream)))
+}
+
+//export envoy_dynamic_module_on_http_filter_response_trailers
+func envoy_dynamic_module_on_http_filter_response_trailers(_ unsafe.Pointer, h C.uintptr_t) (s C.int) {
+	defer recoverHook("http_filter_response_trailers")
+	return C.int(filterOf(h).OnResponseTrailers())
+}
+
+//export envoy_dynamic_module_on_http_filter_stream_complete
+func envoy_dynamic_module_on_http_filter_stream_complete(_ unsafe.Pointer, h C.uintptr_t) {
+	defer recoverHook("http_filter_stream_complete")
+	filterOf(h).OnStreamComplete()
+}
+
+//export envoy_dynamic_module_on_http_filter_destroy
+func envoy_dynamic_module_on_http_filter_destroy(h C.uintptr_t) {
+	defer recoverHook("http_filter_destroy")
+	if f, ok := filters.remove(uintptr(h)); ok {
+		f.OnDestroy()
+	}
+}
+
+// Hooks 1.37.0 requires although the SSE module starts no callouts, uses no
+// scheduler and ignores watermarks.
+
+//export envoy_dynamic_module_on_http_filter_http_callout_done
+func envoy_dynamic_module_on_http_filter_http_callout_done(p0 unsafe.Pointer, p1 C.uintptr_t, p2 C.uint64_t, p3 C.int, p4 unsafe.Pointer, p5 C.size_t, p6 unsafe.Pointer, p7 C.size_t) {
+}
+
+//export envoy_dynamic_module_on_http_filter_http_stream_headers
+func envoy_dynamic_module_on_http_filter_http_stream_headers(p0 unsafe.Pointer, p1 C.uintptr_t, p2 C.uint64_t, p3 unsafe.Pointer, p4 C.size_t, p5 C.bool) {
+}
+
+//export envoy_dynamic_module_on_http_filter_http_stream_data
+func envoy_dynamic_module_on_http_filter_http_stream_data(p0 unsafe.Pointer, p1 C.uintptr_t, p2 C.uint64_t, p3 unsafe.Pointer, p4 C.size_t, p5 C.bool) {
+}
+
+//export envoy_dynamic_module_on_http_filter_http_stream_trailers
+func envoy_dynamic_module_on_http_filter_http_stream_trailers(p0 unsafe.Pointer, p1 C.uintptr_t, p2 C.uint64_t, p3 unsafe.Pointer, p4 C.size_t) {
+}
+
+//export envoy_dynamic_module_on_http_filter_http_stream_complete
+func envoy_dynamic_module_on_http_filter_http_stream_complete(p0 unsafe.Pointer, p1 C.uintptr_t, p2 C.uint64_t) {
+}
+
+//export envoy_dynamic_module_on_http_filter_http_stream_reset
+func envoy_dynamic_module_on_http_filter_http_stream_reset(p0 unsafe.Pointer, p1 C.uintptr_t, p2 C.uint64_t, p3 C.int) {
+}
+
+//export envoy_dynamic_module_on_http_filter_scheduled
+func envoy_dynamic_module_on_http_filter_scheduled(p0 unsafe.Pointer, p1 C.uintptr_t, p2 C.uint64_t) {
+}
+
+//export envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark
+func envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(p0 unsafe.Pointer, p1 C.uintptr_t) {
+}
+
+//export envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark
+func envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(p0 unsafe.Pointer, p1 C.uintptr_t) {
+}

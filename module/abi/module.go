@@ -1,0 +1,77 @@
+package abi
+
+import (
+	"fmt"
+	"runtime/debug"
+)
+
+// Status is what a header, body or trailer hook tells Envoy. Continue is 0
+// in every status enum of the ABI.
+type Status int32
+
+const (
+	Continue Status = 0
+	// StopIteration stops headers or trailers; for a body hook, the same
+	// value means StopIterationAndBuffer.
+	StopIteration Status = 1
+	// StopAndBuffer is a body hook's StopIterationAndBuffer.
+	StopAndBuffer Status = 1
+	// StopNoBuffer is a body hook's StopIterationNoBuffer: what a hook that
+	// has just sent a local reply returns.
+	StopNoBuffer Status = 3
+)
+
+// Module is what a dynamic module implements: it makes a FilterConfig for
+// each filter configuration and a value for each per-route configuration.
+type Module interface {
+	// NewFilterConfig runs on Envoy's main thread; stats can be defined on
+	// c only here. An error refuses the configuration (and is logged).
+	NewFilterConfig(c Config, name string, config []byte) (FilterConfig, error)
+	// NewPerRouteConfig makes what Filter.RouteConfig returns on the route.
+	NewPerRouteConfig(name string, config []byte) (any, error)
+}
+
+// FilterConfig makes a filter for each HTTP stream, on its worker thread.
+type FilterConfig interface {
+	NewFilter(f Filter) HTTPFilter
+}
+
+// HTTPFilter gets one stream's events, one at a time on its worker thread.
+type HTTPFilter interface {
+	OnRequestHeaders(endOfStream bool) Status
+	OnRequestBody(endOfStream bool) Status
+	OnRequestTrailers() Status
+	OnResponseHeaders(endOfStream bool) Status
+	OnResponseBody(endOfStream bool) Status
+	OnResponseTrailers() Status
+	// OnStreamComplete runs before the access log is written.
+	OnStreamComplete()
+	OnDestroy()
+}
+
+// PassThrough is an HTTPFilter that does nothing: what a stream gets when
+// its filter could not be made.
+type PassThrough struct{}
+
+func (PassThrough) OnRequestHeaders(bool) Status  { return Continue }
+func (PassThrough) OnRequestBody(bool) Status     { return Continue }
+func (PassThrough) OnRequestTrailers() Status     { return Continue }
+func (PassThrough) OnResponseHeaders(bool) Status { return Continue }
+func (PassThrough) OnResponseBody(bool) Status    { return Continue }
+func (PassThrough) OnResponseTrailers() Status    { return Continue }
+func (PassThrough) OnStreamComplete()             {}
+func (PassThrough) OnDestroy()                    {}
+
+var registered Module
+
+// Register sets the module the hooks call; the c-shared main package calls
+// it from init, before Envoy can call any hook.
+func Register(m Module) { registered = m }
+
+// recoverHook keeps a panic from reaching Envoy, where it would abort the
+// process: it logs the panic and lets the hook return its fail-open value.
+func recoverHook(hook string) {
+	if r := recover(); r != nil {
+		Log(LogError, fmt.Sprintf("sse: panic in %s, failing open: %v\n%s", hook, r, debug.Stack()))
+	}
+}

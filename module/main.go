@@ -1,0 +1,15 @@
+// Command module is built with -buildmode=c-shared into libsse.so, the
+// dynamic module stock Envoy loads by name ("sse", through
+// ENVOY_DYNAMIC_MODULES_SEARCH_PATH) for envoy.filters.http.dynamic_modules.
+// It only registers: the hooks live in package abi, the behaviour in
+// package ssemodule and below.
+package main
+
+import (
+	"example.com/sse-on-envoy/module/abi"
+	"example.com/sse-on-envoy/module/ssemodule"
+)
+
+func init() { abi.Register(ssemodule.Module{}) }
+
+func main() {}

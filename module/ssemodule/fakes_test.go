@@ -1,0 +1,133 @@
+package ssemodule
+
+import (
+	"fmt"
+	"strings"
+
+	"example.com/sse-on-envoy/module/abi"
+)
+
+// fakeEnvoy is one stream as the ABI shows it: lower-cased header maps
+// (Envoy's), the current body chunk as slices, metadata, stats by id and a
+// local reply. It records what the filter did.
+type fakeEnvoy struct {
+	headers    map[abi.HeaderType]map[string][]string
+	body       [][]byte // the slices of the chunk the current hook received
+	metadata   map[string]any
+	attrs      map[abi.Attribute]string
+	stats      map[uint64]int64
+	route      any
+	reply      *fakeReply
+	bodyCalls  int
+	panicOnGet bool
+}
+
+type fakeReply struct {
+	status  int
+	headers []abi.Header
+	body    string
+	details string
+}
+
+func newFakeEnvoy(request ...string) *fakeEnvoy {
+	e := &fakeEnvoy{
+		headers:  map[abi.HeaderType]map[string][]string{},
+		metadata: map[string]any{},
+		attrs:    map[abi.Attribute]string{abi.AttributeRouteName: "sse_plain", abi.AttributeRequestProtocol: "HTTP/1.1"},
+		stats:    map[uint64]int64{},
+	}
+	e.setHeaders(abi.RequestHeaders, request...)
+	return e
+}
+
+func (e *fakeEnvoy) setHeaders(t abi.HeaderType, kv ...string) {
+	m := map[string][]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		k := strings.ToLower(kv[i])
+		m[k] = append(m[k], kv[i+1])
+	}
+	e.headers[t] = m
+}
+
+func (e *fakeEnvoy) Header(t abi.HeaderType, key string) (string, bool) {
+	if e.panicOnGet {
+		panic("fake: header read")
+	}
+	vs := e.headers[t][strings.ToLower(key)]
+	if len(vs) == 0 {
+		return "", false
+	}
+	return vs[0], true
+}
+
+func (e *fakeEnvoy) SetHeader(t abi.HeaderType, key, value string) bool {
+	if value == "" { // as the 1.37 ABI does
+		return e.RemoveHeader(t, key)
+	}
+	e.headers[t][strings.ToLower(key)] = []string{value}
+	return true
+}
+
+func (e *fakeEnvoy) RemoveHeader(t abi.HeaderType, key string) bool {
+	delete(e.headers[t], strings.ToLower(key))
+	return true
+}
+
+func (e *fakeEnvoy) SendResponse(status int, headers []abi.Header, body, details string) {
+	if e.reply != nil {
+		panic("fake: a second local reply")
+	}
+	e.reply = &fakeReply{status, headers, body, details}
+}
+
+func (e *fakeEnvoy) BodyChunks(t abi.BodyType, fn func([]byte)) {
+	if t != abi.ReceivedResponseBody {
+		panic(fmt.Sprintf("fake: body type %d", t))
+	}
+	e.bodyCalls++
+	for _, b := range e.body {
+		fn(b)
+	}
+}
+
+func (e *fakeEnvoy) SetMetadataNumber(ns, key string, v float64) { e.metadata[ns+":"+key] = v }
+func (e *fakeEnvoy) SetMetadataString(ns, key, v string)         { e.metadata[ns+":"+key] = v }
+
+func (e *fakeEnvoy) AttributeString(a abi.Attribute) (string, bool) {
+	v, ok := e.attrs[a]
+	return v, ok
+}
+
+func (e *fakeEnvoy) IncrementCounter(id, v uint64)   { e.stats[id] += int64(v) }
+func (e *fakeEnvoy) AddGauge(id uint64, delta int64) { e.stats[id] += delta }
+func (e *fakeEnvoy) RouteConfig() any                { return e.route }
+
+// fakeDefiner numbers stats from 100 so an id is never a small index by
+// accident.
+type fakeDefiner struct {
+	ids    map[string]uint64
+	gauges map[string]bool
+	err    error
+}
+
+func (d *fakeDefiner) define(name string, gauge bool) (uint64, error) {
+	if d.err != nil {
+		return 0, d.err
+	}
+	if d.ids == nil {
+		d.ids, d.gauges = map[string]uint64{}, map[string]bool{}
+	}
+	d.ids[name] = uint64(100 + len(d.ids))
+	d.gauges[name] = gauge
+	return d.ids[name], nil
+}
+
+func (d *fakeDefiner) DefineCounter(name string) (uint64, error) { return d.define(name, false) }
+func (d *fakeDefiner) DefineGauge(name string) (uint64, error)   { return d.define(name, true) }
+
+// logLines collects what the filter logs.
+type logLines []string
+
+func (l *logLines) log(level abi.LogLevel, msg string) {
+	*l = append(*l, fmt.Sprintf("%d %s", level, msg))
+}

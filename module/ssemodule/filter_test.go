@@ -1,0 +1,397 @@
+package ssemodule
+
+import (
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"example.com/sse-on-envoy/internal/ssestream"
+	"example.com/sse-on-envoy/module/abi"
+)
+
+// demoConfig is envoy-module.yaml's filter_config in spirit: YAML text.
+const demoConfig = `
+allowed_origins: [https://localhost:8080, http://localhost:3000, "https://*.example.com"]
+allow_credentials: true
+`
+
+func newTestConfig(t *testing.T, raw string) (*filterConfig, *fakeDefiner, *logLines) {
+	t.Helper()
+	d, logs := &fakeDefiner{}, &logLines{}
+	c, err := newFilterConfig(d, []byte(raw), logs.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, d, logs
+}
+
+func TestConfigIsRefusedNamingTheField(t *testing.T) {
+	tests := []struct {
+		name, raw, want string
+	}{
+		{"bad duration", "max_age: 10x", `filter_config: invalid sse config: max_age: "10x" is not a duration`},
+		{"origin with a path", `allowed_origins: ["https://b.example/"]`, `allowed_origins[0]: "https://b.example/": an origin has no user, path`},
+		{"unknown field", "allowed_origin: [https://a.example]", `unknown field "allowed_origin"`},
+		{"wrong type", "max_age: 600", "field max_age: got a JSON number, want a string"},
+		{"not an object", "[1]", "want an object of settings"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := newFilterConfig(&fakeDefiner{}, []byte(tc.raw), (&logLines{}).log)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one containing %q", err, tc.want)
+			}
+			if _, err := (Module{}).NewPerRouteConfig("r", []byte(tc.raw)); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("per-route error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestConfigAcceptsYAMLJSONAndNothing(t *testing.T) {
+	for _, raw := range []string{"", "  \n", "{}", `{"max_age": "1m"}`, "max_age: 1m\nstream_log_level: debug\n"} {
+		if _, err := newFilterConfig(&fakeDefiner{}, []byte(raw), (&logLines{}).log); err != nil {
+			t.Errorf("%q: %v", raw, err)
+		}
+	}
+}
+
+func TestConfigDefinesEveryStatWithItsKind(t *testing.T) {
+	_, d, _ := newTestConfig(t, demoConfig)
+	for _, s := range ssestream.Stats() {
+		if _, ok := d.ids[s.Name]; !ok {
+			t.Errorf("%s not defined", s.Name)
+		}
+		if d.gauges[s.Name] != (s.Kind == ssestream.KindGauge) {
+			t.Errorf("%s defined as gauge=%v, want a %s", s.Name, d.gauges[s.Name], s.Kind)
+		}
+	}
+	if _, err := newFilterConfig(&fakeDefiner{err: errors.New("frozen")}, nil, (&logLines{}).log); err == nil {
+		t.Error("a stat Envoy refuses must refuse the config")
+	}
+}
+
+func TestCORS(t *testing.T) {
+	tests := []struct {
+		name        string
+		request     []string
+		endOfStream bool
+		wantReply   int // 0: forwarded upstream
+		wantHeaders map[string]string
+		wantAbsent  []string
+	}{
+		{
+			name:    "curl without Origin gets the write-up's headers",
+			request: []string{":method", "GET", ":path", "/sse/events"},
+			wantHeaders: map[string]string{
+				"access-control-allow-origin":      "https://localhost:8080",
+				"access-control-allow-credentials": "true",
+				"access-control-allow-methods":     "GET, OPTIONS",
+				"vary":                             "Origin",
+			},
+		},
+		{
+			name:        "allowed origin is reflected",
+			request:     []string{":method", "GET", ":path", "/sse/events", "Origin", "http://localhost:3000"},
+			wantHeaders: map[string]string{"access-control-allow-origin": "http://localhost:3000", "vary": "Origin"},
+		},
+		{
+			name:        "wildcard sub-domain",
+			request:     []string{":method", "GET", ":path", "/sse/events", "origin", "https://a.b.example.com"},
+			wantHeaders: map[string]string{"access-control-allow-origin": "https://a.b.example.com"},
+		},
+		{
+			name:        "disallowed origin gets no CORS headers, and loses the upstream's",
+			request:     []string{":method", "GET", ":path", "/sse/events", "origin", "https://evil.example"},
+			wantHeaders: map[string]string{"vary": "Origin"},
+			wantAbsent:  []string{"access-control-allow-origin", "access-control-allow-credentials", "access-control-allow-methods"},
+		},
+		{
+			name: "allowed preflight is answered by Envoy",
+			request: []string{":method", "OPTIONS", ":path", "/sse/events", "origin", "http://localhost:3000",
+				"access-control-request-method", "GET"},
+			endOfStream: true,
+			wantReply:   204,
+			wantHeaders: map[string]string{
+				"access-control-allow-origin": "http://localhost:3000",
+				"access-control-max-age":      "600",
+				"vary":                        "Origin",
+			},
+		},
+		{
+			name:        "disallowed preflight is refused",
+			request:     []string{":method", "OPTIONS", ":path", "/sse/events", "origin", "https://evil.example", "access-control-request-method", "GET"},
+			endOfStream: true,
+			wantReply:   403,
+			wantAbsent:  []string{"access-control-allow-origin", "access-control-max-age"},
+		},
+		{
+			name:        "OPTIONS without a request method is not a preflight",
+			request:     []string{":method", "OPTIONS", ":path", "/sse/events", "origin", "http://localhost:3000"},
+			wantHeaders: map[string]string{"access-control-allow-origin": "http://localhost:3000"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, d, _ := newTestConfig(t, demoConfig)
+			env := newFakeEnvoy(tc.request...)
+			f := c.newFilter(env)
+			status := f.OnRequestHeaders(tc.endOfStream)
+			var got map[string][]string
+			if tc.wantReply != 0 {
+				if status != abi.StopIteration || env.reply == nil || env.reply.status != tc.wantReply {
+					t.Fatalf("request headers: %v, reply %+v; want a local reply %d", status, env.reply, tc.wantReply)
+				}
+				got = map[string][]string{}
+				for _, h := range env.reply.headers {
+					got[h.Key] = append(got[h.Key], h.Value)
+				}
+				if env.stats[d.ids[ssestream.StatPreflights]] != 1 {
+					t.Errorf("preflights = %d, want 1", env.stats[d.ids[ssestream.StatPreflights]])
+				}
+			} else {
+				if status != abi.Continue || env.reply != nil {
+					t.Fatalf("request headers: %v, reply %+v; want the request forwarded", status, env.reply)
+				}
+				env.setHeaders(abi.ResponseHeaders, ":status", "200", "content-type", "text/plain",
+					"access-control-allow-origin", "*", "access-control-allow-credentials", "true")
+				if s := f.OnResponseHeaders(false); s != abi.Continue {
+					t.Fatalf("response headers: %v", s)
+				}
+				got = env.headers[abi.ResponseHeaders]
+			}
+			for k, want := range tc.wantHeaders {
+				if vs := got[k]; len(vs) != 1 || vs[0] != want {
+					t.Errorf("%s = %q, want %q", k, vs, want)
+				}
+			}
+			for _, k := range tc.wantAbsent {
+				if vs, ok := got[k]; ok {
+					t.Errorf("%s = %q, want it absent", k, vs)
+				}
+			}
+		})
+	}
+}
+
+// A preflight that carries a body is answered once the body has ended, and
+// the body is not forwarded meanwhile.
+func TestPreflightWithABodyWaitsForItsEnd(t *testing.T) {
+	for _, end := range []string{"body", "trailers"} {
+		t.Run(end, func(t *testing.T) {
+			c, _, _ := newTestConfig(t, demoConfig)
+			env := newFakeEnvoy(":method", "OPTIONS", ":path", "/x", "origin", "http://localhost:3000", "access-control-request-method", "GET")
+			f := c.newFilter(env)
+			if s := f.OnRequestHeaders(false); s != abi.StopIteration || env.reply != nil {
+				t.Fatalf("headers: %v, reply %+v", s, env.reply)
+			}
+			if s := f.OnRequestBody(false); s != abi.StopAndBuffer || env.reply != nil {
+				t.Fatalf("body: %v, reply %+v", s, env.reply)
+			}
+			var s, want abi.Status
+			if end == "body" {
+				s, want = f.OnRequestBody(true), abi.StopNoBuffer
+			} else {
+				s, want = f.OnRequestTrailers(), abi.StopIteration
+			}
+			if env.reply == nil || env.reply.status != 204 || s != want {
+				t.Fatalf("reply %+v, status %v; want 204 once the body ended, and %v", env.reply, s, want)
+			}
+		})
+	}
+}
+
+func TestSSEStreamLifecycle(t *testing.T) {
+	c, d, logs := newTestConfig(t, demoConfig)
+	clock := time.Unix(1000, 0)
+	c.now = func() time.Time { return clock }
+	env := newFakeEnvoy(":method", "GET", ":path", "/sse/events", "origin", "http://localhost:3000")
+	f := c.newFilter(env)
+	f.OnRequestHeaders(true)
+	env.setHeaders(abi.ResponseHeaders, ":status", "200", "content-type", "Text/Event-Stream; charset=utf-8",
+		"content-length", "999", "cache-control", "max-age=60")
+	if s := f.OnResponseHeaders(false); s != abi.Continue {
+		t.Fatalf("response headers: %v", s)
+	}
+	resp := env.headers[abi.ResponseHeaders]
+	for k, want := range map[string]string{"cache-control": "no-cache", "x-sse-stream": "dynamic_module", "access-control-allow-origin": "http://localhost:3000"} {
+		if got := resp[k]; len(got) != 1 || got[0] != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	if _, ok := resp["content-length"]; ok {
+		t.Error("content-length kept on a stream")
+	}
+
+	// One hook's chunk can span several of Envoy's slices, and lines and
+	// CRLFs split anywhere.
+	chunks := [][]string{
+		{"retry: 3000\n\nid: 7\nevent: DAD_JOKE\nda", "ta: one\n\n"},
+		{": heartbeat\n\nid: 8\r\n", "data: two\r\n\r"},
+		{"\nid: 9\ndata: cut"},
+	}
+	total := 0
+	for _, c := range chunks {
+		env.body = nil
+		for _, s := range c {
+			env.body = append(env.body, []byte(s))
+			total += len(s)
+		}
+		clock = clock.Add(400 * time.Millisecond)
+		if s := f.OnResponseBody(false); s != abi.Continue {
+			t.Fatalf("response body: %v; an SSE body must never be held", s)
+		}
+	}
+	// The body ends without a last chunk: the upstream finished the stream.
+	env.body = nil
+	f.OnResponseBody(true)
+	f.OnStreamComplete()
+	f.OnDestroy() // after OnStreamComplete: nothing more
+
+	wantMeta := map[string]any{"sse:events": 2.0, "sse:bytes": float64(total), "sse:last_event_id": "8", "sse:protocol": "HTTP/1.1"}
+	for k, want := range wantMeta {
+		if env.metadata[k] != want {
+			t.Errorf("metadata %s = %v, want %v", k, env.metadata[k], want)
+		}
+	}
+	for name, want := range map[string]int64{ssestream.StatStreamsOpened: 1, ssestream.StatStreamsActive: 0, ssestream.StatEvents: 2, ssestream.StatPreflights: 0} {
+		if got := env.stats[d.ids[name]]; got != want {
+			t.Errorf("%s = %d, want %d", name, got, want)
+		}
+	}
+	if len(*logs) != 2 {
+		t.Fatalf("log lines %q, want opened and closed", *logs)
+	}
+	if want := "2 sse stream opened: route=sse_plain protocol=HTTP/1.1 method=GET path=/sse/events origin=http://localhost:3000 adapter=dynamic_module"; (*logs)[0] != want {
+		t.Errorf("opened line %q, want %q", (*logs)[0], want)
+	}
+	if want := "events=2 bytes=" + strconv.Itoa(total) + " last_event_id=8 end=upstream_end"; !strings.Contains((*logs)[1], want) {
+		t.Errorf("closed line %q lacks %q", (*logs)[1], want)
+	}
+}
+
+func TestEndReasons(t *testing.T) {
+	tests := []struct {
+		name    string
+		end     func(f *filter)
+		wantEnd string
+	}{
+		{"last body chunk", func(f *filter) { f.OnResponseBody(true) }, "end=upstream_end"},
+		{"trailers", func(f *filter) { f.OnResponseTrailers() }, "end=upstream_end"},
+		// The 1.37 ABI has no response flags: a client that left and a
+		// reset look the same.
+		{"neither", func(*filter) {}, "end=reset"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, d, logs := newTestConfig(t, "")
+			env := newFakeEnvoy(":method", "GET", ":path", "/sse/events")
+			f := c.newFilter(env)
+			f.OnRequestHeaders(true)
+			env.setHeaders(abi.ResponseHeaders, ":status", "200", "content-type", "text/event-stream")
+			f.OnResponseHeaders(false)
+			tc.end(f)
+			f.OnDestroy() // the backstop, without OnStreamComplete
+			f.OnStreamComplete()
+			if len(*logs) != 2 || !strings.HasSuffix((*logs)[1], tc.wantEnd) {
+				t.Errorf("lines %q, want the closed one to end with %q", *logs, tc.wantEnd)
+			}
+			if got := env.stats[d.ids[ssestream.StatStreamsActive]]; got != 0 {
+				t.Errorf("active = %d after the end", got)
+			}
+		})
+	}
+}
+
+// Other responses cost no body read, no metadata and no lines.
+func TestNonSSEResponsesAreLeftAlone(t *testing.T) {
+	c, d, logs := newTestConfig(t, demoConfig)
+	env := newFakeEnvoy(":method", "GET", ":path", "/healthz")
+	f := c.newFilter(env)
+	f.OnRequestHeaders(true)
+	env.setHeaders(abi.ResponseHeaders, ":status", "200", "content-type", "application/json", "content-length", "2")
+	f.OnResponseHeaders(false)
+	env.body = [][]byte{[]byte("{}")}
+	if s := f.OnResponseBody(true); s != abi.Continue {
+		t.Errorf("body: %v", s)
+	}
+	f.OnStreamComplete()
+	f.OnDestroy()
+	if env.bodyCalls != 0 || len(env.metadata) != 0 || len(*logs) != 0 || env.stats[d.ids[ssestream.StatStreamsOpened]] != 0 {
+		t.Errorf("body reads %d, metadata %v, lines %q", env.bodyCalls, env.metadata, *logs)
+	}
+	if got := env.headers[abi.ResponseHeaders]["content-length"]; !slices.Equal(got, []string{"2"}) {
+		t.Errorf("content-length %q, want it kept", got)
+	}
+}
+
+// A route's own config replaces the filter-level policy for its streams.
+func TestPerRouteConfigReplacesThePolicy(t *testing.T) {
+	c, _, _ := newTestConfig(t, demoConfig)
+	rc, err := (Module{}).NewPerRouteConfig("route", []byte("allowed_origins: [https://route.example]\ntag_header: x-route-tag\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := newFakeEnvoy(":method", "GET", ":path", "/sse/events", "origin", "https://route.example")
+	env.route = rc
+	f := c.newFilter(env)
+	f.OnRequestHeaders(true)
+	env.setHeaders(abi.ResponseHeaders, ":status", "200", "content-type", "text/event-stream")
+	f.OnResponseHeaders(false)
+	resp := env.headers[abi.ResponseHeaders]
+	if got := resp["access-control-allow-origin"]; !slices.Equal(got, []string{"https://route.example"}) {
+		t.Errorf("allow-origin %q, want the route's origin", got)
+	}
+	if got := resp["x-route-tag"]; !slices.Equal(got, []string{"dynamic_module"}) {
+		t.Errorf("route tag %q", got)
+	}
+}
+
+// The counts reach dynamic metadata during the stream, at most once a
+// second, so periodic access-log entries see them.
+func TestMetadataIsRefreshedWhileStreaming(t *testing.T) {
+	c, _, _ := newTestConfig(t, "")
+	clock := time.Unix(1000, 0)
+	c.now = func() time.Time { return clock }
+	env := newFakeEnvoy(":method", "GET", ":path", "/sse/events")
+	f := c.newFilter(env)
+	f.OnRequestHeaders(true)
+	env.setHeaders(abi.ResponseHeaders, ":status", "200", "content-type", "text/event-stream")
+	f.OnResponseHeaders(false)
+	steps := []struct {
+		advance    time.Duration
+		wantEvents float64
+	}{
+		{1500 * time.Millisecond, 1}, // a second since the last publish
+		{100 * time.Millisecond, 1},  // too soon: not yet
+		{time.Second, 3},
+	}
+	for i, st := range steps {
+		clock = clock.Add(st.advance)
+		env.body = [][]byte{[]byte("data: x\n\n")}
+		f.OnResponseBody(false)
+		if got := env.metadata["sse:events"]; got != st.wantEvents {
+			t.Errorf("step %d: sse:events = %v, want %v", i, got, st.wantEvents)
+		}
+	}
+}
+
+// BenchmarkResponseBodyGoOnly is BenchmarkResponseBodyHook without cgo:
+// the same chunk through the adapter against the Go fake, so the difference
+// between the two is what crossing the C boundary costs.
+func BenchmarkResponseBodyGoOnly(b *testing.B) {
+	c, _, _ := newTestConfig(&testing.T{}, "")
+	env := newFakeEnvoy(":method", "GET", ":path", "/sse/events")
+	f := c.newFilter(env)
+	f.OnRequestHeaders(true)
+	env.setHeaders(abi.ResponseHeaders, ":status", "200", "content-type", "text/event-stream")
+	f.OnResponseHeaders(false)
+	env.body = [][]byte{[]byte("id: 42\nevent: DAD_JOKE\ndata: What do you call a fish with no eyes? A fsh.\n\n")}
+	b.ReportAllocs()
+	for b.Loop() {
+		f.OnResponseBody(false)
+	}
+}
