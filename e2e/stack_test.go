@@ -33,6 +33,9 @@ func startStack(t *testing.T, extraOrigins ...string) *localstack.Stack {
 		ExtraOrigins: extraOrigins,
 		UpstreamArgs: fastUpstream,
 		ServeDemo:    true,
+		// One replica: these tests read the upstream's log and stop it as
+		// one process; replicas_test.go runs several.
+		Replicas: 1,
 	})
 	if err != nil {
 		t.Fatalf("starting the stack: %v", err)

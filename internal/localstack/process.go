@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -21,17 +22,26 @@ type Process struct {
 	Name    string
 	LogPath string
 
-	cmd  *exec.Cmd
-	done chan struct{}
-	mu   sync.Mutex
-	err  error
+	cmd     *exec.Cmd
+	started time.Time
+	done    chan struct{}
+	mu      sync.Mutex
+	err     error
+	// onPurpose is set by Stop: the exit was asked for, not a crash.
+	onPurpose atomic.Bool
 }
 
 // StartProcess starts bin with args; its stdout and stderr go to
 // dir/name.log.
 func StartProcess(dir, name, bin string, args ...string) (*Process, error) {
+	return startProcess(dir, name, bin, os.O_TRUNC, args...)
+}
+
+// startProcess opens the log with mode (os.O_TRUNC, or os.O_APPEND for a
+// restart, which keeps what the crashed child said).
+func startProcess(dir, name, bin string, mode int, args ...string) (*Process, error) {
 	logPath := filepath.Join(dir, name+".log")
-	logFile, err := os.Create(logPath)
+	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|mode, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
@@ -44,7 +54,7 @@ func StartProcess(dir, name, bin string, args ...string) (*Process, error) {
 		logFile.Close()
 		return nil, fmt.Errorf("starting %s (%s): %w", name, bin, err)
 	}
-	p := &Process{Name: name, LogPath: logPath, cmd: cmd, done: make(chan struct{})}
+	p := &Process{Name: name, LogPath: logPath, cmd: cmd, started: time.Now(), done: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
 		logFile.Close()
@@ -70,6 +80,7 @@ func (p *Process) Exited() (bool, error) {
 
 // Stop sends SIGTERM and waits up to grace before SIGKILL.
 func (p *Process) Stop(grace time.Duration) {
+	p.onPurpose.Store(true)
 	if exited, _ := p.Exited(); exited {
 		return
 	}
@@ -80,6 +91,22 @@ func (p *Process) Stop(grace time.Duration) {
 		p.cmd.Process.Kill()
 		<-p.done
 	}
+}
+
+// Pid is the process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Kill sends SIGKILL, as a crash would end the process: a supervising
+// Service sees an unexpected exit.
+func (p *Process) Kill() error {
+	if exited, _ := p.Exited(); exited {
+		return fmt.Errorf("%s has already exited", p.Name)
+	}
+	if err := p.cmd.Process.Kill(); err != nil {
+		return fmt.Errorf("killing %s: %w", p.Name, err)
+	}
+	<-p.done
+	return nil
 }
 
 // Output returns what the process has written so far.
@@ -136,18 +163,6 @@ func HTTPOK(url string) func(context.Context) error {
 			return fmt.Errorf("GET %s: %s", url, resp.Status)
 		}
 		return nil
-	}
-}
-
-// TCPOpen checks that addr accepts connections.
-func TCPOpen(addr string) func(context.Context) error {
-	return func(ctx context.Context) error {
-		d := net.Dialer{Timeout: time.Second}
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return err
-		}
-		return c.Close()
 	}
 }
 

@@ -35,8 +35,12 @@ func TestRenderRewritesForLoopback(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			o := Options{Root: root, FilterSO: tc.so, Ports: testPorts}
-			out, err := renderEnvoyConfig(filepath.Join(root, "envoy", tc.config), o, "/tmp/certs", pc)
+			o := Options{Root: root, FilterSO: tc.so, Ports: testPorts, Replicas: 3}
+			replicas, err := resolvePorts(&o.Ports, o.replicas())
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := renderEnvoyConfig(filepath.Join(root, "envoy", tc.config), o, replicas, "/tmp/certs", pc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -59,11 +63,19 @@ func TestRenderRewritesForLoopback(t *testing.T) {
 					t.Errorf("%s on %v", name, sa)
 				}
 			}
-			for name, port := range map[string]int{envoyconfig.ClusterPlain: 19000, envoyconfig.ClusterTLS: 19443} {
+			// Every replica in both clusters, on its own ports.
+			for name, ports := range map[string][]int{envoyconfig.ClusterPlain: {19000, 19010, 19020}, envoyconfig.ClusterTLS: {19443, 19453, 19463}} {
 				c, _ := envoyconfig.Cluster(b, name)
-				sa := c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
-				if sa.GetAddress() != "127.0.0.1" || int(sa.GetPortValue()) != port {
-					t.Errorf("%s -> %v", name, sa)
+				var got []int
+				for _, lb := range c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints() {
+					sa := lb.GetEndpoint().GetAddress().GetSocketAddress()
+					if sa.GetAddress() != "127.0.0.1" {
+						t.Errorf("%s -> %v", name, sa)
+					}
+					got = append(got, int(sa.GetPortValue()))
+				}
+				if !slices.Equal(got, ports) {
+					t.Errorf("%s: ports %v, want %v", name, got, ports)
 				}
 			}
 			if tc.so == "" {
@@ -118,4 +130,39 @@ func allStrings(t *testing.T, doc []byte) []string {
 	}
 	walk(v)
 	return out
+}
+
+func TestResolvePortsGivesReplicasTheirOwnPorts(t *testing.T) {
+	for _, n := range []int{1, 2, 4} {
+		p := Ports{}
+		replicas, err := resolvePorts(&p, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[int]bool{p.HTTP: true, p.HTTPS: true, p.Admin: true, p.ExtProc: true, p.ExtProcAdmin: true, p.Demo: true}
+		if len(replicas) != n || replicas[0] != (replicaPorts{p.Upstream, p.UpstreamTLS}) {
+			t.Fatalf("%d replicas: %v (ports %+v)", n, replicas, p)
+		}
+		for _, r := range replicas {
+			for _, port := range []int{r.plain, r.tls} {
+				if port == 0 || seen[port] {
+					t.Errorf("%d replicas: port %d zero or used twice: %v %+v", n, port, replicas, p)
+				}
+				seen[port] = true
+			}
+		}
+	}
+}
+
+// localPolicy must not write into the file's array or the caller's.
+func TestLocalPolicyLeavesCallerSlicesAlone(t *testing.T) {
+	extra := make([]string, 1, 4)
+	extra[0] = "http://localhost:1"
+	backing := extra[:4]
+	if _, err := localPolicy(repoRoot(t), extra); err != nil {
+		t.Fatal(err)
+	}
+	if backing[1] != "" {
+		t.Errorf("the caller's spare capacity was written: %q", backing)
+	}
 }
