@@ -142,7 +142,7 @@ func TestRunPlainOnly(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-log-format", "json"}, env(), pw)
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-log-format", "json", "-data", t.TempDir()}, env(), pw)
 		pw.Close()
 	}()
 	sc := bufio.NewScanner(pr)
@@ -193,7 +193,8 @@ func TestSIGTERM(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0],
-		"-addr", "127.0.0.1:0", "-log-format", "json", "-shutdown-timeout", "5s", "-interval", "20ms")
+		"-addr", "127.0.0.1:0", "-log-format", "json", "-shutdown-timeout", "5s", "-interval", "20ms",
+		"-data", t.TempDir())
 	cmd.Env = append(os.Environ(), "UPSTREAM_TEST_RUN_MAIN=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

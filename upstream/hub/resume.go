@@ -22,6 +22,11 @@ const (
 	// ReplayFuture: the id is newer than any issued, typically because the
 	// client saw a previous process whose ids ran higher.
 	ReplayFuture
+	// ReplayAhead: the id is newer than this Hub's newest but the shared
+	// log has it: the client saw it on a replica that is a little ahead.
+	// It is up to date; the Hub's events up to its id are not sent again.
+	// Only the caller can tell this from ReplayFuture (it asks the log).
+	ReplayAhead
 )
 
 // Resume is where a new subscription starts.
@@ -39,12 +44,32 @@ func (r Resume) Header() string {
 	switch r.Status {
 	case ReplayResumed:
 		return "replayed " + strconv.Itoa(len(r.Events))
+	case ReplayAhead:
+		return "replayed 0"
 	case ReplayGap:
 		return "gap " + strconv.Itoa(len(r.Events))
 	case ReplayInvalid:
 		return "invalid-last-event-id"
 	case ReplayFuture:
 		return "future-last-event-id"
+	default:
+		return "none"
+	}
+}
+
+// Outcome names the status in one word, for logs and metrics.
+func (r Resume) Outcome() string {
+	switch r.Status {
+	case ReplayResumed:
+		return "replayed"
+	case ReplayGap:
+		return "gap"
+	case ReplayInvalid:
+		return "invalid"
+	case ReplayFuture:
+		return "future"
+	case ReplayAhead:
+		return "ahead"
 	default:
 		return "none"
 	}
@@ -101,16 +126,26 @@ func (h *Hub) resumeLocked(lastEventID string) Resume {
 	return Resume{Status: status, Events: h.rangeLocked(from, h.last)}
 }
 
-// oldestLocked is the oldest id still in the history (1 while it is not full).
+// oldestLocked is the oldest id still in the history: within the count
+// limit, not older than MaxAge, not before a jump in the sequence. It is
+// last+1 when the history is empty.
 func (h *Hub) oldestLocked() uint64 {
-	if n := uint64(len(h.ring)); h.last > n {
-		return h.last - n + 1
+	if n := uint64(len(h.ring)); h.last >= n && h.last-n+1 > h.first {
+		h.first = h.last - n + 1
 	}
-	return 1
+	if h.maxAge > 0 {
+		// Expired events leave from the front, so advancing first once
+		// keeps this amortised O(1).
+		cutoff := h.now().Add(-h.maxAge)
+		for h.first <= h.last && h.ring[(h.first-1)%uint64(len(h.ring))].Stored.Before(cutoff) {
+			h.first++
+		}
+	}
+	return h.first
 }
 
 func (h *Hub) newestLocked() []*Message {
-	if h.last == 0 {
+	if h.last == 0 || h.oldestLocked() > h.last {
 		return nil
 	}
 	return h.rangeLocked(h.last, h.last)

@@ -1,0 +1,406 @@
+// Package eventlog keeps the upstream's events in a NATS JetStream stream,
+// so that every replica hands out the same ids: an event's id is its stream
+// sequence, one durable, gap-free sequence whatever replica a client is on.
+//
+// A Log publishes events (de-duplicated by a message id, so that replicas
+// publishing the same tick store it once) and follows the stream with one
+// ordered consumer per process, handing each stored event to a sink (the
+// process's in-memory hub, which fans it out to the clients). When NATS goes
+// away the follower keeps trying and resumes after the last sequence it
+// delivered, so nothing is skipped or delivered twice.
+//
+// With no URL, Open runs a NATS server inside the process with JetStream
+// file storage in a data directory and no network listener at all, so one
+// process needs nothing else and its ids survive a restart.
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Header names carried by every stored event.
+const (
+	// TypeHeader holds the SSE event type; the payload is the data.
+	TypeHeader = "Sse-Event"
+	// SentHeader holds the publisher's clock (Unix nanoseconds) when
+	// stamping is on.
+	SentHeader = "Sse-Sent"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultStream     = "SSE_EVENTS"
+	DefaultHistory    = 1024
+	DefaultDuplicates = 2 * time.Minute
+	// retryWait paces the follower's and the stream set-up's retries while
+	// NATS is away.
+	retryWait = 500 * time.Millisecond
+)
+
+// Config configures Open. Zero values take the defaults.
+type Config struct {
+	// URL of an existing NATS server or cluster (comma-separated URLs);
+	// empty runs an embedded server storing under DataDir.
+	URL string
+	// DataDir is the embedded server's JetStream storage.
+	DataDir string
+	// Stream is the JetStream stream's name; its subject is derived from it.
+	Stream string
+	// History and MaxAge bound the stream (and so what can be replayed):
+	// the oldest events go first once either is exceeded. MaxAge 0 keeps
+	// events by count only.
+	History int
+	MaxAge  time.Duration
+	// Duplicates is the de-duplication window: a message id seen within it
+	// is not stored again. It is capped at MaxAge, as JetStream requires.
+	Duplicates time.Duration
+	Logger     *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Stream == "" {
+		c.Stream = DefaultStream
+	}
+	if c.History <= 0 {
+		c.History = DefaultHistory
+	}
+	if c.Duplicates <= 0 {
+		c.Duplicates = DefaultDuplicates
+	}
+	if c.MaxAge > 0 && c.Duplicates > c.MaxAge {
+		c.Duplicates = c.MaxAge
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Subject is where the events of stream are published.
+func Subject(stream string) string { return "sse.events." + stream }
+
+// Record is one stored event.
+type Record struct {
+	Seq    uint64
+	Stored time.Time // the stream's timestamp
+	Type   string
+	Data   string
+	Sent   time.Time // zero unless the publisher stamped it
+}
+
+// Log is a connection to the event stream. It is safe for concurrent use.
+type Log struct {
+	cfg      Config
+	log      *slog.Logger
+	embedded *server.Server
+	nc       *nats.Conn
+	js       jetstream.JetStream
+
+	mu     sync.Mutex
+	stream jetstream.Stream // nil until set up
+	// consumerErr is why the follower is not following, "" when it is.
+	consumerErr string
+
+	target    atomic.Uint64 // stream's last sequence when following began
+	delivered atomic.Uint64 // newest sequence handed to the sink
+	caughtUp  atomic.Bool
+}
+
+// Open starts the embedded server when cfg.URL is empty and connects. With
+// an external URL it does not wait for NATS: the connection keeps retrying
+// and Health says so meanwhile.
+func Open(cfg Config) (*Log, error) {
+	cfg = cfg.withDefaults()
+	l := &Log{cfg: cfg, log: cfg.Logger.With("stream", cfg.Stream)}
+	l.consumerErr = "not started"
+	opts := []nats.Option{
+		nats.Name("sse-upstream"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		// Publishing while disconnected fails at once instead of being
+		// buffered and sent late: a tick missed during an outage stays
+		// missed rather than appearing long after its time.
+		nats.ReconnectBufSize(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil { // nil: our own Close
+				l.log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			l.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+		}),
+	}
+	url := cfg.URL
+	if url == "" {
+		ns, err := startEmbedded(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		l.embedded = ns
+		opts = append(opts, nats.InProcessServer(ns))
+		l.log.Info("embedded NATS started", "data", cfg.DataDir)
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		l.shutdownEmbedded()
+		return nil, fmt.Errorf("eventlog: connect to NATS %q: %w", url, err)
+	}
+	l.nc = nc
+	if l.js, err = jetstream.New(nc); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("eventlog: JetStream: %w", err)
+	}
+	return l, nil
+}
+
+// startEmbedded runs a JetStream server storing under dir that listens on
+// no port: the process reaches it in memory, nothing else reaches it.
+func startEmbedded(dir string) (*server.Server, error) {
+	if dir == "" {
+		return nil, errors.New("eventlog: embedded NATS needs a data directory")
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("eventlog: data directory: %w", err)
+	}
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "sse-upstream-embedded",
+		DontListen: true,
+		JetStream:  true,
+		StoreDir:   dir,
+		NoSigs:     true,
+		NoLog:      true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("eventlog: embedded NATS: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("eventlog: embedded NATS with data %s not ready in 10s", dir)
+	}
+	return ns, nil
+}
+
+// Close disconnects and stops the embedded server, if any.
+func (l *Log) Close() {
+	if l.nc != nil {
+		l.nc.Close()
+	}
+	l.shutdownEmbedded()
+}
+
+func (l *Log) shutdownEmbedded() {
+	if l.embedded != nil {
+		l.embedded.Shutdown()
+		l.embedded.WaitForShutdown()
+	}
+}
+
+// ensureStream creates the stream or updates its limits to ours. Replicas
+// should run with the same limits: the last one to start sets them.
+func (l *Log) ensureStream(ctx context.Context) (jetstream.Stream, error) {
+	l.mu.Lock()
+	s := l.stream
+	l.mu.Unlock()
+	if s != nil {
+		return s, nil
+	}
+	s, err := l.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:       l.cfg.Stream,
+		Subjects:   []string{Subject(l.cfg.Stream)},
+		Storage:    jetstream.FileStorage,
+		Retention:  jetstream.LimitsPolicy,
+		Discard:    jetstream.DiscardOld,
+		MaxMsgs:    int64(l.cfg.History),
+		MaxAge:     l.cfg.MaxAge,
+		Duplicates: l.cfg.Duplicates,
+		// Lets GetMsg-style reads be answered by any replica of the stream
+		// in a NATS cluster.
+		AllowDirect: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("eventlog: create or update stream %s: %w", l.cfg.Stream, err)
+	}
+	l.mu.Lock()
+	l.stream = s
+	l.mu.Unlock()
+	return s, nil
+}
+
+// PublishResult says what the stream made of a Publish.
+type PublishResult struct {
+	Seq       uint64
+	Duplicate bool // another publisher stored this message id first
+}
+
+// Publish stores an event under msgID. A msgID already stored within the
+// de-duplication window is not stored again (Duplicate). A zero sent leaves
+// the event unstamped.
+func (l *Log) Publish(ctx context.Context, msgID, typ, data string, sent time.Time) (PublishResult, error) {
+	if _, err := l.ensureStream(ctx); err != nil {
+		return PublishResult{}, err
+	}
+	m := nats.NewMsg(Subject(l.cfg.Stream))
+	m.Data = []byte(data)
+	m.Header.Set(TypeHeader, typ)
+	if !sent.IsZero() {
+		m.Header.Set(SentHeader, strconv.FormatInt(sent.UnixNano(), 10))
+	}
+	ack, err := l.js.PublishMsg(ctx, m, jetstream.WithMsgID(msgID))
+	if err != nil {
+		return PublishResult{}, fmt.Errorf("eventlog: publish %s: %w", msgID, err)
+	}
+	return PublishResult{Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+// Bounds are the first and last sequences the stream holds (0, 0 before
+// the first event; first > last once everything expired).
+func (l *Log) Bounds(ctx context.Context) (first, last uint64, err error) {
+	s, err := l.ensureStream(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("eventlog: stream info: %w", err)
+	}
+	return info.State.FirstSeq, info.State.LastSeq, nil
+}
+
+// Connected reports whether the NATS connection is up.
+func (l *Log) Connected() bool { return l.nc.IsConnected() }
+
+// Delivered is the newest sequence handed to the sink.
+func (l *Log) Delivered() uint64 { return l.delivered.Load() }
+
+// Health is nil while this process can serve streams: connected, following
+// the stream, and caught up with what the stream held when following began.
+// Otherwise it says why not.
+func (l *Log) Health() error {
+	if !l.nc.IsConnected() {
+		return fmt.Errorf("nats %s", l.nc.Status())
+	}
+	l.mu.Lock()
+	cerr := l.consumerErr
+	l.mu.Unlock()
+	if cerr != "" {
+		return fmt.Errorf("event log consumer: %s", cerr)
+	}
+	if !l.caughtUp.Load() {
+		return fmt.Errorf("catching up with the event log: at %d of %d", l.delivered.Load(), l.target.Load())
+	}
+	return nil
+}
+
+func (l *Log) setConsumerErr(s string) {
+	l.mu.Lock()
+	l.consumerErr = s
+	l.mu.Unlock()
+}
+
+// Follow hands every event stored in the stream to sink, in sequence order
+// and once each, until ctx is done. It starts with the newest history events
+// the stream holds (up to History, so that the sink can replay them to
+// reconnecting clients) and then follows live. sink runs on one goroutine.
+// While NATS is unavailable Follow keeps retrying; it resumes after the last
+// sequence it delivered.
+func (l *Log) Follow(ctx context.Context, sink func(Record)) {
+	var after uint64
+	started := false
+	for ctx.Err() == nil {
+		if !started {
+			first, last, err := l.Bounds(ctx)
+			if err != nil {
+				l.setConsumerErr(err.Error())
+				l.log.Warn("event log not ready, retrying", "err", err)
+				sleep(ctx, retryWait)
+				continue
+			}
+			l.target.Store(last)
+			if last == 0 || last < first {
+				l.caughtUp.Store(true)
+			}
+			if h := uint64(l.cfg.History); last > h && last-h+1 > first {
+				first = last - h + 1
+			}
+			after = max(first, 1) - 1
+			started = true
+			l.log.Info("following the event log", "from", after+1, "last", last)
+		}
+		err := l.follow(ctx, &after, sink)
+		if ctx.Err() != nil {
+			return
+		}
+		l.setConsumerErr(err.Error())
+		l.log.Warn("event log consumer stopped, resuming", "after", after, "err", err)
+		sleep(ctx, retryWait)
+	}
+}
+
+func (l *Log) follow(ctx context.Context, after *uint64, sink func(Record)) error {
+	s, err := l.ensureStream(ctx)
+	if err != nil {
+		return err
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   *after + 1,
+	})
+	if err != nil {
+		return fmt.Errorf("ordered consumer from %d: %w", *after+1, err)
+	}
+	it, err := cons.Messages(jetstream.PullHeartbeat(time.Second))
+	if err != nil {
+		return fmt.Errorf("consume from %d: %w", *after+1, err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	defer it.Stop()
+	l.setConsumerErr("")
+	for {
+		m, err := it.Next()
+		if err != nil {
+			return err
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("message metadata: %w", err)
+		}
+		seq := md.Sequence.Stream
+		if seq <= *after {
+			continue // redelivered after a reset
+		}
+		r := Record{Seq: seq, Stored: md.Timestamp, Type: m.Headers().Get(TypeHeader), Data: string(m.Data())}
+		if ns, err := strconv.ParseInt(m.Headers().Get(SentHeader), 10, 64); err == nil {
+			r.Sent = time.Unix(0, ns)
+		}
+		sink(r)
+		*after = seq
+		l.delivered.Store(seq)
+		if seq >= l.target.Load() || md.NumPending == 0 {
+			l.caughtUp.Store(true)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
