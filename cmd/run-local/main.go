@@ -62,7 +62,7 @@ func run() error {
 	buildCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 
-	fmt.Println("building the upstream, the ext_proc server and the certificate tool...")
+	fmt.Println("building the upstream, the ext_proc server, nats-server and the certificate tool...")
 	bins, err := localstack.Build(buildCtx, root, filepath.Join(workDir, "bin"), localstack.Binaries...)
 	if err != nil {
 		return err
@@ -83,6 +83,7 @@ func run() error {
 			Upstream: 9000, UpstreamTLS: 9443,
 			ExtProc: 9002, ExtProcAdmin: 9003,
 			Demo: 3000,
+			NATS: 4222, NATSMonitor: 8222,
 		},
 	}
 	golang, err := localstack.HasGolangFilter(buildCtx, *envoyBin, workDir)

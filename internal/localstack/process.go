@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -199,11 +200,21 @@ func Build(ctx context.Context, root, dir string, pkgs ...string) (map[string]st
 	}
 	bins := map[string]string{}
 	for _, pkg := range pkgs {
-		name := filepath.Base(pkg)
+		name := binaryName(pkg)
 		bins[name] = filepath.Join(dir, name)
 		if _, err := os.Stat(bins[name]); err != nil {
 			return nil, errors.New("go build wrote no " + name)
 		}
 	}
 	return bins, nil
+}
+
+// binaryName is the file go build writes for pkg: its last path element,
+// or the one before a major version suffix (".../nats-server/v2").
+func binaryName(pkg string) string {
+	name := path.Base(pkg)
+	if len(name) > 1 && name[0] == 'v' && strings.Trim(name[1:], "0123456789") == "" {
+		return path.Base(path.Dir(pkg))
+	}
+	return name
 }

@@ -21,8 +21,12 @@ import (
 	"example.com/sse-on-envoy/internal/policy"
 )
 
-// Binaries are the main packages a stack runs, for Build.
-var Binaries = []string{"./upstream", "./extproc", "./certs"}
+// Binaries are the main packages a stack runs, for Build: ours, and the
+// real nats-server (from the module) that replicas share.
+var Binaries = []string{"./upstream", "./extproc", "./certs", NATSServerPackage}
+
+// NATSServerPackage builds the nats-server binary ("nats-server" in Bins).
+const NATSServerPackage = "github.com/nats-io/nats-server/v2"
 
 // Paths inside the Envoy container that envoy.yaml names, rewritten to
 // local ones.
@@ -39,6 +43,9 @@ type Ports struct {
 	Upstream, UpstreamTLS int
 	ExtProc, ExtProcAdmin int
 	Demo                  int
+	// NATS is the shared nats-server's client port, NATSMonitor its HTTP
+	// monitoring port (used only with more than one replica).
+	NATS, NATSMonitor int
 }
 
 // Options say what to run and where.
@@ -60,7 +67,10 @@ type Options struct {
 	// (http://localhost:PORT) to the allowed origins.
 	ServeDemo bool
 	// Replicas is the number of upstream processes, all in both Envoy
-	// clusters; default 2.
+	// clusters; default 2. Several replicas share one event log in a
+	// nats-server the stack runs (JetStream under Dir/nats); a single one
+	// embeds NATS. Each replica has its own -data folder under Dir, so ids
+	// survive restarts of the stack with the same Dir.
 	Replicas int
 	// Logger receives the supervision lines (a child exited, restarted);
 	// default slog.Default().
@@ -97,6 +107,9 @@ type Stack struct {
 	CAFile                      string
 	Golang                      bool
 
+	// NATSURL is the nats-server the replicas share ("" with one replica).
+	NATSURL string
+	NATS    *Service
 	// Upstreams are the replicas; Upstream is the first of them.
 	Upstreams                []*Service
 	Upstream, ExtProc, Envoy *Service
@@ -105,7 +118,11 @@ type Stack struct {
 
 // Processes are the stack's supervised children, in start order.
 func (s *Stack) Processes() []*Service {
-	ps := append([]*Service(nil), s.Upstreams...)
+	var ps []*Service
+	if s.NATS != nil {
+		ps = append(ps, s.NATS)
+	}
+	ps = append(ps, s.Upstreams...)
 	for _, p := range []*Service{s.ExtProc, s.Envoy} {
 		if p != nil {
 			ps = append(ps, p)
@@ -118,7 +135,8 @@ func (s *Stack) Processes() []*Service {
 // upstream.
 func (s *Stack) Stop() {
 	stop := []*Service{s.Envoy, s.ExtProc}
-	for _, p := range append(stop, s.Upstreams...) {
+	stop = append(stop, s.Upstreams...)
+	for _, p := range append(stop, s.NATS) {
 		if p != nil {
 			p.Stop(5 * time.Second)
 		}
@@ -174,6 +192,20 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 
+	var natsArgs []string
+	if len(replicas) > 1 {
+		s.NATSURL = fmt.Sprintf("nats://127.0.0.1:%d", p.NATS)
+		if s.NATS, err = StartService(o.Dir, "nats", o.Bins["nats-server"],
+			HTTPOK(fmt.Sprintf("http://127.0.0.1:%d/healthz?js-enabled-only=true", p.NATSMonitor)), o.Logger,
+			"-a", "127.0.0.1", "-p", strconv.Itoa(p.NATS), "-m", strconv.Itoa(p.NATSMonitor),
+			"-js", "-sd", filepath.Join(o.Dir, "nats")); err != nil {
+			return nil, err
+		}
+		if err := s.NATS.WaitReady(ctx); err != nil {
+			return nil, err
+		}
+		natsArgs = []string{"-nats-url", s.NATSURL}
+	}
 	for i, rp := range replicas {
 		name := "upstream" // its log: upstream.log
 		if len(replicas) > 1 {
@@ -184,7 +216,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			"-tls-addr", fmt.Sprintf("127.0.0.1:%d", rp.tls),
 			"-tls-cert", filepath.Join(certDir, "upstream.pem"),
 			"-tls-key", filepath.Join(certDir, "upstream-key.pem"),
+			"-data", filepath.Join(o.Dir, name+"-data"),
 		}
+		args = append(args, natsArgs...)
 		url := fmt.Sprintf("http://127.0.0.1:%d", rp.plain)
 		up, err := StartService(o.Dir, name, o.Bins["upstream"], HTTPOK(url+"/healthz"), o.Logger, append(args, o.UpstreamArgs...)...)
 		if err != nil {
@@ -241,7 +275,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 // n upstream replicas, the first on p.Upstream and p.UpstreamTLS.
 func resolvePorts(p *Ports, n int) ([]replicaPorts, error) {
 	fixedUpstream := p.Upstream != 0 && p.UpstreamTLS != 0
-	fields := []*int{&p.HTTP, &p.HTTPS, &p.Admin, &p.Upstream, &p.UpstreamTLS, &p.ExtProc, &p.ExtProcAdmin, &p.Demo}
+	fields := []*int{&p.HTTP, &p.HTTPS, &p.Admin, &p.Upstream, &p.UpstreamTLS, &p.ExtProc, &p.ExtProcAdmin, &p.Demo, &p.NATS, &p.NATSMonitor}
 	free, err := FreePorts(len(fields) + 2*(n-1))
 	if err != nil {
 		return nil, err

@@ -166,3 +166,17 @@ func TestLocalPolicyLeavesCallerSlicesAlone(t *testing.T) {
 		t.Errorf("the caller's spare capacity was written: %q", backing)
 	}
 }
+
+func TestBinaryName(t *testing.T) {
+	for pkg, want := range map[string]string{
+		"./upstream":                        "upstream",
+		"github.com/nats-io/nats-server/v2": "nats-server",
+		"example.com/tool/v10":              "tool",
+		"example.com/vault":                 "vault",
+		"example.com/v":                     "v",
+	} {
+		if got := binaryName(pkg); got != want {
+			t.Errorf("binaryName(%q) = %q, want %q", pkg, got, want)
+		}
+	}
+}
