@@ -44,6 +44,7 @@ func TestLocalReplyKeepsEventSourceReconnecting(t *testing.T) {
 				if !strings.Contains(body, "retry: 2000\n") || !strings.Contains(body, ": envoy: ") || strings.Contains(body, "id:") {
 					t.Errorf("%s: body %q, want a retry field and a comment naming the cause, and no id", when, body)
 				}
+				t.Logf("%s: %s: %s %q", when, status, h.Get(envoyconfig.LocalReplyHeader), body)
 				if events := parseEvents(t, body); len(events) != 0 {
 					t.Errorf("%s: the local reply dispatched events %v", when, events)
 				}

@@ -206,9 +206,10 @@ func TestKillReplicaUnderStreams(t *testing.T) {
 	s := startReplicatedStack(t, 2)
 	runCtx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
+	ways := legs(t, s)
 	var clients []*idLog
 	for i := range 100 {
-		leg := legs(t, s)[i%4]
+		leg := ways[i%4]
 		clients = append(clients, follow(runCtx, t, leg.client, leg.url))
 	}
 	page := fmt.Sprintf("%s/?url=%s&streams=4", s.DemoURL, s.HTTPSURL+"/sse/events")
@@ -261,7 +262,7 @@ func TestKillReplicaUnderStreams(t *testing.T) {
 		}
 		c.mu.Unlock()
 		if p := c.problems(); len(p) > 0 {
-			t.Errorf("client %d (%s): %v", i, legs(t, s)[i%4].url, p)
+			t.Errorf("client %d (%s): %v", i, ways[i%4].url, p)
 		}
 	}
 	if !ok {
