@@ -458,3 +458,25 @@ func TestNeverReadingClientIsCut(t *testing.T) {
 		t.Errorf("the reading client waited %v for an event while the other one stalled", worst)
 	}
 }
+
+// With -stamp every event carries its publish time as a comment before its
+// id line; ordinary clients see nothing of it.
+func TestStamp(t *testing.T) {
+	r := startReplica(t, "-data", t.TempDir(), "-interval", "50ms", "-stamp")
+	r.waitHealthy(t)
+	c := openSSE(t, r.base, "")
+	for _, e := range c.events(t, 4) {
+		ns, err := strconv.ParseInt(e.sent, 10, 64)
+		if err != nil {
+			t.Fatalf("event %d: sent stamp %q: %v", e.id, e.sent, err)
+		}
+		if age := e.at.Sub(time.Unix(0, ns)); age < 0 || age > 10*time.Second {
+			t.Errorf("event %d stamped %v before it arrived", e.id, age)
+		}
+	}
+	plain := startReplica(t, "-data", t.TempDir(), "-interval", "50ms")
+	plain.waitHealthy(t)
+	if e := openSSE(t, plain.base, "").next(t); e.sent != "" {
+		t.Errorf("unstamped upstream sent a stamp %q", e.sent)
+	}
+}
