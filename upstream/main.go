@@ -58,6 +58,7 @@ type config struct {
 	historyAge      time.Duration
 	natsURL         string
 	natsStream      string
+	natsReplicas    int
 	dataDir         string
 	stamp           bool
 	logFormat       string
@@ -109,6 +110,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	dur(&c.historyAge, "history-age", 24*time.Hour, "how long events are kept for replay (the event log's age limit); 0s: no age limit")
 	str(&c.natsURL, "nats-url", "", "NATS server or cluster URLs (comma-separated) holding the event log; empty runs an embedded NATS storing under -data")
 	str(&c.natsStream, "nats-stream", eventlog.DefaultStream, "JetStream stream name of the event log; replicas sharing it share one id sequence")
+	num(&c.natsReplicas, "nats-replicas", 1, "copies of the stream a NATS cluster keeps (at most the cluster's size; 1 for the embedded NATS)")
 	str(&c.dataDir, "data", defaultDataDir, "embedded NATS's JetStream storage (relative to the working directory); unused with -nats-url")
 	boolean(&c.stamp, "stamp", false, "stamp each event with its publish time, sent as a ': sent=<unix ns>' comment before its id line (latency measurements)")
 	num(&c.queue, "queue", hub.DefaultQueue, "events queued per client before a slow client is cut")
@@ -185,6 +187,12 @@ func (c config) validate() error {
 	}
 	if c.natsURL == "" && c.dataDir == "" {
 		return fmt.Errorf("-data (env %s) is needed for the embedded NATS (no -nats-url given)", envName("data"))
+	}
+	if c.natsReplicas < 1 || c.natsReplicas > 5 {
+		return fmt.Errorf("-nats-replicas (env %s) must be 1 to 5, got %d", envName("nats-replicas"), c.natsReplicas)
+	}
+	if c.natsURL == "" && c.natsReplicas != 1 {
+		return fmt.Errorf("-nats-replicas (env %s) needs a NATS cluster (-nats-url); the embedded NATS keeps one copy", envName("nats-replicas"))
 	}
 	if c.natsStream == "" || strings.ContainsAny(c.natsStream, ". *>\t") {
 		return fmt.Errorf("-nats-stream (env %s) must be a non-empty name without dots, spaces or wildcards, got %q",
@@ -301,6 +309,7 @@ func serve(ctx context.Context, c config, log *slog.Logger) error {
 		History:    c.history,
 		MaxAge:     c.historyAge,
 		Duplicates: dedupWindow(c.interval),
+		Replicas:   c.natsReplicas,
 		Logger:     log,
 	})
 	if err != nil {

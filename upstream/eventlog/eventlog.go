@@ -66,7 +66,10 @@ type Config struct {
 	// Duplicates is the de-duplication window: a message id seen within it
 	// is not stored again. It is capped at MaxAge, as JetStream requires.
 	Duplicates time.Duration
-	Logger     *slog.Logger
+	// Replicas is how many NATS servers keep a copy of the stream (1 for
+	// the embedded server; 3 is usual in a cluster).
+	Replicas int
+	Logger   *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -75,6 +78,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.History <= 0 {
 		c.History = DefaultHistory
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
 	}
 	if c.Duplicates <= 0 {
 		c.Duplicates = DefaultDuplicates
@@ -227,6 +233,7 @@ func (l *Log) ensureStream(ctx context.Context) (jetstream.Stream, error) {
 		MaxMsgs:    int64(l.cfg.History),
 		MaxAge:     l.cfg.MaxAge,
 		Duplicates: l.cfg.Duplicates,
+		Replicas:   l.cfg.Replicas,
 		// Lets GetMsg-style reads be answered by any replica of the stream
 		// in a NATS cluster.
 		AllowDirect: true,
