@@ -96,6 +96,12 @@ func TestParseConfig(t *testing.T) {
 		{"no data dir for the embedded NATS", []string{"-data", ""}, env(), nil, "-data (env UPSTREAM_DATA) is needed"},
 		{"stream name with a dot", []string{"-nats-stream", "a.b"}, env(), nil, "-nats-stream"},
 		{"replicas without a cluster", []string{"-nats-replicas", "3"}, env(), nil, "needs a NATS cluster"},
+		{"negative memory history", []string{"-memory-history", "-1"}, env(), nil, "-memory-history (env UPSTREAM_MEMORY_HISTORY) must not be negative"},
+		{"memory window", []string{"-history", "50000", "-memory-history", "100"}, env(), func(c config) bool {
+			return c.memoryWindow() == 100 && c.history == 50000
+		}, ""},
+		{"memory window capped by default", []string{"-history", "50000"}, env(), func(c config) bool { return c.memoryWindow() == 10000 }, ""},
+		{"memory window within history", []string{"-history", "20", "-memory-history", "100"}, env(), func(c config) bool { return c.memoryWindow() == 20 }, ""},
 		{"too many replicas", []string{"-nats-url", "nats://x", "-nats-replicas", "7"}, env(), nil, "must be 1 to 5"},
 	}
 	for _, tc := range tests {

@@ -480,3 +480,33 @@ func TestStamp(t *testing.T) {
 		t.Errorf("unstamped upstream sent a stamp %q", e.sent)
 	}
 }
+
+// A Last-Event-ID older than what the replica keeps in memory but still in
+// the stream is replayed in full from the stream, seamlessly into the
+// in-memory window and the live feed; one older than the stream is a gap.
+func TestReplayOlderThanMemoryFromTheStream(t *testing.T) {
+	r := startReplica(t, "-data", t.TempDir(), "-interval", "20ms", "-history", "40", "-memory-history", "5")
+	r.waitHealthy(t)
+	waitUntil(t, "the stream to roll over", func() bool {
+		return r.metrics(t)["sse_upstream_last_sequence"] >= 50
+	})
+	last := uint64(r.metrics(t)["sse_upstream_last_sequence"])
+
+	from := last - 30 // older than memory (5), within the stream (40)
+	c := openSSE(t, r.base, strconv.FormatUint(from, 10))
+	var n int
+	if _, err := fmt.Sscanf(c.replay(), "replayed %d", &n); err != nil || n < 30 {
+		t.Fatalf("x-sse-replay %q for an id 30 back with 5 in memory and 40 in the stream, want replayed 30 or more", c.replay())
+	}
+	checkConsecutive(t, "client replayed from the stream", c.events(t, n+5), from+1)
+
+	old := openSSE(t, r.base, "1")
+	if !strings.HasPrefix(old.replay(), "gap ") {
+		t.Errorf("x-sse-replay %q for an id older than the stream, want gap N", old.replay())
+	}
+	first := old.next(t)
+	if first.id < last-40 {
+		t.Errorf("replayed from id %d, older than the stream's 40-event window ending near %d", first.id, last)
+	}
+	checkConsecutive(t, "client with a gap", append([]item{first}, old.events(t, 10)...), first.id)
+}

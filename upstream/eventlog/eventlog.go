@@ -63,6 +63,9 @@ type Config struct {
 	// events by count only.
 	History int
 	MaxAge  time.Duration
+	// Preload is how many of the newest events Follow delivers before the
+	// live ones (the sink's replay window); 0 means History.
+	Preload int
 	// Duplicates is the de-duplication window: a message id seen within it
 	// is not stored again. It is capped at MaxAge, as JetStream requires.
 	Duplicates time.Duration
@@ -78,6 +81,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.History <= 0 {
 		c.History = DefaultHistory
+	}
+	if c.Preload <= 0 || c.Preload > c.History {
+		c.Preload = c.History
 	}
 	if c.Replicas <= 0 {
 		c.Replicas = 1
@@ -340,7 +346,7 @@ func (l *Log) Follow(ctx context.Context, sink func(Record)) {
 			if last == 0 || last < first {
 				l.caughtUp.Store(true)
 			}
-			if h := uint64(l.cfg.History); last > h && last-h+1 > first {
+			if h := uint64(l.cfg.Preload); last > h && last-h+1 > first {
 				first = last - h + 1
 			}
 			after = max(first, 1) - 1
@@ -390,15 +396,64 @@ func (l *Log) follow(ctx context.Context, after *uint64, sink func(Record)) erro
 		if seq <= *after {
 			continue // redelivered after a reset
 		}
-		r := Record{Seq: seq, Stored: md.Timestamp, Type: m.Headers().Get(TypeHeader), Data: string(m.Data())}
-		if ns, err := strconv.ParseInt(m.Headers().Get(SentHeader), 10, 64); err == nil {
-			r.Sent = time.Unix(0, ns)
-		}
-		sink(r)
+		sink(record(m, md))
 		*after = seq
 		l.delivered.Store(seq)
 		if seq >= l.target.Load() || md.NumPending == 0 {
 			l.caughtUp.Store(true)
+		}
+	}
+}
+
+func record(m jetstream.Msg, md *jetstream.MsgMetadata) Record {
+	r := Record{Seq: md.Sequence.Stream, Stored: md.Timestamp, Type: m.Headers().Get(TypeHeader), Data: string(m.Data())}
+	if ns, err := strconv.ParseInt(m.Headers().Get(SentHeader), 10, 64); err == nil {
+		r.Sent = time.Unix(0, ns)
+	}
+	return r
+}
+
+// Range reads the stored events with sequences from..to, for a replay
+// older than what a process keeps in memory. Events the stream no longer
+// holds are missing from the front of the result; it is in sequence order.
+func (l *Log) Range(ctx context.Context, from, to uint64) ([]Record, error) {
+	if from > to {
+		return nil, nil
+	}
+	s, err := l.ensureStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   from,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("eventlog: range consumer from %d: %w", from, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(min(int(to-from+1), 1000)))
+	if err != nil {
+		return nil, fmt.Errorf("eventlog: range from %d: %w", from, err)
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	out := make([]Record, 0, to-from+1)
+	for {
+		m, err := it.Next()
+		if err != nil {
+			return nil, fmt.Errorf("eventlog: range %d..%d: %w", from, to, err)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return nil, fmt.Errorf("eventlog: range: message metadata: %w", err)
+		}
+		if md.Sequence.Stream > to {
+			return out, nil
+		}
+		out = append(out, record(m, md))
+		if md.Sequence.Stream == to {
+			return out, nil
 		}
 	}
 }

@@ -2,6 +2,7 @@ package eventlog
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -119,5 +120,42 @@ func TestEmbeddedKeepsSequence(t *testing.T) {
 	res, err := l.Publish(t.Context(), "after", "T", "x", time.Time{})
 	if err != nil || res.Seq != 4 {
 		t.Errorf("first publish after reopening: %+v %v, want seq 4", res, err)
+	}
+}
+
+// Range reads back stored events, from the oldest still held.
+func TestRange(t *testing.T) {
+	l := openEmbedded(t, t.TempDir(), 5)
+	for i := range 8 { // the stream keeps 4..8
+		if _, err := l.Publish(t.Context(), "m"+strconv.Itoa(i), "T", "event "+strconv.Itoa(i+1), time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		from, to uint64
+		want     []uint64
+	}{
+		{5, 7, []uint64{5, 6, 7}},
+		{1, 5, []uint64{4, 5}},
+		{8, 8, []uint64{8}},
+		{6, 5, nil},
+	}
+	for _, tc := range tests {
+		ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+		recs, err := l.Range(ctx, tc.from, tc.to)
+		cancel()
+		if err != nil {
+			t.Fatalf("Range(%d, %d): %v", tc.from, tc.to, err)
+		}
+		var got []uint64
+		for _, r := range recs {
+			got = append(got, r.Seq)
+			if r.Data != "event "+strconv.Itoa(int(r.Seq)) {
+				t.Errorf("seq %d holds %q", r.Seq, r.Data)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("Range(%d, %d) = %v, want %v", tc.from, tc.to, got, tc.want)
+		}
 	}
 }

@@ -153,8 +153,7 @@ func (h *Hub) Append(id uint64, stored time.Time, typ, data string, sent time.Ti
 func (h *Hub) appendLocked(id uint64, stored time.Time, typ, data string, sent time.Time) *Message {
 	h.last = id
 	h.received++
-	m := &Message{ID: id, Stored: stored, Sent: sent}
-	m.Event, m.Wire = encode(id, typ, data, sent)
+	m := NewMessage(id, stored, typ, data, sent)
 	h.ring[(m.ID-1)%uint64(len(h.ring))] = m
 	// Sending while holding the lock orders every subscriber's queue by id
 	// and makes Subscribe's history snapshot and live queue meet exactly.

@@ -374,3 +374,46 @@ func TestStampedWire(t *testing.T) {
 		t.Errorf("unstamped wire %q", m.Wire)
 	}
 }
+
+// WithOlder completes a gap only with consecutive events ending right
+// before the hub's window, and closes it when they reach the client's id.
+func TestWithOlder(t *testing.T) {
+	h := New(Options{History: 3})
+	defer h.Close()
+	for id := uint64(1); id <= 10; id++ { // the hub holds 8..10
+		if _, err := h.Append(id, time.Now(), "T", "x", time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub, gap, err := h.Subscribe("2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.Close()
+	msgs := func(ids ...uint64) []*Message {
+		var out []*Message
+		for _, id := range ids {
+			out = append(out, NewMessage(id, time.Now(), "T", "x", time.Time{}))
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		older  []*Message
+		header string
+		ids    []uint64
+	}{
+		{"closes the gap", msgs(3, 4, 5, 6, 7), "replayed 8", span(3, 10)},
+		{"narrows the gap", msgs(5, 6, 7), "gap 6", span(5, 10)},
+		{"none found", nil, "gap 3", span(8, 10)},
+		{"hole in the middle", msgs(3, 4, 6, 7), "gap 3", span(8, 10)},
+		{"not ending before the window", msgs(3, 4, 5), "gap 3", span(8, 10)},
+		{"reaching before the client's id", msgs(2, 3, 4, 5, 6, 7), "gap 3", span(8, 10)},
+	}
+	for _, tc := range tests {
+		got := gap.WithOlder(tc.older)
+		if got.Header() != tc.header || fmt.Sprint(ids(got.Events)) != fmt.Sprint(tc.ids) {
+			t.Errorf("%s: %q %v, want %q %v", tc.name, got.Header(), ids(got.Events), tc.header, tc.ids)
+		}
+	}
+}

@@ -96,6 +96,17 @@ func New(cfg Config) *Server {
 			_, last, err := cfg.Log.Bounds(ctx)
 			return last, err
 		}
+		cfg.Handler.Older = func(ctx context.Context, from, to uint64) ([]*hub.Message, error) {
+			recs, err := cfg.Log.Range(ctx, from, to)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]*hub.Message, len(recs))
+			for i, r := range recs {
+				out[i] = hub.NewMessage(r.Seq, r.Stored, r.Type, r.Data, r.Sent)
+			}
+			return out, nil
+		}
 	}
 	return &Server{cfg: cfg, hub: h, handler: NewHandler(h, cfg.Handler), metrics: m}
 }
