@@ -510,3 +510,41 @@ func TestReplayOlderThanMemoryFromTheStream(t *testing.T) {
 	}
 	checkConsecutive(t, "client with a gap", append([]item{first}, old.events(t, 10)...), first.id)
 }
+
+// NATS loses its storage and the stream is created again, so sequences
+// start over: open streams end (clients reconnect), an old Last-Event-ID is
+// "future-last-event-id" instead of a replay from the wrong sequence, and
+// the replica serves the new sequence.
+func TestStreamReplaced(t *testing.T) {
+	n := startNATS(t, freePort(t), t.TempDir())
+	r := startReplica(t, "-nats-url", n.url(), "-interval", "100ms")
+	r.waitHealthy(t)
+	waitUntil(t, "some history", func() bool { return r.metrics(t)["sse_upstream_last_sequence"] >= 40 })
+	c := openSSE(t, r.base, "")
+	seen := c.next(t).id
+
+	n.stop(t, syscall.SIGTERM)
+	n = startNATS(t, n.port, t.TempDir()) // empty storage
+	select {
+	case err := <-c.ended:
+		t.Logf("open stream ended: %v", err)
+	case <-time.After(procTimeout):
+		t.Fatal("the open stream was not ended when the sequence started over")
+	}
+	waitUntil(t, "the reset logged", func() bool {
+		for _, rec := range r.out.records("sse stream closed") {
+			if rec["end"] == "log_reset" {
+				return true
+			}
+		}
+		return false
+	})
+	r.waitHealthy(t)
+	back := openSSE(t, r.base, strconv.FormatUint(seen, 10))
+	if got := back.replay(); got != "future-last-event-id" {
+		t.Errorf("x-sse-replay %q for an id from the old sequence", got)
+	}
+	if first := back.next(t); first.id >= seen {
+		t.Errorf("first id %d on the new sequence, want below %d", first.id, seen)
+	}
+}

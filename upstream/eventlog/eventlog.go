@@ -253,6 +253,15 @@ func (l *Log) ensureStream(ctx context.Context) (jetstream.Stream, error) {
 	return s, nil
 }
 
+// forgetStream makes the next operation create the stream again (or
+// update it) rather than trust a handle that failed: NATS may have lost the
+// stream with its storage.
+func (l *Log) forgetStream() {
+	l.mu.Lock()
+	l.stream = nil
+	l.mu.Unlock()
+}
+
 // PublishResult says what the stream made of a Publish.
 type PublishResult struct {
 	Seq       uint64
@@ -274,6 +283,7 @@ func (l *Log) Publish(ctx context.Context, msgID, typ, data string, sent time.Ti
 	}
 	ack, err := l.js.PublishMsg(ctx, m, jetstream.WithMsgID(msgID))
 	if err != nil {
+		l.forgetStream()
 		return PublishResult{}, fmt.Errorf("eventlog: publish %s: %w", msgID, err)
 	}
 	return PublishResult{Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
@@ -286,11 +296,20 @@ func (l *Log) Bounds(ctx context.Context) (first, last uint64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	info, err := s.Info(ctx)
+	info, err := l.info(ctx, s)
 	if err != nil {
-		return 0, 0, fmt.Errorf("eventlog: stream info: %w", err)
+		return 0, 0, err
 	}
 	return info.State.FirstSeq, info.State.LastSeq, nil
+}
+
+func (l *Log) info(ctx context.Context, s jetstream.Stream) (*jetstream.StreamInfo, error) {
+	info, err := s.Info(ctx)
+	if err != nil {
+		l.forgetStream()
+		return nil, fmt.Errorf("eventlog: stream info: %w", err)
+	}
+	return info, nil
 }
 
 // Connected reports whether the NATS connection is up.
@@ -325,27 +344,42 @@ func (l *Log) setConsumerErr(s string) {
 }
 
 // Follow hands every event stored in the stream to sink, in sequence order
-// and once each, until ctx is done. It starts with the newest history events
-// the stream holds (up to History, so that the sink can replay them to
-// reconnecting clients) and then follows live. sink runs on one goroutine.
-// While NATS is unavailable Follow keeps retrying; it resumes after the last
-// sequence it delivered.
-func (l *Log) Follow(ctx context.Context, sink func(Record)) {
+// and once each, until ctx is done. It starts with the newest Preload events
+// the stream holds (so that the sink can replay them to reconnecting
+// clients) and then follows live. While NATS is unavailable Follow keeps
+// retrying; it resumes after the last sequence it delivered.
+//
+// If the stream is replaced (NATS lost its storage and the stream was
+// created again, so sequences start over), Follow calls reset and starts
+// over from the new stream: the sink must forget everything it was given.
+// sink and reset run on one goroutine.
+func (l *Log) Follow(ctx context.Context, sink func(Record), reset func()) {
 	var after uint64
+	var created time.Time // identifies the stream being followed
 	started := false
 	for ctx.Err() == nil {
 		if !started {
-			first, last, err := l.Bounds(ctx)
+			s, err := l.ensureStream(ctx)
+			var info *jetstream.StreamInfo
+			if err == nil {
+				info, err = l.info(ctx, s)
+			}
 			if err != nil {
 				l.setConsumerErr(err.Error())
 				l.log.Warn("event log not ready, retrying", "err", err)
 				sleep(ctx, retryWait)
 				continue
 			}
-			l.target.Store(last)
-			if last == 0 || last < first {
-				l.caughtUp.Store(true)
+			first, last := info.State.FirstSeq, info.State.LastSeq
+			if !created.IsZero() && !info.Created.Equal(created) {
+				l.log.Warn("the event log's stream was replaced: sequences start over; every stream is ended",
+					"was_created", created, "created", info.Created, "delivered", after)
+				reset()
 			}
+			created = info.Created
+			l.delivered.Store(0)
+			l.caughtUp.Store(last == 0 || last < first)
+			l.target.Store(last)
 			if h := uint64(l.cfg.Preload); last > h && last-h+1 > first {
 				first = last - h + 1
 			}
@@ -353,13 +387,54 @@ func (l *Log) Follow(ctx context.Context, sink func(Record)) {
 			started = true
 			l.log.Info("following the event log", "from", after+1, "last", last)
 		}
-		err := l.follow(ctx, &after, sink)
+		fctx, cancel := context.WithCancel(ctx)
+		replaced := make(chan struct{})
+		go l.watch(fctx, created, replaced, cancel)
+		err := l.follow(fctx, &after, sink)
+		cancel()
+		select {
+		case <-replaced:
+			started = false
+			continue
+		default:
+		}
 		if ctx.Err() != nil {
 			return
 		}
+		l.forgetStream()
 		l.setConsumerErr(err.Error())
 		l.log.Warn("event log consumer stopped, resuming", "after", after, "err", err)
 		sleep(ctx, retryWait)
+	}
+}
+
+// watchEvery paces the check that the stream being followed is still the
+// same one.
+const watchEvery = time.Second
+
+// watch cancels the follower (closing replaced first) when the stream is
+// no longer the one created at created: an ordered consumer would
+// otherwise wait on the new stream for a sequence it reached long ago.
+func (l *Log) watch(ctx context.Context, created time.Time, replaced chan<- struct{}, cancel func()) {
+	t := time.NewTicker(watchEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s, err := l.ensureStream(ctx)
+		if err != nil {
+			continue
+		}
+		info, err := l.info(ctx, s)
+		if err != nil || info.Created.Equal(created) {
+			continue
+		}
+		close(replaced)
+		cancel()
+		return
 	}
 }
 

@@ -28,7 +28,7 @@ func follow(t *testing.T, l *Log) <-chan Record {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		l.Follow(ctx, func(r Record) { recs <- r })
+		l.Follow(ctx, func(r Record) { recs <- r }, func() { t.Error("unexpected reset") })
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	return recs

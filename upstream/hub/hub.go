@@ -34,6 +34,9 @@ var (
 	ErrClosed = errors.New("hub: closed")
 	// ErrSlowConsumer reports a subscriber cut because its queue was full.
 	ErrSlowConsumer = errors.New("hub: subscriber queue full, cut")
+	// ErrReset reports a subscriber ended because the id sequence started
+	// over (Reset): its Last-Event-ID means nothing any more.
+	ErrReset = errors.New("hub: id sequence reset")
 )
 
 // Options configure a Hub. Zero values take the defaults.
@@ -194,6 +197,20 @@ func (h *Hub) Close() {
 	h.closed = true
 	for s := range h.subs {
 		h.dropLocked(s, ErrClosed)
+	}
+}
+
+// Reset forgets every event and ends every subscription with ErrReset,
+// for when the shared log's sequence starts over: the next Append may
+// start at 1 again. Clients reconnect, and their old ids count as never
+// issued rather than being replayed from the wrong sequence.
+func (h *Hub) Reset() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	clear(h.ring)
+	h.first, h.last = 1, 0
+	for s := range h.subs {
+		h.dropLocked(s, ErrReset)
 	}
 }
 

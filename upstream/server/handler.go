@@ -38,6 +38,9 @@ const (
 	EndShutdown   = "shutdown"
 	EndWriteError = "write_error"
 	EndWriteTimed = "write_timeout"
+	// EndLogReset: the event log's sequence started over (its stream was
+	// replaced); the client reconnects and starts afresh.
+	EndLogReset = "log_reset"
 )
 
 // HandlerOptions configure NewHandler. Zero values take the defaults.
@@ -208,8 +211,11 @@ func (s *streamer) run(r *http.Request, sub *hub.Subscription, resume hub.Resume
 		case <-r.Context().Done():
 			return EndClientGone
 		case <-sub.Done():
-			if errors.Is(sub.Err(), hub.ErrSlowConsumer) {
+			switch err := sub.Err(); {
+			case errors.Is(err, hub.ErrSlowConsumer):
 				return EndSlowClient
+			case errors.Is(err, hub.ErrReset):
+				return EndLogReset
 			}
 			return EndShutdown
 		case m := <-sub.C():

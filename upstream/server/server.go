@@ -151,7 +151,7 @@ func (s *Server) Run(ctx context.Context, plain, secure net.Listener) error {
 	followCtx, stopFollower := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopFollower()
 	if s.cfg.Log != nil {
-		wg.Go(func() { s.cfg.Log.Follow(followCtx, s.append) })
+		wg.Go(func() { s.cfg.Log.Follow(followCtx, s.append, s.hub.Reset) })
 		if s.cfg.Interval > 0 {
 			wg.Go(func() { s.publishTicks(pubCtx) })
 		}
