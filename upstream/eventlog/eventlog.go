@@ -117,6 +117,7 @@ type Log struct {
 	cfg      Config
 	log      *slog.Logger
 	embedded *server.Server
+	unlock   func() // releases the data directory, with the embedded server
 	nc       *nats.Conn
 	js       jetstream.JetStream
 
@@ -157,18 +158,18 @@ func Open(cfg Config) (*Log, error) {
 	}
 	url := cfg.URL
 	if url == "" {
-		ns, err := startEmbedded(cfg.DataDir)
+		ns, unlock, err := startEmbedded(cfg.DataDir)
 		if err != nil {
 			return nil, err
 		}
-		l.embedded = ns
+		l.embedded, l.unlock = ns, unlock
 		opts = append(opts, nats.InProcessServer(ns))
 		l.log.Info("embedded NATS started", "data", cfg.DataDir)
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		l.shutdownEmbedded()
-		return nil, fmt.Errorf("eventlog: connect to NATS %q: %w", url, err)
+		return nil, fmt.Errorf("eventlog: connect to NATS: %w", err)
 	}
 	l.nc = nc
 	if l.js, err = jetstream.New(nc); err != nil {
@@ -180,13 +181,22 @@ func Open(cfg Config) (*Log, error) {
 
 // startEmbedded runs a JetStream server storing under dir that listens on
 // no port: the process reaches it in memory, nothing else reaches it.
-func startEmbedded(dir string) (*server.Server, error) {
+func startEmbedded(dir string) (_ *server.Server, unlock func(), err error) {
 	if dir == "" {
-		return nil, errors.New("eventlog: embedded NATS needs a data directory")
+		return nil, nil, errors.New("eventlog: embedded NATS needs a data directory")
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("eventlog: data directory: %w", err)
+		return nil, nil, fmt.Errorf("eventlog: data directory: %w", err)
 	}
+	unlock, err = lockDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			unlock()
+		}
+	}()
 	ns, err := server.NewServer(&server.Options{
 		ServerName: "sse-upstream-embedded",
 		DontListen: true,
@@ -196,14 +206,14 @@ func startEmbedded(dir string) (*server.Server, error) {
 		NoLog:      true,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("eventlog: embedded NATS: %w", err)
+		return nil, nil, fmt.Errorf("eventlog: embedded NATS: %w", err)
 	}
 	ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
-		return nil, fmt.Errorf("eventlog: embedded NATS with data %s not ready in 10s", dir)
+		return nil, nil, fmt.Errorf("eventlog: embedded NATS with data %s not ready in 10s", dir)
 	}
-	return ns, nil
+	return ns, unlock, nil
 }
 
 // Close disconnects and stops the embedded server, if any.
@@ -218,6 +228,8 @@ func (l *Log) shutdownEmbedded() {
 	if l.embedded != nil {
 		l.embedded.Shutdown()
 		l.embedded.WaitForShutdown()
+		l.unlock()
+		l.embedded = nil
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -158,4 +159,16 @@ func TestRange(t *testing.T) {
 			t.Errorf("Range(%d, %d) = %v, want %v", tc.from, tc.to, got, tc.want)
 		}
 	}
+}
+
+// Two embedded servers on one data directory would corrupt it: the second
+// is refused, and the directory is free again once the first closes.
+func TestDataDirIsExclusive(t *testing.T) {
+	dir := t.TempDir()
+	l := openEmbedded(t, dir, 10)
+	if _, err := Open(Config{DataDir: dir}); err == nil || !strings.Contains(err.Error(), "in use by another upstream") {
+		t.Fatalf("second Open on %s: %v, want it refused", dir, err)
+	}
+	l.Close()
+	openEmbedded(t, dir, 10)
 }
