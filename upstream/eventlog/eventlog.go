@@ -401,9 +401,14 @@ func (l *Log) Follow(ctx context.Context, sink func(Record), reset func()) {
 		}
 		fctx, cancel := context.WithCancel(ctx)
 		replaced := make(chan struct{})
-		go l.watch(fctx, created, replaced, cancel)
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			l.watch(fctx, created, replaced, cancel)
+		}()
 		err := l.follow(fctx, &after, sink)
 		cancel()
+		<-watched
 		select {
 		case <-replaced:
 			started = false
