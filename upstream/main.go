@@ -55,9 +55,11 @@ type config struct {
 	shutdownTimeout time.Duration
 	idleTimeout     time.Duration
 	history, queue  int
+	memoryHistory   int
 	historyAge      time.Duration
 	natsURL         string
 	natsStream      string
+	natsReplicas    int
 	dataDir         string
 	stamp           bool
 	logFormat       string
@@ -106,9 +108,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	dur(&c.shutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "bound on the graceful shutdown")
 	dur(&c.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "idle keep-alive timeout; keep it above Envoy's upstream idle_timeout")
 	num(&c.history, "history", hub.DefaultHistory, "events kept for Last-Event-ID replay (the event log's count limit)")
+	num(&c.memoryHistory, "memory-history", 0, "events each replica keeps in memory for replay; older ones within -history are read back from the event log (0: -history, at most 10000)")
 	dur(&c.historyAge, "history-age", 24*time.Hour, "how long events are kept for replay (the event log's age limit); 0s: no age limit")
 	str(&c.natsURL, "nats-url", "", "NATS server or cluster URLs (comma-separated) holding the event log; empty runs an embedded NATS storing under -data")
 	str(&c.natsStream, "nats-stream", eventlog.DefaultStream, "JetStream stream name of the event log; replicas sharing it share one id sequence")
+	num(&c.natsReplicas, "nats-replicas", 1, "copies of the stream a NATS cluster keeps (at most the cluster's size; 1 for the embedded NATS)")
 	str(&c.dataDir, "data", defaultDataDir, "embedded NATS's JetStream storage (relative to the working directory); unused with -nats-url")
 	boolean(&c.stamp, "stamp", false, "stamp each event with its publish time, sent as a ': sent=<unix ns>' comment before its id line (latency measurements)")
 	num(&c.queue, "queue", hub.DefaultQueue, "events queued per client before a slow client is cut")
@@ -176,6 +180,9 @@ func (c config) validate() error {
 			return fmt.Errorf("-%s (env %s) must be positive, got %v", p.name, envName(p.name), p.d)
 		}
 	}
+	if c.memoryHistory < 0 {
+		return fmt.Errorf("-memory-history (env %s) must not be negative, got %d", envName("memory-history"), c.memoryHistory)
+	}
 	if c.historyAge < 0 {
 		return fmt.Errorf("-history-age (env %s) must not be negative, got %v", envName("history-age"), c.historyAge)
 	}
@@ -185,6 +192,12 @@ func (c config) validate() error {
 	}
 	if c.natsURL == "" && c.dataDir == "" {
 		return fmt.Errorf("-data (env %s) is needed for the embedded NATS (no -nats-url given)", envName("data"))
+	}
+	if c.natsReplicas < 1 || c.natsReplicas > 5 {
+		return fmt.Errorf("-nats-replicas (env %s) must be 1 to 5, got %d", envName("nats-replicas"), c.natsReplicas)
+	}
+	if c.natsURL == "" && c.natsReplicas != 1 {
+		return fmt.Errorf("-nats-replicas (env %s) needs a NATS cluster (-nats-url); the embedded NATS keeps one copy", envName("nats-replicas"))
 	}
 	if c.natsStream == "" || strings.ContainsAny(c.natsStream, ". *>\t") {
 		return fmt.Errorf("-nats-stream (env %s) must be a non-empty name without dots, spaces or wildcards, got %q",
@@ -248,7 +261,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 func serve(ctx context.Context, c config, log *slog.Logger) error {
 	cfg := server.Config{
 		Interval: c.interval,
-		Hub:      hub.Options{History: c.history, Queue: c.queue, MaxAge: c.historyAge},
+		Hub:      hub.Options{History: c.memoryWindow(), Queue: c.queue, MaxAge: c.historyAge},
 		Stamp:    c.stamp,
 		Handler: server.HandlerOptions{
 			Retry:        c.retry,
@@ -299,8 +312,10 @@ func serve(ctx context.Context, c config, log *slog.Logger) error {
 		DataDir:    c.dataDir,
 		Stream:     c.natsStream,
 		History:    c.history,
+		Preload:    c.memoryWindow(),
 		MaxAge:     c.historyAge,
 		Duplicates: dedupWindow(c.interval),
+		Replicas:   c.natsReplicas,
 		Logger:     log,
 	})
 	if err != nil {
@@ -311,10 +326,21 @@ func serve(ctx context.Context, c config, log *slog.Logger) error {
 	cfg.Log = evlog
 	log.Info("upstream starting",
 		"interval", c.interval.String(), "heartbeat", c.heartbeat.String(), "retry", c.retry.String(),
-		"history", c.history, "history_age", c.historyAge.String(), "queue", c.queue,
+		"history", c.history, "memory_history", c.memoryWindow(), "history_age", c.historyAge.String(), "queue", c.queue,
 		"write_timeout", c.writeTimeout.String(), "shutdown_timeout", c.shutdownTimeout.String(),
 		"idle_timeout", c.idleTimeout.String(), "nats", natsDescription(c), "stream", c.natsStream, "stamp", c.stamp)
 	return server.New(cfg).Run(ctx, plain, secure)
+}
+
+// defaultMemoryCap bounds the default in-memory window: a long -history is
+// served from the event log rather than from every replica's memory.
+const defaultMemoryCap = 10000
+
+func (c config) memoryWindow() int {
+	if c.memoryHistory > 0 {
+		return min(c.memoryHistory, c.history)
+	}
+	return min(c.history, defaultMemoryCap)
 }
 
 // dedupWindow is how long the event log remembers a tick's message id. It

@@ -109,6 +109,9 @@ func startProc(t *testing.T, name string, env []string, bin string, args ...stri
 	}()
 	t.Cleanup(func() {
 		p.kill()
+		if strings.Contains(p.out.String(), "WARNING: DATA RACE") {
+			t.Errorf("%s: the race detector found a data race", name)
+		}
 		if t.Failed() {
 			t.Logf("%s output:\n%s", name, p.out.String())
 		}

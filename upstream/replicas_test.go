@@ -458,3 +458,93 @@ func TestNeverReadingClientIsCut(t *testing.T) {
 		t.Errorf("the reading client waited %v for an event while the other one stalled", worst)
 	}
 }
+
+// With -stamp every event carries its publish time as a comment before its
+// id line; ordinary clients see nothing of it.
+func TestStamp(t *testing.T) {
+	r := startReplica(t, "-data", t.TempDir(), "-interval", "50ms", "-stamp")
+	r.waitHealthy(t)
+	c := openSSE(t, r.base, "")
+	for _, e := range c.events(t, 4) {
+		ns, err := strconv.ParseInt(e.sent, 10, 64)
+		if err != nil {
+			t.Fatalf("event %d: sent stamp %q: %v", e.id, e.sent, err)
+		}
+		if age := e.at.Sub(time.Unix(0, ns)); age < 0 || age > 10*time.Second {
+			t.Errorf("event %d stamped %v before it arrived", e.id, age)
+		}
+	}
+	plain := startReplica(t, "-data", t.TempDir(), "-interval", "50ms")
+	plain.waitHealthy(t)
+	if e := openSSE(t, plain.base, "").next(t); e.sent != "" {
+		t.Errorf("unstamped upstream sent a stamp %q", e.sent)
+	}
+}
+
+// A Last-Event-ID older than what the replica keeps in memory but still in
+// the stream is replayed in full from the stream, seamlessly into the
+// in-memory window and the live feed; one older than the stream is a gap.
+func TestReplayOlderThanMemoryFromTheStream(t *testing.T) {
+	r := startReplica(t, "-data", t.TempDir(), "-interval", "20ms", "-history", "40", "-memory-history", "5")
+	r.waitHealthy(t)
+	waitUntil(t, "the stream to roll over", func() bool {
+		return r.metrics(t)["sse_upstream_last_sequence"] >= 50
+	})
+	last := uint64(r.metrics(t)["sse_upstream_last_sequence"])
+
+	from := last - 30 // older than memory (5), within the stream (40)
+	c := openSSE(t, r.base, strconv.FormatUint(from, 10))
+	var n int
+	if _, err := fmt.Sscanf(c.replay(), "replayed %d", &n); err != nil || n < 30 {
+		t.Fatalf("x-sse-replay %q for an id 30 back with 5 in memory and 40 in the stream, want replayed 30 or more", c.replay())
+	}
+	checkConsecutive(t, "client replayed from the stream", c.events(t, n+5), from+1)
+
+	old := openSSE(t, r.base, "1")
+	if !strings.HasPrefix(old.replay(), "gap ") {
+		t.Errorf("x-sse-replay %q for an id older than the stream, want gap N", old.replay())
+	}
+	first := old.next(t)
+	if first.id < last-40 {
+		t.Errorf("replayed from id %d, older than the stream's 40-event window ending near %d", first.id, last)
+	}
+	checkConsecutive(t, "client with a gap", append([]item{first}, old.events(t, 10)...), first.id)
+}
+
+// NATS loses its storage and the stream is created again, so sequences
+// start over: open streams end (clients reconnect), an old Last-Event-ID is
+// "future-last-event-id" instead of a replay from the wrong sequence, and
+// the replica serves the new sequence.
+func TestStreamReplaced(t *testing.T) {
+	n := startNATS(t, freePort(t), t.TempDir())
+	r := startReplica(t, "-nats-url", n.url(), "-interval", "100ms")
+	r.waitHealthy(t)
+	waitUntil(t, "some history", func() bool { return r.metrics(t)["sse_upstream_last_sequence"] >= 40 })
+	c := openSSE(t, r.base, "")
+	seen := c.next(t).id
+
+	n.stop(t, syscall.SIGTERM)
+	n = startNATS(t, n.port, t.TempDir()) // empty storage
+	select {
+	case err := <-c.ended:
+		t.Logf("open stream ended: %v", err)
+	case <-time.After(procTimeout):
+		t.Fatal("the open stream was not ended when the sequence started over")
+	}
+	waitUntil(t, "the reset logged", func() bool {
+		for _, rec := range r.out.records("sse stream closed") {
+			if rec["end"] == "log_reset" {
+				return true
+			}
+		}
+		return false
+	})
+	r.waitHealthy(t)
+	back := openSSE(t, r.base, strconv.FormatUint(seen, 10))
+	if got := back.replay(); got != "future-last-event-id" {
+		t.Errorf("x-sse-replay %q for an id from the old sequence", got)
+	}
+	if first := back.next(t); first.id >= seen {
+		t.Errorf("first id %d on the new sequence, want below %d", first.id, seen)
+	}
+}

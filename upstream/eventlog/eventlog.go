@@ -63,10 +63,16 @@ type Config struct {
 	// events by count only.
 	History int
 	MaxAge  time.Duration
+	// Preload is how many of the newest events Follow delivers before the
+	// live ones (the sink's replay window); 0 means History.
+	Preload int
 	// Duplicates is the de-duplication window: a message id seen within it
 	// is not stored again. It is capped at MaxAge, as JetStream requires.
 	Duplicates time.Duration
-	Logger     *slog.Logger
+	// Replicas is how many NATS servers keep a copy of the stream (1 for
+	// the embedded server; 3 is usual in a cluster).
+	Replicas int
+	Logger   *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -75,6 +81,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.History <= 0 {
 		c.History = DefaultHistory
+	}
+	if c.Preload <= 0 || c.Preload > c.History {
+		c.Preload = c.History
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
 	}
 	if c.Duplicates <= 0 {
 		c.Duplicates = DefaultDuplicates
@@ -105,6 +117,7 @@ type Log struct {
 	cfg      Config
 	log      *slog.Logger
 	embedded *server.Server
+	unlock   func() // releases the data directory, with the embedded server
 	nc       *nats.Conn
 	js       jetstream.JetStream
 
@@ -145,18 +158,18 @@ func Open(cfg Config) (*Log, error) {
 	}
 	url := cfg.URL
 	if url == "" {
-		ns, err := startEmbedded(cfg.DataDir)
+		ns, unlock, err := startEmbedded(cfg.DataDir)
 		if err != nil {
 			return nil, err
 		}
-		l.embedded = ns
+		l.embedded, l.unlock = ns, unlock
 		opts = append(opts, nats.InProcessServer(ns))
 		l.log.Info("embedded NATS started", "data", cfg.DataDir)
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		l.shutdownEmbedded()
-		return nil, fmt.Errorf("eventlog: connect to NATS %q: %w", url, err)
+		return nil, fmt.Errorf("eventlog: connect to NATS: %w", err)
 	}
 	l.nc = nc
 	if l.js, err = jetstream.New(nc); err != nil {
@@ -168,13 +181,22 @@ func Open(cfg Config) (*Log, error) {
 
 // startEmbedded runs a JetStream server storing under dir that listens on
 // no port: the process reaches it in memory, nothing else reaches it.
-func startEmbedded(dir string) (*server.Server, error) {
+func startEmbedded(dir string) (_ *server.Server, unlock func(), err error) {
 	if dir == "" {
-		return nil, errors.New("eventlog: embedded NATS needs a data directory")
+		return nil, nil, errors.New("eventlog: embedded NATS needs a data directory")
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("eventlog: data directory: %w", err)
+		return nil, nil, fmt.Errorf("eventlog: data directory: %w", err)
 	}
+	unlock, err = lockDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			unlock()
+		}
+	}()
 	ns, err := server.NewServer(&server.Options{
 		ServerName: "sse-upstream-embedded",
 		DontListen: true,
@@ -184,14 +206,14 @@ func startEmbedded(dir string) (*server.Server, error) {
 		NoLog:      true,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("eventlog: embedded NATS: %w", err)
+		return nil, nil, fmt.Errorf("eventlog: embedded NATS: %w", err)
 	}
 	ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
-		return nil, fmt.Errorf("eventlog: embedded NATS with data %s not ready in 10s", dir)
+		return nil, nil, fmt.Errorf("eventlog: embedded NATS with data %s not ready in 10s", dir)
 	}
-	return ns, nil
+	return ns, unlock, nil
 }
 
 // Close disconnects and stops the embedded server, if any.
@@ -206,6 +228,8 @@ func (l *Log) shutdownEmbedded() {
 	if l.embedded != nil {
 		l.embedded.Shutdown()
 		l.embedded.WaitForShutdown()
+		l.unlock()
+		l.embedded = nil
 	}
 }
 
@@ -227,6 +251,7 @@ func (l *Log) ensureStream(ctx context.Context) (jetstream.Stream, error) {
 		MaxMsgs:    int64(l.cfg.History),
 		MaxAge:     l.cfg.MaxAge,
 		Duplicates: l.cfg.Duplicates,
+		Replicas:   l.cfg.Replicas,
 		// Lets GetMsg-style reads be answered by any replica of the stream
 		// in a NATS cluster.
 		AllowDirect: true,
@@ -238,6 +263,15 @@ func (l *Log) ensureStream(ctx context.Context) (jetstream.Stream, error) {
 	l.stream = s
 	l.mu.Unlock()
 	return s, nil
+}
+
+// forgetStream makes the next operation create the stream again (or
+// update it) rather than trust a handle that failed: NATS may have lost the
+// stream with its storage.
+func (l *Log) forgetStream() {
+	l.mu.Lock()
+	l.stream = nil
+	l.mu.Unlock()
 }
 
 // PublishResult says what the stream made of a Publish.
@@ -261,6 +295,7 @@ func (l *Log) Publish(ctx context.Context, msgID, typ, data string, sent time.Ti
 	}
 	ack, err := l.js.PublishMsg(ctx, m, jetstream.WithMsgID(msgID))
 	if err != nil {
+		l.forgetStream()
 		return PublishResult{}, fmt.Errorf("eventlog: publish %s: %w", msgID, err)
 	}
 	return PublishResult{Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
@@ -273,11 +308,20 @@ func (l *Log) Bounds(ctx context.Context) (first, last uint64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	info, err := s.Info(ctx)
+	info, err := l.info(ctx, s)
 	if err != nil {
-		return 0, 0, fmt.Errorf("eventlog: stream info: %w", err)
+		return 0, 0, err
 	}
 	return info.State.FirstSeq, info.State.LastSeq, nil
+}
+
+func (l *Log) info(ctx context.Context, s jetstream.Stream) (*jetstream.StreamInfo, error) {
+	info, err := s.Info(ctx)
+	if err != nil {
+		l.forgetStream()
+		return nil, fmt.Errorf("eventlog: stream info: %w", err)
+	}
+	return info, nil
 }
 
 // Connected reports whether the NATS connection is up.
@@ -312,41 +356,102 @@ func (l *Log) setConsumerErr(s string) {
 }
 
 // Follow hands every event stored in the stream to sink, in sequence order
-// and once each, until ctx is done. It starts with the newest history events
-// the stream holds (up to History, so that the sink can replay them to
-// reconnecting clients) and then follows live. sink runs on one goroutine.
-// While NATS is unavailable Follow keeps retrying; it resumes after the last
-// sequence it delivered.
-func (l *Log) Follow(ctx context.Context, sink func(Record)) {
+// and once each, until ctx is done. It starts with the newest Preload events
+// the stream holds (so that the sink can replay them to reconnecting
+// clients) and then follows live. While NATS is unavailable Follow keeps
+// retrying; it resumes after the last sequence it delivered.
+//
+// If the stream is replaced (NATS lost its storage and the stream was
+// created again, so sequences start over), Follow calls reset and starts
+// over from the new stream: the sink must forget everything it was given.
+// sink and reset run on one goroutine.
+func (l *Log) Follow(ctx context.Context, sink func(Record), reset func()) {
 	var after uint64
+	var created time.Time // identifies the stream being followed
 	started := false
 	for ctx.Err() == nil {
 		if !started {
-			first, last, err := l.Bounds(ctx)
+			s, err := l.ensureStream(ctx)
+			var info *jetstream.StreamInfo
+			if err == nil {
+				info, err = l.info(ctx, s)
+			}
 			if err != nil {
 				l.setConsumerErr(err.Error())
 				l.log.Warn("event log not ready, retrying", "err", err)
 				sleep(ctx, retryWait)
 				continue
 			}
-			l.target.Store(last)
-			if last == 0 || last < first {
-				l.caughtUp.Store(true)
+			first, last := info.State.FirstSeq, info.State.LastSeq
+			if !created.IsZero() && !info.Created.Equal(created) {
+				l.log.Warn("the event log's stream was replaced: sequences start over; every stream is ended",
+					"was_created", created, "created", info.Created, "delivered", after)
+				reset()
 			}
-			if h := uint64(l.cfg.History); last > h && last-h+1 > first {
+			created = info.Created
+			l.delivered.Store(0)
+			l.caughtUp.Store(last == 0 || last < first)
+			l.target.Store(last)
+			if h := uint64(l.cfg.Preload); last > h && last-h+1 > first {
 				first = last - h + 1
 			}
 			after = max(first, 1) - 1
 			started = true
 			l.log.Info("following the event log", "from", after+1, "last", last)
 		}
-		err := l.follow(ctx, &after, sink)
+		fctx, cancel := context.WithCancel(ctx)
+		replaced := make(chan struct{})
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			l.watch(fctx, created, replaced, cancel)
+		}()
+		err := l.follow(fctx, &after, sink)
+		cancel()
+		<-watched
+		select {
+		case <-replaced:
+			started = false
+			continue
+		default:
+		}
 		if ctx.Err() != nil {
 			return
 		}
+		l.forgetStream()
 		l.setConsumerErr(err.Error())
 		l.log.Warn("event log consumer stopped, resuming", "after", after, "err", err)
 		sleep(ctx, retryWait)
+	}
+}
+
+// watchEvery paces the check that the stream being followed is still the
+// same one.
+const watchEvery = time.Second
+
+// watch cancels the follower (closing replaced first) when the stream is
+// no longer the one created at created: an ordered consumer would
+// otherwise wait on the new stream for a sequence it reached long ago.
+func (l *Log) watch(ctx context.Context, created time.Time, replaced chan<- struct{}, cancel func()) {
+	t := time.NewTicker(watchEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s, err := l.ensureStream(ctx)
+		if err != nil {
+			continue
+		}
+		info, err := l.info(ctx, s)
+		if err != nil || info.Created.Equal(created) {
+			continue
+		}
+		close(replaced)
+		cancel()
+		return
 	}
 }
 
@@ -383,15 +488,64 @@ func (l *Log) follow(ctx context.Context, after *uint64, sink func(Record)) erro
 		if seq <= *after {
 			continue // redelivered after a reset
 		}
-		r := Record{Seq: seq, Stored: md.Timestamp, Type: m.Headers().Get(TypeHeader), Data: string(m.Data())}
-		if ns, err := strconv.ParseInt(m.Headers().Get(SentHeader), 10, 64); err == nil {
-			r.Sent = time.Unix(0, ns)
-		}
-		sink(r)
+		sink(record(m, md))
 		*after = seq
 		l.delivered.Store(seq)
 		if seq >= l.target.Load() || md.NumPending == 0 {
 			l.caughtUp.Store(true)
+		}
+	}
+}
+
+func record(m jetstream.Msg, md *jetstream.MsgMetadata) Record {
+	r := Record{Seq: md.Sequence.Stream, Stored: md.Timestamp, Type: m.Headers().Get(TypeHeader), Data: string(m.Data())}
+	if ns, err := strconv.ParseInt(m.Headers().Get(SentHeader), 10, 64); err == nil {
+		r.Sent = time.Unix(0, ns)
+	}
+	return r
+}
+
+// Range reads the stored events with sequences from..to, for a replay
+// older than what a process keeps in memory. Events the stream no longer
+// holds are missing from the front of the result; it is in sequence order.
+func (l *Log) Range(ctx context.Context, from, to uint64) ([]Record, error) {
+	if from > to {
+		return nil, nil
+	}
+	s, err := l.ensureStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   from,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("eventlog: range consumer from %d: %w", from, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(min(int(to-from+1), 1000)))
+	if err != nil {
+		return nil, fmt.Errorf("eventlog: range from %d: %w", from, err)
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	out := make([]Record, 0, to-from+1)
+	for {
+		m, err := it.Next()
+		if err != nil {
+			return nil, fmt.Errorf("eventlog: range %d..%d: %w", from, to, err)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return nil, fmt.Errorf("eventlog: range: message metadata: %w", err)
+		}
+		if md.Sequence.Stream > to {
+			return out, nil
+		}
+		out = append(out, record(m, md))
+		if md.Sequence.Stream == to {
+			return out, nil
 		}
 	}
 }

@@ -34,6 +34,9 @@ var (
 	ErrClosed = errors.New("hub: closed")
 	// ErrSlowConsumer reports a subscriber cut because its queue was full.
 	ErrSlowConsumer = errors.New("hub: subscriber queue full, cut")
+	// ErrReset reports a subscriber ended because the id sequence started
+	// over (Reset): its Last-Event-ID means nothing any more.
+	ErrReset = errors.New("hub: id sequence reset")
 )
 
 // Options configure a Hub. Zero values take the defaults.
@@ -153,8 +156,7 @@ func (h *Hub) Append(id uint64, stored time.Time, typ, data string, sent time.Ti
 func (h *Hub) appendLocked(id uint64, stored time.Time, typ, data string, sent time.Time) *Message {
 	h.last = id
 	h.received++
-	m := &Message{ID: id, Stored: stored, Sent: sent}
-	m.Event, m.Wire = encode(id, typ, data, sent)
+	m := NewMessage(id, stored, typ, data, sent)
 	h.ring[(m.ID-1)%uint64(len(h.ring))] = m
 	// Sending while holding the lock orders every subscriber's queue by id
 	// and makes Subscribe's history snapshot and live queue meet exactly.
@@ -195,6 +197,20 @@ func (h *Hub) Close() {
 	h.closed = true
 	for s := range h.subs {
 		h.dropLocked(s, ErrClosed)
+	}
+}
+
+// Reset forgets every event and ends every subscription with ErrReset,
+// for when the shared log's sequence starts over: the next Append may
+// start at 1 again. Clients reconnect, and their old ids count as never
+// issued rather than being replayed from the wrong sequence.
+func (h *Hub) Reset() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	clear(h.ring)
+	h.first, h.last = 1, 0
+	for s := range h.subs {
+		h.dropLocked(s, ErrReset)
 	}
 }
 

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"strconv"
+	"time"
 )
 
 // ReplayStatus says what a Last-Event-ID led to.
@@ -35,6 +36,43 @@ type Resume struct {
 	// Events come before anything on the subscription's C, in id order,
 	// with no gap or overlap between the two.
 	Events []*Message
+	// After is the client's Last-Event-ID, for ReplayResumed and ReplayGap.
+	After uint64
+	// Oldest is the start of the Hub's window when it resumed: for
+	// ReplayGap, the ids after After and before Oldest are the ones the Hub
+	// could not replay (an older copy, such as the event log, may have them).
+	Oldest uint64
+}
+
+// NewMessage builds a message the Hub did not fan out (read back from the
+// event log for a replay older than the Hub's window), encoded as the Hub
+// encodes its own.
+func NewMessage(id uint64, stored time.Time, typ, data string, sent time.Time) *Message {
+	m := &Message{ID: id, Stored: stored, Sent: sent}
+	m.Event, m.Wire = encode(id, typ, data, sent)
+	return m
+}
+
+// WithOlder completes a ReplayGap with older events: they must be
+// consecutive and end right before Oldest. If they reach back to the
+// client's id the gap is closed (ReplayResumed); otherwise it is smaller.
+// Anything else leaves r as it is: never a replay with a hole in it.
+func (r Resume) WithOlder(older []*Message) Resume {
+	if r.Status != ReplayGap || len(older) == 0 || older[len(older)-1].ID != r.Oldest-1 || older[0].ID <= r.After {
+		return r
+	}
+	for i := 1; i < len(older); i++ {
+		if older[i].ID != older[i-1].ID+1 {
+			return r
+		}
+	}
+	out := r
+	out.Events = append(append(make([]*Message, 0, len(older)+len(r.Events)), older...), r.Events...)
+	out.Oldest = older[0].ID
+	if older[0].ID == r.After+1 {
+		out.Status = ReplayResumed
+	}
+	return out
 }
 
 // Header is the value of the x-sse-replay response header:
@@ -123,7 +161,7 @@ func (h *Hub) resumeLocked(lastEventID string) Resume {
 	if from < oldest {
 		status, from = ReplayGap, oldest
 	}
-	return Resume{Status: status, Events: h.rangeLocked(from, h.last)}
+	return Resume{Status: status, Events: h.rangeLocked(from, h.last), After: id, Oldest: oldest}
 }
 
 // oldestLocked is the oldest id still in the history: within the count

@@ -38,6 +38,9 @@ const (
 	EndShutdown   = "shutdown"
 	EndWriteError = "write_error"
 	EndWriteTimed = "write_timeout"
+	// EndLogReset: the event log's sequence started over (its stream was
+	// replaced); the client reconnects and starts afresh.
+	EndLogReset = "log_reset"
 )
 
 // HandlerOptions configure NewHandler. Zero values take the defaults.
@@ -58,6 +61,11 @@ type HandlerOptions struct {
 	// (the client was on a replica slightly ahead) from one that was never
 	// issued.
 	StreamLast func(context.Context) (uint64, error)
+	// Older, when set, reads events older than the hub's window back from
+	// the shared log (ids from..to), so that a client whose Last-Event-ID
+	// is older than what this process keeps in memory, but still in the
+	// log, is replayed in full.
+	Older func(ctx context.Context, from, to uint64) ([]*hub.Message, error)
 	// Metrics, when set, counts replays by outcome.
 	Metrics *Metrics
 }
@@ -149,8 +157,11 @@ func (s *streamer) serveEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	defer sub.Close()
 	var skipTo uint64
-	if resume.Status == hub.ReplayFuture {
+	switch resume.Status {
+	case hub.ReplayFuture:
 		resume, skipTo = s.checkAhead(r.Context(), lastID, resume)
+	case hub.ReplayGap:
+		resume = s.backfill(r.Context(), resume, log)
 	}
 	h.Set(ReplayHeader, resume.Header())
 	w.WriteHeader(http.StatusOK)
@@ -200,8 +211,11 @@ func (s *streamer) run(r *http.Request, sub *hub.Subscription, resume hub.Resume
 		case <-r.Context().Done():
 			return EndClientGone
 		case <-sub.Done():
-			if errors.Is(sub.Err(), hub.ErrSlowConsumer) {
+			switch err := sub.Err(); {
+			case errors.Is(err, hub.ErrSlowConsumer):
 				return EndSlowClient
+			case errors.Is(err, hub.ErrReset):
+				return EndLogReset
 			}
 			return EndShutdown
 		case m := <-sub.C():
@@ -295,6 +309,31 @@ func (s *streamer) checkAhead(ctx context.Context, lastID string, resume hub.Res
 		return resume, 0
 	}
 	return hub.Resume{Status: hub.ReplayAhead}, id
+}
+
+// maxBackfill bounds how many events one client is replayed from the log
+// beyond the hub's window: a client further behind gets a gap.
+const maxBackfill = 10000
+
+// backfill completes a gap from the shared log. Live events queue on the
+// subscription meanwhile, so the seam stays exact; if the log cannot say,
+// the gap stands (reported as such, never a wrong replay).
+func (s *streamer) backfill(ctx context.Context, resume hub.Resume, log *slog.Logger) hub.Resume {
+	if s.opts.Older == nil || resume.Oldest <= resume.After+1 {
+		return resume
+	}
+	from := resume.After + 1
+	if resume.Oldest-from > maxBackfill {
+		from = resume.Oldest - maxBackfill
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	older, err := s.opts.Older(ctx, from, resume.Oldest-1)
+	if err != nil {
+		log.Warn("replay from the event log failed; replaying what this replica holds", "err", err)
+		return resume
+	}
+	return resume.WithOlder(older)
 }
 
 func firstID(r hub.Resume) uint64 {

@@ -96,6 +96,17 @@ func New(cfg Config) *Server {
 			_, last, err := cfg.Log.Bounds(ctx)
 			return last, err
 		}
+		cfg.Handler.Older = func(ctx context.Context, from, to uint64) ([]*hub.Message, error) {
+			recs, err := cfg.Log.Range(ctx, from, to)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]*hub.Message, len(recs))
+			for i, r := range recs {
+				out[i] = hub.NewMessage(r.Seq, r.Stored, r.Type, r.Data, r.Sent)
+			}
+			return out, nil
+		}
 	}
 	return &Server{cfg: cfg, hub: h, handler: NewHandler(h, cfg.Handler), metrics: m}
 }
@@ -140,7 +151,7 @@ func (s *Server) Run(ctx context.Context, plain, secure net.Listener) error {
 	followCtx, stopFollower := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopFollower()
 	if s.cfg.Log != nil {
-		wg.Go(func() { s.cfg.Log.Follow(followCtx, s.append) })
+		wg.Go(func() { s.cfg.Log.Follow(followCtx, s.append, s.hub.Reset) })
 		if s.cfg.Interval > 0 {
 			wg.Go(func() { s.publishTicks(pubCtx) })
 		}
