@@ -37,12 +37,18 @@ certs: ## Write a local CA and server certificates into certs/out (kept if still
 	$(GO) run ./certs -out certs/out
 
 .PHONY: run
-run: certs ## Run Envoy (contrib image + the filter), the upstream and the demo page with Docker Compose
+run: compose-check certs ## Run Envoy (contrib image + the filter), two upstream replicas, NATS and the demo page with Docker Compose
 	$(COMPOSE) up --build -d
 	@echo
 	@echo "  curl -N -i http://127.0.0.1:8080/sse/events"
 	@echo "  curl -N -ik https://127.0.0.1:8443/sse-with-tls/events"
 	@echo "  demo page: http://localhost:3000/  (make logs: the filter's stream lines)"
+
+# Without it, `docker compose` ends in docker's usage text and Error 125;
+# this says so in one line (no comma in the text: $(if) would split it).
+.PHONY: compose-check
+compose-check:
+	$(if $(shell $(COMPOSE) version >/dev/null 2>&1 && echo ok),,$(error Docker Compose is missing ('$(COMPOSE) version' failed): without Docker use `make run-local`))
 
 .PHONY: run-local
 run-local: envoy ## Run everything without Docker: stock Envoy + the dynamic module (-mode: RUN_LOCAL_MODE=ext_proc)
@@ -50,11 +56,11 @@ run-local: envoy ## Run everything without Docker: stock Envoy + the dynamic mod
 	bin/run-local -envoy "$(ENVOY_BIN)"
 
 .PHONY: down
-down: ## Stop what `make run` started
+down: compose-check ## Stop what `make run` started
 	$(COMPOSE) down --remove-orphans
 
 .PHONY: logs
-logs: ## Follow the filter's stream lines and Envoy's access log
+logs: compose-check ## Follow the filter's stream lines and Envoy's access log
 	$(COMPOSE) logs -f --no-log-prefix envoy | grep --line-buffered -E 'sse stream|"sse_|golang'
 
 .PHONY: envoy

@@ -83,7 +83,7 @@ func envoyStats(t *testing.T, s *localstack.Stack) map[string]int64 {
 }
 
 // waitForLog polls a process's output until want appears n times.
-func waitForLog(t *testing.T, p *localstack.Process, want string, n int) {
+func waitForLog(t *testing.T, p *localstack.Service, want string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for strings.Count(p.Output(), want) < n {
@@ -173,8 +173,9 @@ func TestModulePreflightWithABody(t *testing.T) {
 			t.Errorf("%d-byte preflight: %s %v, want%s", len(tc.body), status, h, tc.status)
 		}
 	}
-	if exited, err := s.Envoy.Exited(); exited {
-		t.Fatalf("Envoy exited: %v", err)
+	// Envoy is supervised: a crash shows as an exited process or a restart.
+	if exited, err := s.Envoy.Process().Exited(); exited || s.Envoy.Restarts() != 0 {
+		t.Fatalf("Envoy crashed (exited=%v %v, restarts %d)", exited, err, s.Envoy.Restarts())
 	}
 	if status, _, _ := curl(t, "--max-time", "1", s.HTTPURL+"/sse/events"); !strings.Contains(status, " 200") {
 		t.Errorf("a stream after the preflights: %s", status)

@@ -57,10 +57,16 @@ func startStackWith(t *testing.T, a localstack.Adapter, extraOrigins ...string) 
 func startStackOptions(t *testing.T, o localstack.Options) *localstack.Stack {
 	t.Helper()
 	requireTools(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// Replicas share a nats-server, which starts first.
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	o.Root, o.Dir, o.EnvoyBin, o.Bins = repoRoot, t.TempDir(), os.Getenv("ENVOY_BIN"), bins
 	o.ModuleDir, o.UpstreamArgs, o.ServeDemo = moduleDir, fastUpstream, true
+	if o.Replicas == 0 {
+		// One replica unless asked: these tests read the upstream's log and
+		// stop it as one process; replicas_test.go runs several.
+		o.Replicas = 1
+	}
 	s, err := localstack.Start(ctx, o)
 	if err != nil {
 		t.Fatalf("starting the stack: %v", err)

@@ -3,6 +3,7 @@ package envoy_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,15 +36,22 @@ func loadCompose(t *testing.T) *types.Project {
 	return p
 }
 
+// replicaServices are the upstream replicas Compose runs and envoy.yaml's
+// clusters list.
+var replicaServices = []string{"upstream-1", "upstream-2"}
+
 func TestComposeServices(t *testing.T) {
 	p := loadCompose(t)
-	if names := p.ServiceNames(); !slices.Equal(sortedCopy(names), []string{"demo", "envoy", "upstream"}) {
+	if names := p.ServiceNames(); !slices.Equal(sortedCopy(names), []string{"demo", "envoy", "nats", "upstream-1", "upstream-2"}) {
 		t.Fatalf("services %q", names)
 	}
 	published := map[string][]string{}
 	for name, s := range p.Services {
 		for _, port := range s.Ports {
 			published[name] = append(published[name], port.Published)
+		}
+		if name == "nats" {
+			continue // an image, not built here
 		}
 		if s.Build == nil {
 			t.Errorf("%s: no build", name)
@@ -59,18 +67,99 @@ func TestComposeServices(t *testing.T) {
 			t.Errorf("%s publishes %q, want %q (admin 9901 never)", name, published[name], ports)
 		}
 	}
-	if len(published["upstream"]) != 0 {
-		t.Errorf("the upstream publishes %q: only Envoy should reach it", published["upstream"])
+	for _, name := range append([]string{"nats"}, replicaServices...) {
+		if len(published[name]) != 0 {
+			t.Errorf("%s publishes %q: only Envoy (and the replicas) should reach it", name, published[name])
+		}
 	}
 
 	envoy := p.Services["envoy"]
 	if !mounts(envoy, "certs/out", "/etc/envoy/certs") {
 		t.Errorf("envoy does not mount certs/out at /etc/envoy/certs (envoy.yaml reads them there): %v", envoy.Volumes)
 	}
-	up := p.Services["upstream"]
-	cert, key := up.Environment["UPSTREAM_TLS_CERT"], up.Environment["UPSTREAM_TLS_KEY"]
-	if cert == nil || key == nil || !mounts(up, "certs/out", filepath.Dir(*cert)) || filepath.Dir(*key) != filepath.Dir(*cert) {
-		t.Errorf("the upstream's TLS files are not mounted: env %v volumes %v", up.Environment, up.Volumes)
+	for _, name := range replicaServices {
+		up := p.Services[name]
+		cert, key := up.Environment["UPSTREAM_TLS_CERT"], up.Environment["UPSTREAM_TLS_KEY"]
+		if cert == nil || key == nil || !mounts(up, "certs/out", filepath.Dir(*cert)) || filepath.Dir(*key) != filepath.Dir(*cert) {
+			t.Errorf("%s: the TLS files are not mounted: env %v volumes %v", name, up.Environment, up.Volumes)
+		}
+	}
+}
+
+// Every service comes back by itself after a crash.
+func TestComposeRestartPolicies(t *testing.T) {
+	p := loadCompose(t)
+	for name, s := range p.Services {
+		if s.Restart != "unless-stopped" && s.Restart != "always" && !strings.HasPrefix(s.Restart, "on-failure") {
+			t.Errorf("%s: restart %q, want a policy that restarts a crashed container", name, s.Restart)
+		}
+	}
+}
+
+// The replicas share one JetStream in the nats service (embedded NATS per
+// replica would give each its own id sequence), kept in a volume.
+func TestComposeReplicasShareNATS(t *testing.T) {
+	p := loadCompose(t)
+	nats := p.Services["nats"]
+	if !strings.HasPrefix(nats.Image, "nats:2.") {
+		t.Errorf("nats image %q, want the official nats:2.x", nats.Image)
+	}
+	cmd := strings.Join(nats.Command, " ")
+	if !strings.Contains(cmd, "-js") || !strings.Contains(cmd, "-sd /data") {
+		t.Errorf("nats command %q: want JetStream (-js) storing under /data", cmd)
+	}
+	stored := false
+	for _, v := range nats.Volumes {
+		if v.Type == types.VolumeTypeVolume && v.Target == "/data" {
+			_, stored = p.Volumes[v.Source]
+		}
+	}
+	if !stored {
+		t.Errorf("nats /data is not a named volume: %v", nats.Volumes)
+	}
+	for _, name := range replicaServices {
+		up := p.Services[name]
+		if u := up.Environment["UPSTREAM_NATS_URL"]; u == nil || *u != "nats://nats:4222" {
+			t.Errorf("%s: UPSTREAM_NATS_URL %v, want nats://nats:4222", name, u)
+		}
+		if _, ok := up.DependsOn["nats"]; !ok {
+			t.Errorf("%s does not depend on nats", name)
+		}
+	}
+}
+
+// envoy.yaml's clusters list exactly the replicas Compose runs, on the
+// ports they listen on.
+func TestEnvoyEndpointsAreComposeReplicas(t *testing.T) {
+	p := loadCompose(t)
+	b := load(t, "envoy.yaml")
+	for cluster, env := range map[string]string{envoyconfig.ClusterPlain: "UPSTREAM_ADDR", envoyconfig.ClusterTLS: "UPSTREAM_TLS_ADDR"} {
+		c, err := envoyconfig.Cluster(b, cluster)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var hosts []string
+		for _, lb := range c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints() {
+			sa := lb.GetEndpoint().GetAddress().GetSocketAddress()
+			hosts = append(hosts, sa.GetAddress())
+			up, ok := p.Services[sa.GetAddress()]
+			if !ok {
+				t.Errorf("%s: endpoint %s is no Compose service", cluster, sa.GetAddress())
+				continue
+			}
+			if addr := up.Environment[env]; addr == nil || *addr != fmt.Sprintf(":%d", sa.GetPortValue()) {
+				t.Errorf("%s: %s listens on %v, Envoy dials port %d", cluster, sa.GetAddress(), addr, sa.GetPortValue())
+			}
+		}
+		if !slices.Equal(sortedCopy(hosts), replicaServices) {
+			t.Errorf("%s lists %q, Compose runs %q", cluster, hosts, replicaServices)
+		}
+	}
+	if _, ok := p.Services["envoy"].DependsOn["upstream-1"]; !ok {
+		t.Error("envoy should start after the replicas")
+	}
+	if n := p.Services["envoy"].Ulimits["nofile"]; n == nil || n.Soft < 50000 {
+		t.Errorf("envoy nofile %v: a storm holds two files per HTTP/1.1 stream", n)
 	}
 }
 

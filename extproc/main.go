@@ -44,7 +44,7 @@ func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("extproc", flag.ContinueOnError)
 	var o options
 	fs.StringVar(&o.grpcAddr, "addr", envOr("EXTPROC_ADDR", ":9002"), "gRPC listen address for Envoy's ext_proc filters (env EXTPROC_ADDR)")
-	fs.StringVar(&o.adminAddr, "admin", envOr("EXTPROC_ADMIN_ADDR", "127.0.0.1:9003"), "HTTP address for /healthz and /stats; empty disables (env EXTPROC_ADMIN_ADDR)")
+	fs.StringVar(&o.adminAddr, "admin", envOr("EXTPROC_ADMIN_ADDR", "127.0.0.1:9003"), "HTTP address for /healthz, /stats and /metrics (Prometheus); empty disables (env EXTPROC_ADMIN_ADDR)")
 	fs.StringVar(&o.config, "config", envOr("SSE_POLICY_CONFIG", ""), "SSE policy file, YAML or JSON, the golang filter's plugin_config schema; empty: defaults (env SSE_POLICY_CONFIG)")
 	fs.StringVar(&o.logFormat, "log-format", envOr("EXTPROC_LOG_FORMAT", "text"), "text or json (env EXTPROC_LOG_FORMAT)")
 	if err := fs.Parse(args); err != nil {
@@ -153,6 +153,7 @@ func adminHandler(srv *processor.Server) http.Handler {
 		w.Header().Set("content-type", "application/json")
 		json.NewEncoder(w).Encode(srv.Stats().Snapshot())
 	})
+	mux.Handle("GET /metrics", metricsHandler(srv.Stats().Snapshot))
 	return mux
 }
 

@@ -16,12 +16,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
+	"example.com/sse-on-envoy/upstream/eventlog"
 	"example.com/sse-on-envoy/upstream/hub"
 	"example.com/sse-on-envoy/upstream/server"
 )
@@ -53,8 +55,20 @@ type config struct {
 	shutdownTimeout time.Duration
 	idleTimeout     time.Duration
 	history, queue  int
+	memoryHistory   int
+	historyAge      time.Duration
+	natsURL         string
+	natsStream      string
+	natsReplicas    int
+	dataDir         string
+	stamp           bool
 	logFormat       string
 }
+
+// defaultDataDir is relative to the working directory, so that processes
+// started from different directories (tests, run-local) never share one;
+// .data/ is git-ignored.
+const defaultDataDir = ".data/upstream"
 
 // envPrefix + upper-cased flag name with - turned into _ is each flag's
 // environment variable: -tls-cert is UPSTREAM_TLS_CERT.
@@ -80,6 +94,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	num := func(p *int, name string, def int, usage string) {
 		fs.IntVar(p, name, def, usage+" (env "+envName(name)+")")
 	}
+	boolean := func(p *bool, name string, def bool, usage string) {
+		fs.BoolVar(p, name, def, usage+" (env "+envName(name)+")")
+	}
 	str(&c.addr, "addr", ":9000", "plain HTTP listen address; empty disables it")
 	str(&c.tlsAddr, "tls-addr", ":9443", "TLS (HTTP/2 and HTTP/1.1 via ALPN) listen address")
 	str(&c.tlsCert, "tls-cert", "", "PEM certificate for the TLS listener; without -tls-cert and -tls-key it is disabled")
@@ -90,7 +107,14 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	dur(&c.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "deadline for each write to a client")
 	dur(&c.shutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "bound on the graceful shutdown")
 	dur(&c.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "idle keep-alive timeout; keep it above Envoy's upstream idle_timeout")
-	num(&c.history, "history", hub.DefaultHistory, "events kept for Last-Event-ID replay")
+	num(&c.history, "history", hub.DefaultHistory, "events kept for Last-Event-ID replay (the event log's count limit)")
+	num(&c.memoryHistory, "memory-history", 0, "events each replica keeps in memory for replay; older ones within -history are read back from the event log (0: -history, at most 10000)")
+	dur(&c.historyAge, "history-age", 24*time.Hour, "how long events are kept for replay (the event log's age limit); 0s: no age limit")
+	str(&c.natsURL, "nats-url", "", "NATS server or cluster URLs (comma-separated) holding the event log; empty runs an embedded NATS storing under -data")
+	str(&c.natsStream, "nats-stream", eventlog.DefaultStream, "JetStream stream name of the event log; replicas sharing it share one id sequence")
+	num(&c.natsReplicas, "nats-replicas", 1, "copies of the stream a NATS cluster keeps (at most the cluster's size; 1 for the embedded NATS)")
+	str(&c.dataDir, "data", defaultDataDir, "embedded NATS's JetStream storage (relative to the working directory); unused with -nats-url")
+	boolean(&c.stamp, "stamp", false, "stamp each event with its publish time, sent as a ': sent=<unix ns>' comment before its id line (latency measurements)")
 	num(&c.queue, "queue", hub.DefaultQueue, "events queued per client before a slow client is cut")
 	str(&c.logFormat, "log-format", "text", "log format: text or json")
 
@@ -130,6 +154,8 @@ func describeWant(f *flag.Flag) string {
 		return "a duration such as 2s, 500ms or 1m30s"
 	case int:
 		return "a whole number"
+	case bool:
+		return "true or false"
 	default:
 		return "a valid value"
 	}
@@ -153,6 +179,29 @@ func (c config) validate() error {
 		if p.d <= 0 {
 			return fmt.Errorf("-%s (env %s) must be positive, got %v", p.name, envName(p.name), p.d)
 		}
+	}
+	if c.memoryHistory < 0 {
+		return fmt.Errorf("-memory-history (env %s) must not be negative, got %d", envName("memory-history"), c.memoryHistory)
+	}
+	if c.historyAge < 0 {
+		return fmt.Errorf("-history-age (env %s) must not be negative, got %v", envName("history-age"), c.historyAge)
+	}
+	if c.historyAge > 0 && c.historyAge < c.interval {
+		return fmt.Errorf("-history-age (env %s) %v is shorter than -interval %v: nothing could be replayed",
+			envName("history-age"), c.historyAge, c.interval)
+	}
+	if c.natsURL == "" && c.dataDir == "" {
+		return fmt.Errorf("-data (env %s) is needed for the embedded NATS (no -nats-url given)", envName("data"))
+	}
+	if c.natsReplicas < 1 || c.natsReplicas > 5 {
+		return fmt.Errorf("-nats-replicas (env %s) must be 1 to 5, got %d", envName("nats-replicas"), c.natsReplicas)
+	}
+	if c.natsURL == "" && c.natsReplicas != 1 {
+		return fmt.Errorf("-nats-replicas (env %s) needs a NATS cluster (-nats-url); the embedded NATS keeps one copy", envName("nats-replicas"))
+	}
+	if c.natsStream == "" || strings.ContainsAny(c.natsStream, ". *>\t") {
+		return fmt.Errorf("-nats-stream (env %s) must be a non-empty name without dots, spaces or wildcards, got %q",
+			envName("nats-stream"), c.natsStream)
 	}
 	if c.retry < 0 {
 		return fmt.Errorf("-retry (env %s) must not be negative, got %v", envName("retry"), c.retry)
@@ -212,7 +261,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 func serve(ctx context.Context, c config, log *slog.Logger) error {
 	cfg := server.Config{
 		Interval: c.interval,
-		Hub:      hub.Options{History: c.history, Queue: c.queue},
+		Hub:      hub.Options{History: c.memoryWindow(), Queue: c.queue, MaxAge: c.historyAge},
+		Stamp:    c.stamp,
 		Handler: server.HandlerOptions{
 			Retry:        c.retry,
 			Heartbeat:    c.heartbeat,
@@ -257,9 +307,60 @@ func serve(ctx context.Context, c config, log *slog.Logger) error {
 			return fmt.Errorf("listen on -tls-addr %s: %w", c.tlsAddr, err)
 		}
 	}
+	evlog, err := eventlog.Open(eventlog.Config{
+		URL:        c.natsURL,
+		DataDir:    c.dataDir,
+		Stream:     c.natsStream,
+		History:    c.history,
+		Preload:    c.memoryWindow(),
+		MaxAge:     c.historyAge,
+		Duplicates: dedupWindow(c.interval),
+		Replicas:   c.natsReplicas,
+		Logger:     log,
+	})
+	if err != nil {
+		closeAll()
+		return err
+	}
+	defer evlog.Close()
+	cfg.Log = evlog
 	log.Info("upstream starting",
 		"interval", c.interval.String(), "heartbeat", c.heartbeat.String(), "retry", c.retry.String(),
-		"history", c.history, "queue", c.queue, "write_timeout", c.writeTimeout.String(),
-		"shutdown_timeout", c.shutdownTimeout.String(), "idle_timeout", c.idleTimeout.String())
+		"history", c.history, "memory_history", c.memoryWindow(), "history_age", c.historyAge.String(), "queue", c.queue,
+		"write_timeout", c.writeTimeout.String(), "shutdown_timeout", c.shutdownTimeout.String(),
+		"idle_timeout", c.idleTimeout.String(), "nats", natsDescription(c), "stream", c.natsStream, "stamp", c.stamp)
 	return server.New(cfg).Run(ctx, plain, secure)
+}
+
+// defaultMemoryCap bounds the default in-memory window: a long -history is
+// served from the event log rather than from every replica's memory.
+const defaultMemoryCap = 10000
+
+func (c config) memoryWindow() int {
+	if c.memoryHistory > 0 {
+		return min(c.memoryHistory, c.history)
+	}
+	return min(c.history, defaultMemoryCap)
+}
+
+// dedupWindow is how long the event log remembers a tick's message id. It
+// must cover the spread between the replicas publishing the same tick (clock
+// skew plus publish latency, milliseconds with NTP); longer costs only one
+// remembered id per tick. Two minutes, or two intervals for slow tickers.
+func dedupWindow(interval time.Duration) time.Duration {
+	return max(eventlog.DefaultDuplicates, 2*interval)
+}
+
+func natsDescription(c config) string {
+	if c.natsURL == "" {
+		return "embedded, data " + c.dataDir
+	}
+	// Credentials in a URL stay out of the log.
+	var out []string
+	for u := range strings.SplitSeq(c.natsURL, ",") {
+		if p, err := url.Parse(strings.TrimSpace(u)); err == nil {
+			out = append(out, p.Redacted())
+		}
+	}
+	return strings.Join(out, ",")
 }

@@ -79,6 +79,30 @@ func TestParseConfig(t *testing.T) {
 		{"cert without key", []string{"-tls-cert", "c.pem"}, env(), nil, "give both or neither"},
 		{"key without cert", nil, env("UPSTREAM_TLS_KEY", "k.pem"), nil, "give both or neither"},
 		{"stray argument", []string{"extra"}, env(), nil, "unexpected arguments"},
+		{"event log defaults", nil, env(), func(c config) bool {
+			return c.natsURL == "" && c.dataDir == ".data/upstream" && c.natsStream == "SSE_EVENTS" &&
+				c.natsReplicas == 1 && c.historyAge == 24*time.Hour && !c.stamp
+		}, ""},
+		{"event log from the environment", nil, env(
+			"UPSTREAM_NATS_URL", "nats://127.0.0.1:4222", "UPSTREAM_DATA", "/tmp/x", "UPSTREAM_NATS_STREAM", "S",
+			"UPSTREAM_NATS_REPLICAS", "3", "UPSTREAM_HISTORY_AGE", "1h", "UPSTREAM_STAMP", "true",
+		), func(c config) bool {
+			return c.natsURL == "nats://127.0.0.1:4222" && c.dataDir == "/tmp/x" && c.natsStream == "S" &&
+				c.natsReplicas == 3 && c.historyAge == time.Hour && c.stamp
+		}, ""},
+		{"bad stamp", nil, env("UPSTREAM_STAMP", "sometimes"), nil, `"sometimes" for UPSTREAM_STAMP (flag -stamp): want true or false`},
+		{"negative history age", []string{"-history-age", "-1s"}, env(), nil, "-history-age (env UPSTREAM_HISTORY_AGE) must not be negative"},
+		{"history age below interval", []string{"-history-age", "1s", "-interval", "2s"}, env(), nil, "shorter than -interval"},
+		{"no data dir for the embedded NATS", []string{"-data", ""}, env(), nil, "-data (env UPSTREAM_DATA) is needed"},
+		{"stream name with a dot", []string{"-nats-stream", "a.b"}, env(), nil, "-nats-stream"},
+		{"replicas without a cluster", []string{"-nats-replicas", "3"}, env(), nil, "needs a NATS cluster"},
+		{"negative memory history", []string{"-memory-history", "-1"}, env(), nil, "-memory-history (env UPSTREAM_MEMORY_HISTORY) must not be negative"},
+		{"memory window", []string{"-history", "50000", "-memory-history", "100"}, env(), func(c config) bool {
+			return c.memoryWindow() == 100 && c.history == 50000
+		}, ""},
+		{"memory window capped by default", []string{"-history", "50000"}, env(), func(c config) bool { return c.memoryWindow() == 10000 }, ""},
+		{"memory window within history", []string{"-history", "20", "-memory-history", "100"}, env(), func(c config) bool { return c.memoryWindow() == 20 }, ""},
+		{"too many replicas", []string{"-nats-url", "nats://x", "-nats-replicas", "7"}, env(), nil, "must be 1 to 5"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -116,8 +140,9 @@ func TestRunExitCodes(t *testing.T) {
 		{"bad env", nil, env("UPSTREAM_INTERVAL", "2"), 2, "UPSTREAM_INTERVAL"},
 		{"half a key pair", []string{"-tls-key", "k.pem"}, env(), 2, "-tls-cert"},
 		{"help", []string{"-h"}, env(), 0, "UPSTREAM_TLS_CERT"},
-		{"unreadable key pair", []string{"-addr", "127.0.0.1:0", "-tls-cert", junk, "-tls-key", junk}, env(), 1, "load TLS certificate"},
-		{"address in use or bad", []string{"-addr", "256.0.0.1:0"}, env(), 1, "listen on -addr"},
+		{"unreadable key pair", []string{"-addr", "127.0.0.1:0", "-tls-cert", junk, "-tls-key", junk, "-data", dir}, env(), 1, "load TLS certificate"},
+		{"address in use or bad", []string{"-addr", "256.0.0.1:0", "-data", dir}, env(), 1, "listen on -addr"},
+		{"data directory is a file", []string{"-addr", "127.0.0.1:0", "-data", junk}, env(), 1, "data directory"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -142,7 +167,7 @@ func TestRunPlainOnly(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-log-format", "json"}, env(), pw)
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-log-format", "json", "-data", t.TempDir()}, env(), pw)
 		pw.Close()
 	}()
 	sc := bufio.NewScanner(pr)
@@ -193,7 +218,8 @@ func TestSIGTERM(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0],
-		"-addr", "127.0.0.1:0", "-log-format", "json", "-shutdown-timeout", "5s", "-interval", "20ms")
+		"-addr", "127.0.0.1:0", "-log-format", "json", "-shutdown-timeout", "5s", "-interval", "20ms",
+		"-data", t.TempDir())
 	cmd.Env = append(os.Environ(), "UPSTREAM_TEST_RUN_MAIN=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

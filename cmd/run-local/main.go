@@ -6,6 +6,9 @@
 // pointing at an Envoy that has the golang extension, the default is the
 // golang filter (envoy/envoy.yaml and its .so). Ctrl-C stops everything it
 // started.
+//
+// It runs several upstream replicas (-replicas) behind Envoy and restarts
+// any child that exits unexpectedly, with back-off, logging why.
 package main
 
 import (
@@ -13,10 +16,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -41,7 +46,12 @@ func run() error {
 	dir := flag.String("dir", ".cache/run-local", "folder for certificates, rendered configs and logs")
 	modeFlag := flag.String("mode", os.Getenv("RUN_LOCAL_MODE"),
 		"adapter: module, ext_proc or golang; default golang if the Envoy has that extension, else module (env RUN_LOCAL_MODE)")
+	replicas := flag.Int("replicas", envInt("RUN_LOCAL_REPLICAS", localstack.DefaultReplicas), "upstream replicas behind Envoy (env RUN_LOCAL_REPLICAS)")
 	flag.Parse()
+	if *replicas < 1 || *replicas > 9 {
+		fmt.Fprintln(os.Stderr, "run-local: -replicas must be 1 to 9")
+		return errUsage
+	}
 	var mode localstack.Adapter
 	if *modeFlag != "" {
 		var err error
@@ -70,7 +80,7 @@ func run() error {
 	buildCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 
-	fmt.Println("building the upstream, the ext_proc server and the certificate tool...")
+	fmt.Println("building the upstream, the ext_proc server, nats-server and the certificate tool...")
 	bins, err := localstack.Build(buildCtx, root, filepath.Join(workDir, "bin"), localstack.Binaries...)
 	if err != nil {
 		return err
@@ -81,6 +91,8 @@ func run() error {
 		EnvoyBin:  *envoyBin,
 		Bins:      bins,
 		ServeDemo: true,
+		Replicas:  *replicas,
+		Logger:    slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		// The folder `make certs` and `make run` use, so the README's curl
 		// commands work against either.
 		CertDir: filepath.Join(root, "certs", "out"),
@@ -89,6 +101,7 @@ func run() error {
 			Upstream: 9000, UpstreamTLS: 9443,
 			ExtProc: 9002, ExtProcAdmin: 9003,
 			Demo: 3000,
+			NATS: 4222, NATSMonitor: 8222,
 		},
 	}
 	golang, err := localstack.HasGolangFilter(buildCtx, *envoyBin, workDir)
@@ -134,6 +147,20 @@ func run() error {
 	return nil
 }
 
+// envInt is the env var name as an int, or def when unset.
+func envInt(name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "run-local: %s=%q is not a number\n", name, v)
+		os.Exit(2)
+	}
+	return n
+}
+
 func printWelcome(s *localstack.Stack) {
 	mode := map[localstack.Adapter]string{
 		localstack.AdapterModule:  "stock Envoy + the SSE policy as a dynamic module (envoy/envoy-module.yaml)",
@@ -141,13 +168,17 @@ func printWelcome(s *localstack.Stack) {
 		localstack.AdapterGolang:  "Envoy with the golang filter (envoy/envoy.yaml)",
 	}[s.Adapter]
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nrunning: %s\n\n", mode)
+	fmt.Fprintf(&b, "\nrunning: %s, %d upstream replicas\n\n", mode, len(s.Upstreams))
 	fmt.Fprintf(&b, "  demo page      %s/   (and %s/ to see CORS refuse a stream)\n", s.DemoURL, s.DemoURLOtherOrigin)
 	fmt.Fprintf(&b, "  Envoy admin    %s/stats?filter=sse\n", s.AdminURL)
 	if s.Adapter == localstack.AdapterExtProc {
 		fmt.Fprintf(&b, "  ext_proc stats %s/stats\n", s.ExtProcAdminURL)
 	}
-	fmt.Fprintf(&b, "  logs           %s/*.log\n\n", s.Dir)
+	fmt.Fprintf(&b, "  logs           %s/*.log\n", s.Dir)
+	for i, u := range s.Upstreams {
+		fmt.Fprintf(&b, "  replica %d      %s (pid %d; kill -9 it: it is restarted, streams move on)\n", i+1, s.UpstreamURLs[i], u.Process().Pid())
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "  curl -N -i %s/sse/events\n", s.HTTPURL)
 	fmt.Fprintf(&b, "  curl -N -i %s/sse-with-tls/events\n", s.HTTPURL)
 	fmt.Fprintf(&b, "  curl -N -i --cacert %s %s/sse/events\n", s.CAFile, s.HTTPSURL)

@@ -95,6 +95,9 @@ func (st *Stats) Snapshot() map[string]int64 {
 	return out
 }
 
+// Counter is one of the stats, by its ssestream name; nil for another name.
+func (st *Stats) Counter(name string) *Counter { return st.counters[name] }
+
 // Counter is safe for concurrent use: gRPC streams run on many goroutines.
 type Counter struct{ atomic.Int64 }
 

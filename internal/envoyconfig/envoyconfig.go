@@ -14,6 +14,7 @@ import (
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -26,6 +27,8 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/downstream_connections/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 )
@@ -39,6 +42,10 @@ const (
 	ClusterExtProc = "extproc"
 	GolangFilter   = "envoy.filters.http.golang"
 	HCMFilter      = "envoy.filters.network.http_connection_manager"
+	// LocalReplyHeader marks Envoy's own answer on an SSE route that it could
+	// not open upstream (mapped to a 200 that makes EventSource retry); its
+	// value is the response flags, such as UF or UH.
+	LocalReplyHeader = "x-sse-unavailable"
 )
 
 // Load reads an Envoy YAML (or JSON) file into a validated bootstrap.
@@ -168,17 +175,39 @@ func SetAdminAddress(b *bootstrapv3.Bootstrap, host string, port int) error {
 	return nil
 }
 
-// SetClusterEndpoint points a cluster's only endpoint at host:port.
+// SetClusterEndpoint points a cluster at the one endpoint host:port.
 func SetClusterEndpoint(b *bootstrapv3.Bootstrap, name, host string, port int) error {
+	return SetClusterEndpoints(b, name, Endpoint{Host: host, Port: port})
+}
+
+// Endpoint is one upstream host of a cluster.
+type Endpoint struct {
+	Host string
+	Port int
+}
+
+// SetClusterEndpoints replaces a cluster's endpoints (one locality) with
+// eps, keeping the first endpoint's settings (health check options...).
+func SetClusterEndpoints(b *bootstrapv3.Bootstrap, name string, eps ...Endpoint) error {
 	c, err := Cluster(b, name)
 	if err != nil {
 		return err
 	}
-	endpoints := c.GetLoadAssignment().GetEndpoints()
-	if len(endpoints) != 1 || len(endpoints[0].GetLbEndpoints()) != 1 {
-		return fmt.Errorf("cluster %s: want exactly one endpoint", name)
+	if len(eps) == 0 {
+		return fmt.Errorf("cluster %s: no endpoints given", name)
 	}
-	endpoints[0].LbEndpoints[0].GetEndpoint().Address = socketAddress(host, port)
+	localities := c.GetLoadAssignment().GetEndpoints()
+	if len(localities) != 1 || len(localities[0].GetLbEndpoints()) == 0 {
+		return fmt.Errorf("cluster %s: want one locality with endpoints", name)
+	}
+	template := localities[0].GetLbEndpoints()[0]
+	lbs := make([]*endpointv3.LbEndpoint, 0, len(eps))
+	for _, ep := range eps {
+		lb := proto.Clone(template).(*endpointv3.LbEndpoint)
+		lb.GetEndpoint().Address = socketAddress(ep.Host, ep.Port)
+		lbs = append(lbs, lb)
+	}
+	localities[0].LbEndpoints = lbs
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package envoyconfig
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -77,5 +78,44 @@ func TestRewrites(t *testing.T) {
 	}
 	if s := string(out); !strings.Contains(s, "/tmp/c/ca.pem") || strings.Contains(s, "/etc/envoy") {
 		t.Errorf("path not replaced:\n%s", s)
+	}
+}
+
+func TestSetClusterEndpoints(t *testing.T) {
+	tests := []struct {
+		name    string
+		eps     []Endpoint
+		wantErr bool
+	}{
+		{"three replicas", []Endpoint{{"127.0.0.1", 1}, {"127.0.0.1", 2}, {"127.0.0.2", 3}}, false},
+		{"one", []Endpoint{{"127.0.0.1", 7}}, false},
+		{"none", nil, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := Parse([]byte(minimal))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = SetClusterEndpoints(b, "one", tc.eps...)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("SetClusterEndpoints: %v, want error %v", err, tc.wantErr)
+			}
+			if tc.wantErr {
+				return
+			}
+			if err := b.ValidateAll(); err != nil {
+				t.Fatal(err)
+			}
+			c, _ := Cluster(b, "one")
+			var got []Endpoint
+			for _, lb := range c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints() {
+				sa := lb.GetEndpoint().GetAddress().GetSocketAddress()
+				got = append(got, Endpoint{sa.GetAddress(), int(sa.GetPortValue())})
+			}
+			if !slices.Equal(got, tc.eps) {
+				t.Errorf("endpoints %v, want %v", got, tc.eps)
+			}
+		})
 	}
 }

@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -21,22 +23,27 @@ type Process struct {
 	Name    string
 	LogPath string
 
-	cmd  *exec.Cmd
-	done chan struct{}
-	mu   sync.Mutex
-	err  error
+	cmd     *exec.Cmd
+	started time.Time
+	done    chan struct{}
+	mu      sync.Mutex
+	err     error
+	// onPurpose is set by Stop: the exit was asked for, not a crash.
+	onPurpose atomic.Bool
 }
 
 // StartProcess starts bin with args; its stdout and stderr go to
 // dir/name.log.
 func StartProcess(dir, name, bin string, args ...string) (*Process, error) {
-	return startProcess(dir, name, bin, nil, args...)
+	return startProcess(dir, name, bin, os.O_TRUNC, nil, args...)
 }
 
-// startProcess is StartProcess with variables added to the environment.
-func startProcess(dir, name, bin string, env []string, args ...string) (*Process, error) {
+// startProcess opens the log with mode (os.O_TRUNC, or os.O_APPEND for a
+// restart, which keeps what the crashed child said) and adds env to the
+// child's environment.
+func startProcess(dir, name, bin string, mode int, env []string, args ...string) (*Process, error) {
 	logPath := filepath.Join(dir, name+".log")
-	logFile, err := os.Create(logPath)
+	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|mode, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
@@ -52,7 +59,7 @@ func startProcess(dir, name, bin string, env []string, args ...string) (*Process
 		logFile.Close()
 		return nil, fmt.Errorf("starting %s (%s): %w", name, bin, err)
 	}
-	p := &Process{Name: name, LogPath: logPath, cmd: cmd, done: make(chan struct{})}
+	p := &Process{Name: name, LogPath: logPath, cmd: cmd, started: time.Now(), done: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
 		logFile.Close()
@@ -78,6 +85,7 @@ func (p *Process) Exited() (bool, error) {
 
 // Stop sends SIGTERM and waits up to grace before SIGKILL.
 func (p *Process) Stop(grace time.Duration) {
+	p.onPurpose.Store(true)
 	if exited, _ := p.Exited(); exited {
 		return
 	}
@@ -88,6 +96,22 @@ func (p *Process) Stop(grace time.Duration) {
 		p.cmd.Process.Kill()
 		<-p.done
 	}
+}
+
+// Pid is the process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Kill sends SIGKILL, as a crash would end the process: a supervising
+// Service sees an unexpected exit.
+func (p *Process) Kill() error {
+	if exited, _ := p.Exited(); exited {
+		return fmt.Errorf("%s has already exited", p.Name)
+	}
+	if err := p.cmd.Process.Kill(); err != nil {
+		return fmt.Errorf("killing %s: %w", p.Name, err)
+	}
+	<-p.done
+	return nil
 }
 
 // Output returns what the process has written so far.
@@ -147,18 +171,6 @@ func HTTPOK(url string) func(context.Context) error {
 	}
 }
 
-// TCPOpen checks that addr accepts connections.
-func TCPOpen(addr string) func(context.Context) error {
-	return func(ctx context.Context) error {
-		d := net.Dialer{Timeout: time.Second}
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return err
-		}
-		return c.Close()
-	}
-}
-
 // FreePorts reserves n distinct loopback ports. They are released before
 // use, so another process could take one first; on a test machine that race
 // is rare and shows as a clear "address in use".
@@ -192,11 +204,21 @@ func Build(ctx context.Context, root, dir string, pkgs ...string) (map[string]st
 	}
 	bins := map[string]string{}
 	for _, pkg := range pkgs {
-		name := filepath.Base(pkg)
+		name := binaryName(pkg)
 		bins[name] = filepath.Join(dir, name)
 		if _, err := os.Stat(bins[name]); err != nil {
 			return nil, errors.New("go build wrote no " + name)
 		}
 	}
 	return bins, nil
+}
+
+// binaryName is the file go build writes for pkg: its last path element,
+// or the one before a major version suffix (".../nats-server/v2").
+func binaryName(pkg string) string {
+	name := path.Base(pkg)
+	if len(name) > 1 && name[0] == 'v' && strings.Trim(name[1:], "0123456789") == "" {
+		return path.Base(path.Dir(pkg))
+	}
+	return name
 }

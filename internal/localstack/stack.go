@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,8 +23,12 @@ import (
 	"example.com/sse-on-envoy/internal/policy"
 )
 
-// Binaries are the main packages a stack runs, for Build.
-var Binaries = []string{"./upstream", "./extproc", "./certs"}
+// Binaries are the main packages a stack runs, for Build: ours, and the
+// real nats-server (from the module) that replicas share.
+var Binaries = []string{"./upstream", "./extproc", "./certs", NATSServerPackage}
+
+// NATSServerPackage builds the nats-server binary ("nats-server" in Bins).
+const NATSServerPackage = "github.com/nats-io/nats-server/v2"
 
 // Paths inside the Envoy container that envoy.yaml names, rewritten to
 // local ones.
@@ -33,10 +39,15 @@ const (
 
 // Ports of a stack; zero picks a free loopback port.
 type Ports struct {
-	HTTP, HTTPS, Admin    int // Envoy
+	HTTP, HTTPS, Admin int // Envoy
+	// The first upstream replica's; replica i (from 0) listens on these
+	// plus 10*i when they are set, else on free ports.
 	Upstream, UpstreamTLS int
 	ExtProc, ExtProcAdmin int
 	Demo                  int
+	// NATS is the shared nats-server's client port, NATSMonitor its HTTP
+	// monitoring port (used only with more than one replica).
+	NATS, NATSMonitor int
 }
 
 // Options say what to run and where.
@@ -65,7 +76,29 @@ type Options struct {
 	// ServeDemo serves the demo page and adds its origin
 	// (http://localhost:PORT) to the allowed origins.
 	ServeDemo bool
+	// Replicas is the number of upstream processes, all in both Envoy
+	// clusters; default 2. Several replicas share one event log in a
+	// nats-server the stack runs (JetStream under Dir/nats); a single one
+	// embeds NATS. Each replica has its own -data folder under Dir, so ids
+	// survive restarts of the stack with the same Dir.
+	Replicas int
+	// Logger receives the supervision lines (a child exited, restarted);
+	// default slog.Default().
+	Logger *slog.Logger
 }
+
+// DefaultReplicas is how many upstream replicas a stack runs by default.
+const DefaultReplicas = 2
+
+func (o *Options) replicas() int {
+	if o.Replicas <= 0 {
+		return DefaultReplicas
+	}
+	return o.Replicas
+}
+
+// replicaPorts is where one upstream replica listens.
+type replicaPorts struct{ plain, tls int }
 
 // Stack is the running system.
 type Stack struct {
@@ -73,8 +106,10 @@ type Stack struct {
 	HTTPURL  string // http://127.0.0.1:PORT
 	HTTPSURL string // https://localhost:PORT (the name the certificate carries)
 	AdminURL string
-	// UpstreamURL reaches the upstream's plain listener directly.
-	UpstreamURL string
+	// UpstreamURL reaches the first replica's plain listener directly;
+	// UpstreamURLs every replica's, in the order of Upstreams.
+	UpstreamURL  string
+	UpstreamURLs []string
 	// DemoURL is the demo page on an allowed origin; DemoURLOtherOrigin is
 	// the same page on an origin the policy refuses.
 	DemoURL, DemoURLOtherOrigin string
@@ -84,14 +119,23 @@ type Stack struct {
 	// Golang is Adapter == AdapterGolang.
 	Golang bool
 
-	Upstream, ExtProc, Envoy *Process
+	// NATSURL is the nats-server the replicas share ("" with one replica).
+	NATSURL string
+	NATS    *Service
+	// Upstreams are the replicas; Upstream is the first of them.
+	Upstreams                []*Service
+	Upstream, ExtProc, Envoy *Service
 	demo                     *http.Server
 }
 
-// Processes are the stack's child processes, in start order.
-func (s *Stack) Processes() []*Process {
-	var ps []*Process
-	for _, p := range []*Process{s.Upstream, s.ExtProc, s.Envoy} {
+// Processes are the stack's supervised children, in start order.
+func (s *Stack) Processes() []*Service {
+	var ps []*Service
+	if s.NATS != nil {
+		ps = append(ps, s.NATS)
+	}
+	ps = append(ps, s.Upstreams...)
+	for _, p := range []*Service{s.ExtProc, s.Envoy} {
 		if p != nil {
 			ps = append(ps, p)
 		}
@@ -102,7 +146,9 @@ func (s *Stack) Processes() []*Process {
 // Stop ends everything, Envoy first so clients see Envoy go rather than the
 // upstream.
 func (s *Stack) Stop() {
-	for _, p := range []*Process{s.Envoy, s.ExtProc, s.Upstream} {
+	stop := []*Service{s.Envoy, s.ExtProc}
+	stop = append(stop, s.Upstreams...)
+	for _, p := range append(stop, s.NATS) {
 		if p != nil {
 			p.Stop(5 * time.Second)
 		}
@@ -114,7 +160,8 @@ func (s *Stack) Stop() {
 
 // Start runs the stack and returns once every part answers.
 func Start(ctx context.Context, o Options) (_ *Stack, err error) {
-	if err := resolvePorts(&o.Ports); err != nil {
+	replicas, err := resolvePorts(&o.Ports, o.replicas())
+	if err != nil {
 		return nil, err
 	}
 	p := o.Ports
@@ -143,7 +190,8 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	s.CAFile = filepath.Join(certDir, "ca.pem")
 
-	origins := o.ExtraOrigins
+	// A copy: appending must not write into the caller's array.
+	origins := slices.Clone(o.ExtraOrigins)
 	if o.ServeDemo {
 		s.DemoURL = fmt.Sprintf("http://localhost:%d", p.Demo)
 		s.DemoURLOtherOrigin = fmt.Sprintf("http://127.0.0.1:%d", p.Demo)
@@ -157,17 +205,46 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 
-	upstreamArgs := append([]string{
-		"-addr", fmt.Sprintf("127.0.0.1:%d", p.Upstream),
-		"-tls-addr", fmt.Sprintf("127.0.0.1:%d", p.UpstreamTLS),
-		"-tls-cert", filepath.Join(certDir, "upstream.pem"),
-		"-tls-key", filepath.Join(certDir, "upstream-key.pem"),
-	}, o.UpstreamArgs...)
-	if s.Upstream, err = StartProcess(o.Dir, "upstream", o.Bins["upstream"], upstreamArgs...); err != nil {
-		return nil, err
+	var natsArgs []string
+	if len(replicas) > 1 {
+		s.NATSURL = fmt.Sprintf("nats://127.0.0.1:%d", p.NATS)
+		if s.NATS, err = StartService(o.Dir, "nats", o.Bins["nats-server"],
+			HTTPOK(fmt.Sprintf("http://127.0.0.1:%d/healthz?js-enabled-only=true", p.NATSMonitor)), o.Logger,
+			"-a", "127.0.0.1", "-p", strconv.Itoa(p.NATS), "-m", strconv.Itoa(p.NATSMonitor),
+			"-js", "-sd", filepath.Join(o.Dir, "nats")); err != nil {
+			return nil, err
+		}
+		if err := s.NATS.WaitReady(ctx); err != nil {
+			return nil, err
+		}
+		natsArgs = []string{"-nats-url", s.NATSURL}
 	}
-	if err := s.Upstream.WaitReady(ctx, "/healthz", HTTPOK(s.UpstreamURL+"/healthz")); err != nil {
-		return nil, err
+	for i, rp := range replicas {
+		name := "upstream" // its log: upstream.log
+		if len(replicas) > 1 {
+			name = fmt.Sprintf("upstream-%d", i+1) // the Compose service names
+		}
+		args := []string{
+			"-addr", fmt.Sprintf("127.0.0.1:%d", rp.plain),
+			"-tls-addr", fmt.Sprintf("127.0.0.1:%d", rp.tls),
+			"-tls-cert", filepath.Join(certDir, "upstream.pem"),
+			"-tls-key", filepath.Join(certDir, "upstream-key.pem"),
+			"-data", filepath.Join(o.Dir, name+"-data"),
+		}
+		args = append(args, natsArgs...)
+		url := fmt.Sprintf("http://127.0.0.1:%d", rp.plain)
+		up, err := StartService(o.Dir, name, o.Bins["upstream"], HTTPOK(url+"/healthz"), o.Logger, append(args, o.UpstreamArgs...)...)
+		if err != nil {
+			return nil, err
+		}
+		s.Upstreams = append(s.Upstreams, up)
+		s.UpstreamURLs = append(s.UpstreamURLs, url)
+	}
+	s.Upstream = s.Upstreams[0]
+	for _, up := range s.Upstreams {
+		if err := up.WaitReady(ctx); err != nil {
+			return nil, err
+		}
 	}
 
 	var envoyEnv []string
@@ -184,18 +261,18 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		if err := writeJSON(policyPath, policyConfig); err != nil {
 			return nil, err
 		}
-		if s.ExtProc, err = StartProcess(o.Dir, "extproc", o.Bins["extproc"],
+		if s.ExtProc, err = StartService(o.Dir, "extproc", o.Bins["extproc"], HTTPOK(s.ExtProcAdminURL+"/healthz"), o.Logger,
 			"-addr", fmt.Sprintf("127.0.0.1:%d", p.ExtProc),
 			"-admin", fmt.Sprintf("127.0.0.1:%d", p.ExtProcAdmin),
 			"-config", policyPath); err != nil {
 			return nil, err
 		}
-		if err := s.ExtProc.WaitReady(ctx, "/healthz", HTTPOK(s.ExtProcAdminURL+"/healthz")); err != nil {
+		if err := s.ExtProc.WaitReady(ctx); err != nil {
 			return nil, err
 		}
 	}
 
-	envoyConfig, err := renderEnvoyConfig(filepath.Join(o.Root, "envoy", s.Adapter.ConfigFile()), o, certDir, policyConfig)
+	envoyConfig, err := renderEnvoyConfig(filepath.Join(o.Root, "envoy", s.Adapter.ConfigFile()), o, replicas, certDir, policyConfig)
 	if err != nil {
 		return nil, err
 	}
@@ -203,29 +280,44 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err := os.WriteFile(envoyPath, envoyConfig, 0o644); err != nil {
 		return nil, fmt.Errorf("writing the Envoy config: %w", err)
 	}
-	if s.Envoy, err = startProcess(o.Dir, "envoy", o.EnvoyBin, envoyEnv, "-c", envoyPath,
+	if s.Envoy, err = startService(o.Dir, "envoy", o.EnvoyBin, envoyEnv, HTTPOK(s.AdminURL+"/ready"), o.Logger, "-c", envoyPath,
 		"--use-dynamic-base-id", "--log-level", "warn", "--component-log-level", "golang:info,dynamic_modules:info",
 		"--file-flush-interval-msec", "200"); err != nil {
 		return nil, err
 	}
-	if err := s.Envoy.WaitReady(ctx, "/ready", HTTPOK(s.AdminURL+"/ready")); err != nil {
+	if err := s.Envoy.WaitReady(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-func resolvePorts(p *Ports) error {
-	fields := []*int{&p.HTTP, &p.HTTPS, &p.Admin, &p.Upstream, &p.UpstreamTLS, &p.ExtProc, &p.ExtProcAdmin, &p.Demo}
-	free, err := FreePorts(len(fields))
+// resolvePorts fills p's zero ports with free ones and returns the ports of
+// n upstream replicas, the first on p.Upstream and p.UpstreamTLS.
+func resolvePorts(p *Ports, n int) ([]replicaPorts, error) {
+	fixedUpstream := p.Upstream != 0 && p.UpstreamTLS != 0
+	fields := []*int{&p.HTTP, &p.HTTPS, &p.Admin, &p.Upstream, &p.UpstreamTLS, &p.ExtProc, &p.ExtProcAdmin, &p.Demo, &p.NATS, &p.NATSMonitor}
+	free, err := FreePorts(len(fields) + 2*(n-1))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for i, f := range fields {
 		if *f == 0 {
 			*f = free[i]
 		}
 	}
-	return nil
+	extra := free[len(fields):]
+	replicas := make([]replicaPorts, n)
+	for i := range replicas {
+		switch {
+		case i == 0:
+			replicas[i] = replicaPorts{p.Upstream, p.UpstreamTLS}
+		case fixedUpstream:
+			replicas[i] = replicaPorts{p.Upstream + 10*i, p.UpstreamTLS + 10*i}
+		default:
+			replicas[i] = replicaPorts{extra[2*(i-1)], extra[2*(i-1)+1]}
+		}
+	}
+	return replicas, nil
 }
 
 // localPolicy is envoy/sse-policy.yaml with the extra origins allowed.
@@ -239,7 +331,7 @@ func localPolicy(root string, extraOrigins []string) (*policy.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	cfg.AllowedOrigins = append(cfg.AllowedOrigins, extraOrigins...)
+	cfg.AllowedOrigins = append(slices.Clip(cfg.AllowedOrigins), extraOrigins...)
 	if _, err := policy.New(cfg); err != nil {
 		return nil, fmt.Errorf("%s with %v: %w", path, extraOrigins, err)
 	}
@@ -250,36 +342,41 @@ func localPolicy(root string, extraOrigins []string) (*policy.Config, error) {
 // adapter's config file), rewritten to o's ports, certDir and allowed
 // origins.
 func RenderEnvoyConfig(o Options, certDir string) ([]byte, error) {
-	if err := resolvePorts(&o.Ports); err != nil {
+	replicas, err := resolvePorts(&o.Ports, o.replicas())
+	if err != nil {
 		return nil, err
 	}
 	pc, err := localPolicy(o.Root, o.ExtraOrigins)
 	if err != nil {
 		return nil, err
 	}
-	return renderEnvoyConfig(filepath.Join(o.Root, "envoy", o.adapter().ConfigFile()), o, certDir, pc)
+	return renderEnvoyConfig(filepath.Join(o.Root, "envoy", o.adapter().ConfigFile()), o, replicas, certDir, pc)
 }
 
 // renderEnvoyConfig rewrites one of the repo's Envoy configs, written for
 // Compose, to loopback ports and local paths.
-func renderEnvoyConfig(path string, o Options, certDir string, pc *policy.Config) ([]byte, error) {
+func renderEnvoyConfig(path string, o Options, replicas []replicaPorts, certDir string, pc *policy.Config) ([]byte, error) {
 	b, err := envoyconfig.Load(path)
 	if err != nil {
 		return nil, err
 	}
 	p := o.Ports
+	var plain, tls []envoyconfig.Endpoint
+	for _, r := range replicas {
+		plain = append(plain, envoyconfig.Endpoint{Host: "127.0.0.1", Port: r.plain})
+		tls = append(tls, envoyconfig.Endpoint{Host: "127.0.0.1", Port: r.tls})
+	}
 	steps := []error{
 		envoyconfig.SetListenerPort(b, envoyconfig.ListenerHTTP, p.HTTP),
 		envoyconfig.SetListenerPort(b, envoyconfig.ListenerHTTPS, p.HTTPS),
 		envoyconfig.SetAdminAddress(b, "127.0.0.1", p.Admin),
-		envoyconfig.SetClusterEndpoint(b, envoyconfig.ClusterPlain, "127.0.0.1", p.Upstream),
-		envoyconfig.SetClusterEndpoint(b, envoyconfig.ClusterTLS, "127.0.0.1", p.UpstreamTLS),
+		envoyconfig.SetClusterEndpoints(b, envoyconfig.ClusterPlain, plain...),
+		envoyconfig.SetClusterEndpoints(b, envoyconfig.ClusterTLS, tls...),
+		envoyconfig.ReplacePathPrefix(b, containerCertDir, certDir),
 	}
-	envoyconfig.ReplacePathPrefix(b, containerCertDir, certDir)
 	switch o.adapter() {
 	case AdapterGolang:
-		envoyconfig.ReplacePathPrefix(b, containerSO, o.FilterSO)
-		steps = append(steps, envoyconfig.SetGolangPluginConfig(b, pc))
+		steps = append(steps, envoyconfig.ReplacePathPrefix(b, containerSO, o.FilterSO), envoyconfig.SetGolangPluginConfig(b, pc))
 	case AdapterExtProc:
 		steps = append(steps, envoyconfig.SetClusterEndpoint(b, envoyconfig.ClusterExtProc, "127.0.0.1", p.ExtProc))
 	case AdapterModule:

@@ -41,8 +41,12 @@ func TestRenderRewritesForLoopback(t *testing.T) {
 			if got := tc.adapter.ConfigFile(); got != tc.config {
 				t.Errorf("config file %s, want %s", got, tc.config)
 			}
-			o := Options{Root: root, Adapter: tc.adapter, FilterSO: tc.so, Ports: testPorts}
-			out, err := renderEnvoyConfig(filepath.Join(root, "envoy", tc.config), o, "/tmp/certs", pc)
+			o := Options{Root: root, Adapter: tc.adapter, FilterSO: tc.so, Ports: testPorts, Replicas: 3}
+			replicas, err := resolvePorts(&o.Ports, o.replicas())
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := renderEnvoyConfig(filepath.Join(root, "envoy", tc.config), o, replicas, "/tmp/certs", pc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -65,11 +69,19 @@ func TestRenderRewritesForLoopback(t *testing.T) {
 					t.Errorf("%s on %v", name, sa)
 				}
 			}
-			for name, port := range map[string]int{envoyconfig.ClusterPlain: 19000, envoyconfig.ClusterTLS: 19443} {
+			// Every replica in both clusters, on its own ports.
+			for name, ports := range map[string][]int{envoyconfig.ClusterPlain: {19000, 19010, 19020}, envoyconfig.ClusterTLS: {19443, 19453, 19463}} {
 				c, _ := envoyconfig.Cluster(b, name)
-				sa := c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
-				if sa.GetAddress() != "127.0.0.1" || int(sa.GetPortValue()) != port {
-					t.Errorf("%s -> %v", name, sa)
+				var got []int
+				for _, lb := range c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints() {
+					sa := lb.GetEndpoint().GetAddress().GetSocketAddress()
+					if sa.GetAddress() != "127.0.0.1" {
+						t.Errorf("%s -> %v", name, sa)
+					}
+					got = append(got, int(sa.GetPortValue()))
+				}
+				if !slices.Equal(got, ports) {
+					t.Errorf("%s: ports %v, want %v", name, got, ports)
 				}
 			}
 			switch tc.adapter {
@@ -168,5 +180,54 @@ func TestDefaultAdapter(t *testing.T) {
 	}
 	if _, err := ParseAdapter("extproc"); err == nil {
 		t.Error("ParseAdapter accepted a misspelling")
+	}
+}
+
+func TestResolvePortsGivesReplicasTheirOwnPorts(t *testing.T) {
+	for _, n := range []int{1, 2, 4} {
+		p := Ports{}
+		replicas, err := resolvePorts(&p, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[int]bool{p.HTTP: true, p.HTTPS: true, p.Admin: true, p.ExtProc: true, p.ExtProcAdmin: true, p.Demo: true}
+		if len(replicas) != n || replicas[0] != (replicaPorts{p.Upstream, p.UpstreamTLS}) {
+			t.Fatalf("%d replicas: %v (ports %+v)", n, replicas, p)
+		}
+		for _, r := range replicas {
+			for _, port := range []int{r.plain, r.tls} {
+				if port == 0 || seen[port] {
+					t.Errorf("%d replicas: port %d zero or used twice: %v %+v", n, port, replicas, p)
+				}
+				seen[port] = true
+			}
+		}
+	}
+}
+
+// localPolicy must not write into the file's array or the caller's.
+func TestLocalPolicyLeavesCallerSlicesAlone(t *testing.T) {
+	extra := make([]string, 1, 4)
+	extra[0] = "http://localhost:1"
+	backing := extra[:4]
+	if _, err := localPolicy(repoRoot(t), extra); err != nil {
+		t.Fatal(err)
+	}
+	if backing[1] != "" {
+		t.Errorf("the caller's spare capacity was written: %q", backing)
+	}
+}
+
+func TestBinaryName(t *testing.T) {
+	for pkg, want := range map[string]string{
+		"./upstream":                        "upstream",
+		"github.com/nats-io/nats-server/v2": "nats-server",
+		"example.com/tool/v10":              "tool",
+		"example.com/vault":                 "vault",
+		"example.com/v":                     "v",
+	} {
+		if got := binaryName(pkg); got != want {
+			t.Errorf("binaryName(%q) = %q, want %q", pkg, got, want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // ErrTruncated reports an event whose data or a line exceeded the reader's limits.
@@ -55,6 +56,9 @@ func (r *Reader) Next() (Event, error) {
 
 // Comments is the number of comment lines read so far.
 func (r *Reader) Comments() uint64 { return r.scan.Comments() }
+
+// Retry is the last retry field read (0 if none).
+func (r *Reader) Retry() time.Duration { return r.scan.Retry() }
 
 // LastEventID is the id a reconnecting client sends.
 func (r *Reader) LastEventID() string { return r.scan.LastEventID() }

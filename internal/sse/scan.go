@@ -45,6 +45,9 @@ type Scanner struct {
 	data      []byte
 	eventType []byte
 	retry     time.Duration
+	// reconnect is the last retry field seen, event or not: clients apply it
+	// at once (WHATWG), even from a stream that carries no event.
+	reconnect time.Duration
 
 	events      uint64
 	comments    uint64
@@ -67,6 +70,10 @@ func (s *Scanner) Truncations() uint64 { return s.truncations }
 
 // LastEventID is the id a reconnecting client would send as Last-Event-ID.
 func (s *Scanner) LastEventID() string { return string(s.lastID) }
+
+// Retry is the last retry field seen (0 if none): the reconnection delay a
+// client applies from then on.
+func (s *Scanner) Retry() time.Duration { return s.reconnect }
 
 // BufferedBytes is the memory the scanner holds between chunks (its buffers'
 // capacity), which its limits bound.
@@ -178,9 +185,10 @@ func (s *Scanner) processLine(line []byte) {
 			s.eventType = append(s.eventType[:0], s.bounded(value)...)
 		}
 	case "retry":
-		if s.OnEvent != nil {
-			if ms, ok := parseDigits(value); ok {
-				s.retry = time.Duration(ms) * time.Millisecond
+		if ms, ok := parseDigits(value); ok {
+			s.reconnect = time.Duration(ms) * time.Millisecond
+			if s.OnEvent != nil {
+				s.retry = s.reconnect
 			}
 		}
 	}

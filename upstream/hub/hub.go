@@ -1,10 +1,12 @@
 // Package hub fans events out to subscribers and keeps a bounded history so
 // that a reconnecting client can resume after its Last-Event-ID.
 //
-// Ids are decimal integers issued by one Hub, rising by one per event, so a
-// process with one Hub and several listeners hands out one global sequence.
-// Because ids are contiguous, the history is a ring indexed by id and a
-// resume point is found without searching.
+// Ids are decimal integers rising by one per event. They are either issued
+// by the Hub itself (Publish: one process, one sequence) or given to it
+// (Append: the sequence of a shared event log, so that every replica feeding
+// its Hub from the same log hands out the same ids). Because ids are
+// contiguous, the history is a ring indexed by id and a resume point is found
+// without searching.
 //
 // Publish never blocks: a subscriber whose queue is full is cut (its Done
 // channel closes with ErrSlowConsumer) rather than holding the others back.
@@ -16,6 +18,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"time"
 
 	"example.com/sse-on-envoy/internal/sse"
 )
@@ -31,6 +34,9 @@ var (
 	ErrClosed = errors.New("hub: closed")
 	// ErrSlowConsumer reports a subscriber cut because its queue was full.
 	ErrSlowConsumer = errors.New("hub: subscriber queue full, cut")
+	// ErrReset reports a subscriber ended because the id sequence started
+	// over (Reset): its Last-Event-ID means nothing any more.
+	ErrReset = errors.New("hub: id sequence reset")
 )
 
 // Options configure a Hub. Zero values take the defaults.
@@ -39,6 +45,11 @@ type Options struct {
 	History int
 	// Queue is how many events may wait for one subscriber before it is cut.
 	Queue int
+	// MaxAge, when positive, also drops events stored longer ago than this
+	// from the history, as the event log's age limit does.
+	MaxAge time.Duration
+	// Now is the clock for MaxAge; nil means time.Now.
+	Now func() time.Time
 }
 
 // Message is a published event. Wire is shared by every subscriber, so it
@@ -48,18 +59,44 @@ type Message struct {
 	ID    uint64
 	Event sse.Event
 	Wire  []byte
+	// Stored is when the event entered the log (for the age limit).
+	Stored time.Time
+	// Sent, when not zero, is the publisher's clock at publish time; it goes
+	// on the wire as a comment for latency measurements.
+	Sent time.Time
+}
+
+// SentComment is the prefix of the comment that carries Message.Sent:
+// ": sent=<unix nanoseconds>", right before the event's id line.
+const SentComment = "sent="
+
+// encode is the one place an event's wire bytes are built.
+func encode(id uint64, typ, data string, sent time.Time) (sse.Event, []byte) {
+	e := sse.Event{ID: strconv.FormatUint(id, 10), Type: typ, Data: data}
+	// Sized for the common single-line event so the encoding allocates once.
+	wire := make([]byte, 0, len(typ)+len(data)+80)
+	if !sent.IsZero() {
+		wire = append(wire, ": "+SentComment...)
+		wire = strconv.AppendInt(wire, sent.UnixNano(), 10)
+		wire = append(wire, '\n')
+	}
+	return e, e.AppendTo(wire)
 }
 
 // Hub is safe for concurrent use.
 type Hub struct {
-	queue int
+	queue  int
+	maxAge time.Duration
+	now    func() time.Time
 
-	mu     sync.Mutex
-	subs   map[*Subscription]struct{}
-	ring   []*Message // ring[(id-1)%len(ring)] holds id while it is in range
-	last   uint64     // newest id issued; 0 before the first Publish
-	closed bool
-	cut    uint64
+	mu       sync.Mutex
+	subs     map[*Subscription]struct{}
+	ring     []*Message // ring[(id-1)%len(ring)] holds id while it is in range
+	first    uint64     // oldest id that may be held: ids before it are gone
+	last     uint64     // newest id held; 0 before the first event
+	closed   bool
+	cut      uint64
+	received uint64
 }
 
 // New returns an empty Hub.
@@ -70,10 +107,16 @@ func New(o Options) *Hub {
 	if o.Queue <= 0 {
 		o.Queue = DefaultQueue
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	return &Hub{
-		queue: o.Queue,
-		subs:  make(map[*Subscription]struct{}),
-		ring:  make([]*Message, o.History),
+		queue:  o.Queue,
+		maxAge: o.MaxAge,
+		now:    o.Now,
+		subs:   make(map[*Subscription]struct{}),
+		ring:   make([]*Message, o.History),
+		first:  1,
 	}
 }
 
@@ -86,10 +129,34 @@ func (h *Hub) Publish(typ, data string) (*Message, error) {
 	if h.closed {
 		return nil, ErrClosed
 	}
-	h.last++
-	m := &Message{ID: h.last, Event: sse.Event{ID: strconv.FormatUint(h.last, 10), Type: typ, Data: data}}
-	// Sized for the common single-line event so the encoding allocates once.
-	m.Wire = m.Event.AppendTo(make([]byte, 0, len(typ)+len(data)+48))
+	return h.appendLocked(h.last+1, h.now(), typ, data, time.Time{}), nil
+}
+
+// Append adds an event whose id was assigned elsewhere (a shared log's
+// sequence), stored at stored, like Publish. An id at or below the newest
+// held is a redelivery and is ignored (nil, nil). An id beyond the next one
+// means the events in between are gone from the log: the history restarts at
+// id, so that no client is told it got everything when it did not.
+func (h *Hub) Append(id uint64, stored time.Time, typ, data string, sent time.Time) (*Message, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	if id == 0 || id <= h.last {
+		return nil, nil
+	}
+	if id != h.last+1 {
+		clear(h.ring)
+		h.first = id
+	}
+	return h.appendLocked(id, stored, typ, data, sent), nil
+}
+
+func (h *Hub) appendLocked(id uint64, stored time.Time, typ, data string, sent time.Time) *Message {
+	h.last = id
+	h.received++
+	m := NewMessage(id, stored, typ, data, sent)
 	h.ring[(m.ID-1)%uint64(len(h.ring))] = m
 	// Sending while holding the lock orders every subscriber's queue by id
 	// and makes Subscribe's history snapshot and live queue meet exactly.
@@ -101,13 +168,14 @@ func (h *Hub) Publish(typ, data string) (*Message, error) {
 			h.dropLocked(s, ErrSlowConsumer)
 		}
 	}
-	return m, nil
+	return m
 }
 
 // Stats is a snapshot of a Hub's counters.
 type Stats struct {
 	Subscribers int
 	LastID      uint64 // newest id published
+	Received    uint64 // events published or appended, since New
 	Cut         uint64 // subscribers cut for being slow, since New
 }
 
@@ -115,7 +183,7 @@ type Stats struct {
 func (h *Hub) Stats() Stats {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return Stats{Subscribers: len(h.subs), LastID: h.last, Cut: h.cut}
+	return Stats{Subscribers: len(h.subs), LastID: h.last, Cut: h.cut, Received: h.received}
 }
 
 // Close ends every subscription with ErrClosed and makes further Publish and
@@ -129,6 +197,20 @@ func (h *Hub) Close() {
 	h.closed = true
 	for s := range h.subs {
 		h.dropLocked(s, ErrClosed)
+	}
+}
+
+// Reset forgets every event and ends every subscription with ErrReset,
+// for when the shared log's sequence starts over: the next Append may
+// start at 1 again. Clients reconnect, and their old ids count as never
+// issued rather than being replayed from the wrong sequence.
+func (h *Hub) Reset() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	clear(h.ring)
+	h.first, h.last = 1, 0
+	for s := range h.subs {
+		h.dropLocked(s, ErrReset)
 	}
 }
 

@@ -276,3 +276,144 @@ func FuzzResumeNeverPanics(f *testing.F) {
 		}
 	})
 }
+
+// Append takes ids from a shared log: redeliveries are ignored, and a jump
+// (events gone from the log before this hub saw them) restarts the history
+// there, so a client is never told it got everything when it did not.
+func TestAppend(t *testing.T) {
+	at := time.Unix(1000, 0)
+	tests := []struct {
+		name        string
+		appended    []uint64
+		lastEventID string
+		header      string
+		ids         []uint64
+	}{
+		{"log starting mid-sequence", []uint64{40, 41, 42}, "40", "replayed 2", span(41, 42)},
+		{"before the first appended", []uint64{40, 41, 42}, "10", "gap 3", span(40, 42)},
+		{"redelivery ignored", []uint64{1, 2, 2, 1, 3}, "0", "replayed 3", span(1, 3)},
+		{"jump restarts the history", []uint64{1, 2, 3, 7, 8}, "2", "gap 2", span(7, 8)},
+		{"jump, resuming after it", []uint64{1, 2, 3, 7, 8}, "7", "replayed 1", span(8, 8)},
+		{"future", []uint64{1, 2}, "3", "future-last-event-id", []uint64{2}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := New(Options{History: 10})
+			defer h.Close()
+			for _, id := range tc.appended {
+				if _, err := h.Append(id, at, "T", "x", time.Time{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sub, res, err := h.Subscribe(tc.lastEventID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			if res.Header() != tc.header || fmt.Sprint(ids(res.Events)) != fmt.Sprint(tc.ids) {
+				t.Errorf("%s with %v: %q %v, want %q %v", tc.lastEventID, tc.appended, res.Header(), ids(res.Events), tc.header, tc.ids)
+			}
+		})
+	}
+}
+
+// MaxAge drops events from the history as the log's age limit does.
+func TestHistoryMaxAge(t *testing.T) {
+	now := time.Unix(1000, 0)
+	h := New(Options{History: 100, MaxAge: 10 * time.Second, Now: func() time.Time { return now }})
+	defer h.Close()
+	for i := range uint64(5) {
+		// ids 1..5 stored at 990, 993, 996, 999, 1002
+		if _, err := h.Append(i+1, time.Unix(990+3*int64(i), 0), "T", "x", time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = time.Unix(1004, 0) // cutoff 994: ids 1 and 2 expired
+	tests := []struct{ lastEventID, header string }{
+		{"1", "gap 3"},
+		{"2", "replayed 3"},
+		{"4", "replayed 1"},
+	}
+	for _, tc := range tests {
+		sub, res, err := h.Subscribe(tc.lastEventID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub.Close()
+		if res.Header() != tc.header {
+			t.Errorf("Last-Event-ID %s: %q, want %q", tc.lastEventID, res.Header(), tc.header)
+		}
+	}
+	now = time.Unix(2000, 0) // everything expired
+	sub, res, _ := h.Subscribe("")
+	sub.Close()
+	if len(res.Events) != 0 {
+		t.Errorf("a new client got %v from an expired history", ids(res.Events))
+	}
+	sub, res, _ = h.Subscribe("5")
+	sub.Close()
+	if res.Header() != "replayed 0" {
+		t.Errorf("an up-to-date client with an expired history: %q", res.Header())
+	}
+}
+
+// A stamped event carries ": sent=<unix ns>" right before its id line.
+func TestStampedWire(t *testing.T) {
+	h := New(Options{})
+	defer h.Close()
+	sent := time.Unix(0, 1234567890123456789)
+	m, err := h.Append(7, time.Now(), "T", "a\nb", sent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ": sent=1234567890123456789\nid: 7\nevent: T\ndata: a\ndata: b\n\n"
+	if string(m.Wire) != want {
+		t.Errorf("wire %q, want %q", m.Wire, want)
+	}
+	if m, _ = h.Append(8, time.Now(), "T", "c", time.Time{}); string(m.Wire) != "id: 8\nevent: T\ndata: c\n\n" {
+		t.Errorf("unstamped wire %q", m.Wire)
+	}
+}
+
+// WithOlder completes a gap only with consecutive events ending right
+// before the hub's window, and closes it when they reach the client's id.
+func TestWithOlder(t *testing.T) {
+	h := New(Options{History: 3})
+	defer h.Close()
+	for id := uint64(1); id <= 10; id++ { // the hub holds 8..10
+		if _, err := h.Append(id, time.Now(), "T", "x", time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub, gap, err := h.Subscribe("2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.Close()
+	msgs := func(ids ...uint64) []*Message {
+		var out []*Message
+		for _, id := range ids {
+			out = append(out, NewMessage(id, time.Now(), "T", "x", time.Time{}))
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		older  []*Message
+		header string
+		ids    []uint64
+	}{
+		{"closes the gap", msgs(3, 4, 5, 6, 7), "replayed 8", span(3, 10)},
+		{"narrows the gap", msgs(5, 6, 7), "gap 6", span(5, 10)},
+		{"none found", nil, "gap 3", span(8, 10)},
+		{"hole in the middle", msgs(3, 4, 6, 7), "gap 3", span(8, 10)},
+		{"not ending before the window", msgs(3, 4, 5), "gap 3", span(8, 10)},
+		{"reaching before the client's id", msgs(2, 3, 4, 5, 6, 7), "gap 3", span(8, 10)},
+	}
+	for _, tc := range tests {
+		got := gap.WithOlder(tc.older)
+		if got.Header() != tc.header || fmt.Sprint(ids(got.Events)) != fmt.Sprint(tc.ids) {
+			t.Errorf("%s: %q %v, want %q %v", tc.name, got.Header(), ids(got.Events), tc.header, tc.ids)
+		}
+	}
+}

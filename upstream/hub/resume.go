@@ -2,6 +2,7 @@ package hub
 
 import (
 	"strconv"
+	"time"
 )
 
 // ReplayStatus says what a Last-Event-ID led to.
@@ -22,6 +23,11 @@ const (
 	// ReplayFuture: the id is newer than any issued, typically because the
 	// client saw a previous process whose ids ran higher.
 	ReplayFuture
+	// ReplayAhead: the id is newer than this Hub's newest but the shared
+	// log has it: the client saw it on a replica that is a little ahead.
+	// It is up to date; the Hub's events up to its id are not sent again.
+	// Only the caller can tell this from ReplayFuture (it asks the log).
+	ReplayAhead
 )
 
 // Resume is where a new subscription starts.
@@ -30,6 +36,43 @@ type Resume struct {
 	// Events come before anything on the subscription's C, in id order,
 	// with no gap or overlap between the two.
 	Events []*Message
+	// After is the client's Last-Event-ID, for ReplayResumed and ReplayGap.
+	After uint64
+	// Oldest is the start of the Hub's window when it resumed: for
+	// ReplayGap, the ids after After and before Oldest are the ones the Hub
+	// could not replay (an older copy, such as the event log, may have them).
+	Oldest uint64
+}
+
+// NewMessage builds a message the Hub did not fan out (read back from the
+// event log for a replay older than the Hub's window), encoded as the Hub
+// encodes its own.
+func NewMessage(id uint64, stored time.Time, typ, data string, sent time.Time) *Message {
+	m := &Message{ID: id, Stored: stored, Sent: sent}
+	m.Event, m.Wire = encode(id, typ, data, sent)
+	return m
+}
+
+// WithOlder completes a ReplayGap with older events: they must be
+// consecutive and end right before Oldest. If they reach back to the
+// client's id the gap is closed (ReplayResumed); otherwise it is smaller.
+// Anything else leaves r as it is: never a replay with a hole in it.
+func (r Resume) WithOlder(older []*Message) Resume {
+	if r.Status != ReplayGap || len(older) == 0 || older[len(older)-1].ID != r.Oldest-1 || older[0].ID <= r.After {
+		return r
+	}
+	for i := 1; i < len(older); i++ {
+		if older[i].ID != older[i-1].ID+1 {
+			return r
+		}
+	}
+	out := r
+	out.Events = append(append(make([]*Message, 0, len(older)+len(r.Events)), older...), r.Events...)
+	out.Oldest = older[0].ID
+	if older[0].ID == r.After+1 {
+		out.Status = ReplayResumed
+	}
+	return out
 }
 
 // Header is the value of the x-sse-replay response header:
@@ -39,12 +82,32 @@ func (r Resume) Header() string {
 	switch r.Status {
 	case ReplayResumed:
 		return "replayed " + strconv.Itoa(len(r.Events))
+	case ReplayAhead:
+		return "replayed 0"
 	case ReplayGap:
 		return "gap " + strconv.Itoa(len(r.Events))
 	case ReplayInvalid:
 		return "invalid-last-event-id"
 	case ReplayFuture:
 		return "future-last-event-id"
+	default:
+		return "none"
+	}
+}
+
+// Outcome names the status in one word, for logs and metrics.
+func (r Resume) Outcome() string {
+	switch r.Status {
+	case ReplayResumed:
+		return "replayed"
+	case ReplayGap:
+		return "gap"
+	case ReplayInvalid:
+		return "invalid"
+	case ReplayFuture:
+		return "future"
+	case ReplayAhead:
+		return "ahead"
 	default:
 		return "none"
 	}
@@ -98,19 +161,29 @@ func (h *Hub) resumeLocked(lastEventID string) Resume {
 	if from < oldest {
 		status, from = ReplayGap, oldest
 	}
-	return Resume{Status: status, Events: h.rangeLocked(from, h.last)}
+	return Resume{Status: status, Events: h.rangeLocked(from, h.last), After: id, Oldest: oldest}
 }
 
-// oldestLocked is the oldest id still in the history (1 while it is not full).
+// oldestLocked is the oldest id still in the history: within the count
+// limit, not older than MaxAge, not before a jump in the sequence. It is
+// last+1 when the history is empty.
 func (h *Hub) oldestLocked() uint64 {
-	if n := uint64(len(h.ring)); h.last > n {
-		return h.last - n + 1
+	if n := uint64(len(h.ring)); h.last >= n && h.last-n+1 > h.first {
+		h.first = h.last - n + 1
 	}
-	return 1
+	if h.maxAge > 0 {
+		// Expired events leave from the front, so advancing first once
+		// keeps this amortised O(1).
+		cutoff := h.now().Add(-h.maxAge)
+		for h.first <= h.last && h.ring[(h.first-1)%uint64(len(h.ring))].Stored.Before(cutoff) {
+			h.first++
+		}
+	}
+	return h.first
 }
 
 func (h *Hub) newestLocked() []*Message {
-	if h.last == 0 {
+	if h.last == 0 || h.oldestLocked() > h.last {
 		return nil
 	}
 	return h.rangeLocked(h.last, h.last)

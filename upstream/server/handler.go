@@ -1,10 +1,12 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"example.com/sse-on-envoy/internal/sse"
@@ -36,6 +38,9 @@ const (
 	EndShutdown   = "shutdown"
 	EndWriteError = "write_error"
 	EndWriteTimed = "write_timeout"
+	// EndLogReset: the event log's sequence started over (its stream was
+	// replaced); the client reconnects and starts afresh.
+	EndLogReset = "log_reset"
 )
 
 // HandlerOptions configure NewHandler. Zero values take the defaults.
@@ -48,6 +53,21 @@ type HandlerOptions struct {
 	// WriteTimeout bounds each write to a client.
 	WriteTimeout time.Duration
 	Logger       *slog.Logger
+	// Health, when set, decides /healthz: an error is answered 503 with
+	// its text, so that a load balancer stops sending new streams here.
+	Health func() error
+	// StreamLast, when set, returns the shared log's newest id. It tells a
+	// Last-Event-ID this replica has not received yet but the log has
+	// (the client was on a replica slightly ahead) from one that was never
+	// issued.
+	StreamLast func(context.Context) (uint64, error)
+	// Older, when set, reads events older than the hub's window back from
+	// the shared log (ids from..to), so that a client whose Last-Event-ID
+	// is older than what this process keeps in memory, but still in the
+	// log, is replayed in full.
+	Older func(ctx context.Context, from, to uint64) ([]*hub.Message, error)
+	// Metrics, when set, counts replays by outcome.
+	Metrics *Metrics
 }
 
 func (o HandlerOptions) withDefaults() HandlerOptions {
@@ -74,8 +94,18 @@ func NewHandler(h *hub.Hub, o HandlerOptions) http.Handler {
 	// only: the mux's own would also allow HEAD, which makes no sense for a
 	// stream.
 	mux.HandleFunc(EventsPath, s.serveEvents)
+	if s.opts.Metrics != nil {
+		mux.Handle("GET "+MetricsPath, s.opts.Metrics.Handler())
+	}
 	mux.HandleFunc("GET "+HealthPath, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if s.opts.Health != nil {
+			if err := s.opts.Health(); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte("unavailable: " + err.Error() + "\n"))
+				return
+			}
+		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	return mux
@@ -126,12 +156,28 @@ func (s *streamer) serveEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer sub.Close()
+	var skipTo uint64
+	switch resume.Status {
+	case hub.ReplayFuture:
+		resume, skipTo = s.checkAhead(r.Context(), lastID, resume)
+	case hub.ReplayGap:
+		resume = s.backfill(r.Context(), resume, log)
+	}
 	h.Set(ReplayHeader, resume.Header())
 	w.WriteHeader(http.StatusOK)
 	log = log.With("replay", resume.Header())
+	switch resume.Status {
+	case hub.ReplayGap:
+		// Not an error of ours, but the client lost events: say so.
+		log.Warn("last-event-id out of the history window: events lost to this client",
+			"oldest_replayed", firstID(resume))
+	case hub.ReplayFuture:
+		log.Warn("last-event-id from the future: not issued by this event log; treated as a new client")
+	}
+	s.opts.Metrics.replay(resume.Outcome())
 	log.Info("sse stream open")
 
-	st := stream{w: w, rc: http.NewResponseController(w), timeout: s.opts.WriteTimeout}
+	st := stream{w: w, rc: http.NewResponseController(w), timeout: s.opts.WriteTimeout, lastID: skipTo}
 	end := s.run(r, sub, resume, &st)
 	log.Info("sse stream closed",
 		"end", end,
@@ -152,12 +198,10 @@ func (s *streamer) run(r *http.Request, sub *hub.Subscription, resume hub.Resume
 	if err := st.write(buf); err != nil {
 		return writeEnd(err, sub)
 	}
-	var lastID uint64
 	for _, m := range resume.Events {
 		if err := st.writeEvent(m); err != nil {
 			return writeEnd(err, sub)
 		}
-		lastID = m.ID
 	}
 
 	hb := time.NewTicker(s.opts.Heartbeat)
@@ -167,21 +211,23 @@ func (s *streamer) run(r *http.Request, sub *hub.Subscription, resume hub.Resume
 		case <-r.Context().Done():
 			return EndClientGone
 		case <-sub.Done():
-			if errors.Is(sub.Err(), hub.ErrSlowConsumer) {
+			switch err := sub.Err(); {
+			case errors.Is(err, hub.ErrSlowConsumer):
 				return EndSlowClient
+			case errors.Is(err, hub.ErrReset):
+				return EndLogReset
 			}
 			return EndShutdown
 		case m := <-sub.C():
 			// The hub already guarantees no overlap with the replay; the
 			// check keeps a client from ever seeing an id twice even if
 			// that changed.
-			if m.ID <= lastID {
+			if m.ID <= st.lastID {
 				continue
 			}
 			if err := st.writeEvent(m); err != nil {
 				return writeEnd(err, sub)
 			}
-			lastID = m.ID
 		case <-hb.C:
 			if err := st.write(sse.AppendComment(nil, "heartbeat")); err != nil {
 				return writeEnd(err, sub)
@@ -215,6 +261,7 @@ type stream struct {
 	w          http.ResponseWriter
 	rc         *http.ResponseController
 	timeout    time.Duration
+	lastID     uint64 // newest id sent (or known to the client)
 	events     int
 	heartbeats int
 }
@@ -223,6 +270,7 @@ func (st *stream) writeEvent(m *hub.Message) error {
 	if err := st.write(m.Wire); err != nil {
 		return err
 	}
+	st.lastID = m.ID
 	st.events++
 	return nil
 }
@@ -240,6 +288,59 @@ func (st *stream) write(p []byte) error {
 		}
 	}
 	return st.rc.Flush()
+}
+
+// checkAhead asks the shared log whether a Last-Event-ID beyond this
+// replica's newest was issued. If so the client is up to date (ReplayAhead)
+// and gets nothing up to its id again; if not, or if the log cannot say,
+// the id stays "from the future" and the client is handled as a new one.
+func (s *streamer) checkAhead(ctx context.Context, lastID string, resume hub.Resume) (hub.Resume, uint64) {
+	if s.opts.StreamLast == nil {
+		return resume, 0
+	}
+	id, err := strconv.ParseUint(lastID, 10, 64)
+	if err != nil {
+		return resume, 0
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	last, err := s.opts.StreamLast(ctx)
+	if err != nil || id > last {
+		return resume, 0
+	}
+	return hub.Resume{Status: hub.ReplayAhead}, id
+}
+
+// maxBackfill bounds how many events one client is replayed from the log
+// beyond the hub's window: a client further behind gets a gap.
+const maxBackfill = 10000
+
+// backfill completes a gap from the shared log. Live events queue on the
+// subscription meanwhile, so the seam stays exact; if the log cannot say,
+// the gap stands (reported as such, never a wrong replay).
+func (s *streamer) backfill(ctx context.Context, resume hub.Resume, log *slog.Logger) hub.Resume {
+	if s.opts.Older == nil || resume.Oldest <= resume.After+1 {
+		return resume
+	}
+	from := resume.After + 1
+	if resume.Oldest-from > maxBackfill {
+		from = resume.Oldest - maxBackfill
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	older, err := s.opts.Older(ctx, from, resume.Oldest-1)
+	if err != nil {
+		log.Warn("replay from the event log failed; replaying what this replica holds", "err", err)
+		return resume
+	}
+	return resume.WithOlder(older)
+}
+
+func firstID(r hub.Resume) uint64 {
+	if len(r.Events) == 0 {
+		return 0
+	}
+	return r.Events[0].ID
 }
 
 // truncate keeps a client-chosen value from bloating every log line.

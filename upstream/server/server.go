@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
+	"example.com/sse-on-envoy/upstream/eventlog"
 	"example.com/sse-on-envoy/upstream/hub"
 	"example.com/sse-on-envoy/upstream/jokes"
 )
@@ -33,6 +35,14 @@ type Config struct {
 	Handler  HandlerOptions
 	// Jokes to publish, in order; nil means the embedded list.
 	Jokes []string
+	// Log, when set, is the shared event log: the publisher stores each
+	// tick there (once across replicas) and the hub is fed from it, so ids
+	// are the log's sequence. Without it the hub numbers events itself
+	// (one process, ids from 1). Run does not close it.
+	Log *eventlog.Log
+	// Stamp makes the publisher record its clock on each event, sent to
+	// clients as a ": sent=<unix ns>" comment before the event's id line.
+	Stamp bool
 	// TLS, with Certificates set, is required to serve a TLS listener.
 	TLS *tls.Config
 	// ShutdownTimeout bounds the graceful part of Run's shutdown.
@@ -71,17 +81,41 @@ type Server struct {
 	cfg     Config
 	hub     *hub.Hub
 	handler http.Handler
+	metrics *Metrics
 }
 
 // New builds a Server; nothing runs until Run.
 func New(cfg Config) *Server {
 	cfg = cfg.withDefaults()
 	h := hub.New(cfg.Hub)
-	return &Server{cfg: cfg, hub: h, handler: NewHandler(h, cfg.Handler)}
+	m := newMetrics(h, cfg.Log)
+	cfg.Handler.Metrics = m
+	if cfg.Log != nil {
+		cfg.Handler.Health = cfg.Log.Health
+		cfg.Handler.StreamLast = func(ctx context.Context) (uint64, error) {
+			_, last, err := cfg.Log.Bounds(ctx)
+			return last, err
+		}
+		cfg.Handler.Older = func(ctx context.Context, from, to uint64) ([]*hub.Message, error) {
+			recs, err := cfg.Log.Range(ctx, from, to)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]*hub.Message, len(recs))
+			for i, r := range recs {
+				out[i] = hub.NewMessage(r.Seq, r.Stored, r.Type, r.Data, r.Sent)
+			}
+			return out, nil
+		}
+	}
+	return &Server{cfg: cfg, hub: h, handler: NewHandler(h, cfg.Handler), metrics: m}
 }
 
 // Hub is the server's event hub.
 func (s *Server) Hub() *hub.Hub { return s.hub }
+
+// Metrics are the server's Prometheus metrics, also served on /metrics.
+func (s *Server) Metrics() *Metrics { return s.metrics }
 
 // Handler serves the server's routes.
 func (s *Server) Handler() http.Handler { return s.handler }
@@ -112,7 +146,16 @@ func (s *Server) Run(ctx context.Context, plain, secure net.Listener) error {
 	pubCtx, stopPublisher := context.WithCancel(ctx)
 	defer stopPublisher()
 	var wg sync.WaitGroup
-	if s.cfg.Interval > 0 {
+	// The follower outlives the publisher so that events stored up to the
+	// end still reach the streams; it stops once the hub is closed.
+	followCtx, stopFollower := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopFollower()
+	if s.cfg.Log != nil {
+		wg.Go(func() { s.cfg.Log.Follow(followCtx, s.append, s.hub.Reset) })
+		if s.cfg.Interval > 0 {
+			wg.Go(func() { s.publishTicks(pubCtx) })
+		}
+	} else if s.cfg.Interval > 0 {
 		// The first event is published before serving so that the first
 		// client gets an event at once.
 		next := jokes.Cycle(s.cfg.Jokes)
@@ -178,6 +221,7 @@ func (s *Server) Run(ctx context.Context, plain, secure net.Listener) error {
 	}
 	sw.Wait()
 	s.hub.Close() // in case no server was started
+	stopFollower()
 	wg.Wait()
 	log.Info("shut down")
 	return runErr
@@ -213,4 +257,76 @@ func (s *Server) publish(ctx context.Context, next func() string) {
 			}
 		}
 	}
+}
+
+// append hands an event from the log to the hub. After Close the hub
+// refuses it, which only happens while shutting down.
+func (s *Server) append(r eventlog.Record) {
+	_, _ = s.hub.Append(r.Seq, r.Stored, r.Type, r.Data, r.Sent)
+}
+
+// publishTicks publishes one event per tick of the wall clock: tick n is
+// [n*Interval, (n+1)*Interval) since the Unix epoch. Every replica runs
+// this; the message id names the tick, so the log stores each tick once
+// (de-duplication) whichever replica is first, and the joke is chosen by
+// the tick number, so the content does not depend on the winner either.
+// The current tick is published at once so that a fresh stream starts
+// with an event instead of waiting an interval.
+func (s *Server) publishTicks(ctx context.Context) {
+	iv := s.cfg.Interval
+	log := s.cfg.Handler.Logger
+	failing := false
+	for {
+		tick := uint64(time.Now().UnixNano() / int64(iv))
+		err := s.publishTick(ctx, tick)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil && !failing:
+			// Logged on the change only: an outage fails every tick.
+			log.Warn("publishing to the event log failed; ticks are skipped until it is back", "tick", tick, "err", err)
+		case err == nil && failing:
+			log.Info("publishing to the event log again", "tick", tick)
+		}
+		failing = err != nil
+		next := time.Unix(0, int64(tick+1)*int64(iv))
+		t := time.NewTimer(time.Until(next))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// publishTimeout bounds one publish: a tick that cannot be stored in time
+// is skipped, not retried late.
+const publishTimeout = 2 * time.Second
+
+func (s *Server) publishTick(ctx context.Context, tick uint64) error {
+	joke := s.cfg.Jokes[tick%uint64(len(s.cfg.Jokes))]
+	var sent time.Time
+	if s.cfg.Stamp {
+		sent = time.Now()
+	}
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	res, err := s.cfg.Log.Publish(ctx, TickID(s.cfg.Interval, tick), EventType, joke, sent)
+	switch {
+	case err != nil:
+		s.metrics.publish(PublishFailed)
+	case res.Duplicate:
+		s.metrics.publish(PublishDuplicate)
+	default:
+		s.metrics.publish(PublishStored)
+	}
+	return err
+}
+
+// TickID is the de-duplication id of tick n at interval iv. The interval is
+// part of it so that replicas misconfigured with different intervals do not
+// swallow each other's events as duplicates.
+func TickID(iv time.Duration, n uint64) string {
+	return "tick/" + iv.String() + "/" + strconv.FormatUint(n, 10)
 }

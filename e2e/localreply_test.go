@@ -1,0 +1,60 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"example.com/sse-on-envoy/internal/envoyconfig"
+	"example.com/sse-on-envoy/internal/localstack"
+)
+
+// With no upstream at all, Envoy's own 503 would end every EventSource for
+// good. On the SSE routes it must answer 200 text/event-stream instead, with
+// a retry field (EventSource reconnects by itself) and a comment naming the
+// cause, and the CORS headers a cross-origin page needs to read it. Other
+// routes keep their 503.
+func TestLocalReplyKeepsEventSourceReconnecting(t *testing.T) {
+	forEachAdapter(t, func(t *testing.T, a localstack.Adapter) {
+		s := startStackWith(t, a)
+		stopUpstreams(t, s)
+		const origin = "https://localhost:8443" // in envoy/sse-policy.yaml
+		urls := []string{
+			s.HTTPURL + "/sse/events", s.HTTPURL + "/sse-with-tls/events",
+			s.HTTPSURL + "/sse/events", s.HTTPSURL + "/sse-with-tls/events",
+		}
+		// Health checks need a moment to mark the replicas down; the answer
+		// must be the same before and after.
+		for _, when := range []string{"at once", "once health checks failed"} {
+			if when != "at once" {
+				time.Sleep(5 * time.Second)
+			}
+			for _, url := range urls {
+				status, h, body := curl(t, "--max-time", "5", "--cacert", s.CAFile, "-H", "Origin: "+origin, url)
+				if !strings.HasSuffix(status, " 200") && !strings.HasSuffix(status, " 200 OK") {
+					t.Errorf("%s %s: status %q, want 200", when, url, status)
+				}
+				if ct := h.Get("content-type"); ct != "text/event-stream" {
+					t.Errorf("%s %s: content-type %q", when, url, ct)
+				}
+				if h.Get(envoyconfig.LocalReplyHeader) == "" {
+					t.Errorf("%s %s: no %s header naming the flags: %v", when, url, envoyconfig.LocalReplyHeader, h)
+				}
+				if got := h.Get("access-control-allow-origin"); got != origin {
+					t.Errorf("%s %s: access-control-allow-origin %q, want %q (else the page cannot read the answer)", when, url, got, origin)
+				}
+				if !strings.Contains(body, "retry: 2000\n") || !strings.Contains(body, ": envoy: ") || strings.Contains(body, "id:") {
+					t.Errorf("%s %s: body %q, want a retry field and a comment naming the cause, and no id", when, url, body)
+				}
+				t.Logf("%s %s: %s %s %q", when, url, status, h.Get(envoyconfig.LocalReplyHeader), body)
+				if events := parseEvents(t, body); len(events) != 0 {
+					t.Errorf("%s %s: the local reply dispatched events %v", when, url, events)
+				}
+			}
+		}
+		status, _, _ := curl(t, "--max-time", "5", s.HTTPURL+"/upstream/healthz")
+		if !strings.HasSuffix(status, " 503 Service Unavailable") {
+			t.Errorf("non-SSE route: %q, want Envoy's 503 unchanged", status)
+		}
+	})
+}

@@ -1,0 +1,282 @@
+// Tests of the settings that keep browsers' EventSources alive through
+// upstream outages, replica deaths and reconnect storms (issue 6). Real Envoy
+// proves the behaviour in e2e/; these pin the settings in both configs.
+package envoy_test
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	downstreamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/downstream_connections/v3"
+
+	"example.com/sse-on-envoy/internal/envoyconfig"
+)
+
+// stormClients is the reconnect storm the limits are sized for.
+const stormClients = 10000
+
+func routesByName(t *testing.T, b *bootstrapv3.Bootstrap) (*routev3.VirtualHost, map[string]*routev3.Route) {
+	t.Helper()
+	vhs := hcms(t, b, envoyconfig.ListenerHTTP)[0].GetRouteConfig().GetVirtualHosts()
+	if len(vhs) != 1 {
+		t.Fatalf("%d virtual hosts, want 1", len(vhs))
+	}
+	out := map[string]*routev3.Route{}
+	for _, r := range vhs[0].GetRoutes() {
+		out[r.GetName()] = r
+	}
+	return vhs[0], out
+}
+
+// pathOf is a request path the route matches.
+func pathOf(r *routev3.Route) string {
+	if p := r.GetMatch().GetPath(); p != "" {
+		return p
+	}
+	return r.GetMatch().GetPrefix() + "events"
+}
+
+// mapperApplies evaluates the subset of AccessLogFilter the mapper uses
+// (and_filter of status code comparisons and a :path prefix), so the test
+// checks which replies are rewritten rather than how the YAML is spelled.
+func mapperApplies(t *testing.T, f *accesslogv3.AccessLogFilter, status uint32, path string) bool {
+	t.Helper()
+	switch f := f.GetFilterSpecifier().(type) {
+	case *accesslogv3.AccessLogFilter_AndFilter:
+		for _, sub := range f.AndFilter.GetFilters() {
+			if !mapperApplies(t, sub, status, path) {
+				return false
+			}
+		}
+		return true
+	case *accesslogv3.AccessLogFilter_StatusCodeFilter:
+		c := f.StatusCodeFilter.GetComparison()
+		v := c.GetValue().GetDefaultValue()
+		switch c.GetOp() {
+		case accesslogv3.ComparisonFilter_GE:
+			return status >= v
+		case accesslogv3.ComparisonFilter_LE:
+			return status <= v
+		case accesslogv3.ComparisonFilter_EQ:
+			return status == v
+		}
+	case *accesslogv3.AccessLogFilter_HeaderFilter:
+		h := f.HeaderFilter.GetHeader()
+		if h.GetName() != ":path" || h.GetStringMatch().GetPrefix() == "" {
+			t.Fatalf("header filter %v: the test knows only a :path prefix", h)
+		}
+		return strings.HasPrefix(path, h.GetStringMatch().GetPrefix())
+	}
+	t.Fatalf("filter %T: unknown to the test", f.GetFilterSpecifier())
+	return false
+}
+
+func TestLocalReplyMapping(t *testing.T) {
+	for _, name := range configs {
+		t.Run(name, func(t *testing.T) {
+			b := load(t, name)
+			_, routes := routesByName(t, b)
+			for _, listener := range []string{envoyconfig.ListenerHTTP, envoyconfig.ListenerHTTPS} {
+				mappers := hcms(t, b, listener)[0].GetLocalReplyConfig().GetMappers()
+				if len(mappers) != 1 {
+					t.Fatalf("%s: %d local reply mappers, want 1", listener, len(mappers))
+				}
+				m := mappers[0]
+				tests := []struct {
+					route  string
+					status uint32
+					want   bool
+				}{
+					{"sse_plain", 503, true}, // UH, UF, UO, URX
+					{"sse_plain", 502, true},
+					{"sse_plain", 504, true},
+					{"sse_tls", 503, true},
+					{"sse_tls", 502, true},
+					{"sse_plain", 500, false}, // a filter's own error: not an upstream fault
+					{"sse_plain", 404, false},
+					{"sse_plain", 429, false},
+					{"upstream_health", 503, false}, // not an SSE route
+				}
+				for _, tc := range tests {
+					r, ok := routes[tc.route]
+					if !ok {
+						t.Fatalf("no route %s", tc.route)
+					}
+					if got := mapperApplies(t, m.GetFilter(), tc.status, pathOf(r)); got != tc.want {
+						t.Errorf("%s: %d on %s (%s) mapped = %v, want %v", listener, tc.status, tc.route, pathOf(r), got, tc.want)
+					}
+				}
+				if m.GetStatusCode().GetValue() != 200 {
+					t.Errorf("%s: mapped status %v, want 200 (EventSource retries only after a 200)", listener, m.GetStatusCode())
+				}
+				bf := m.GetBodyFormatOverride()
+				body := bf.GetTextFormatSource().GetInlineString()
+				if bf.GetContentType() != "text/event-stream" {
+					t.Errorf("%s: content type %q", listener, bf.GetContentType())
+				}
+				// A retry field, a comment naming the cause, and no id line
+				// (it would move the client's Last-Event-ID), no data line (an
+				// event the page would see).
+				if !regexp.MustCompile(`(?m)^retry: [0-9]+$`).MatchString(body) ||
+					!regexp.MustCompile(`(?m)^: .*%RESPONSE_FLAGS%`).MatchString(body) ||
+					regexp.MustCompile(`(?m)^(id|data)`).MatchString(body) || !strings.HasSuffix(body, "\n\n") {
+					t.Errorf("%s: body %q", listener, body)
+				}
+				found := false
+				for _, h := range m.GetHeadersToAdd() {
+					if strings.EqualFold(h.GetHeader().GetKey(), envoyconfig.LocalReplyHeader) && h.GetHeader().GetValue() == "%RESPONSE_FLAGS%" {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("%s: the mapped reply lacks %s: %%RESPONSE_FLAGS%%", listener, envoyconfig.LocalReplyHeader)
+				}
+			}
+		})
+	}
+}
+
+func TestRetryPolicy(t *testing.T) {
+	for _, name := range configs {
+		t.Run(name, func(t *testing.T) {
+			vh, routes := routesByName(t, load(t, name))
+			for _, rn := range []string{"sse_plain", "sse_tls"} {
+				rp := routes[rn].GetRoute().GetRetryPolicy()
+				if rp == nil {
+					rp = vh.GetRetryPolicy()
+				}
+				on := strings.Split(rp.GetRetryOn(), ",")
+				want := map[string]bool{"connect-failure": true, "refused-stream": true, "reset-before-request": true}
+				for _, cond := range on {
+					if !want[cond] {
+						// 5xx, reset, gateway-error... could retry a request whose
+						// response the client has begun to see, or hide faults.
+						t.Errorf("%s: retry_on %q, unexpected", rn, cond)
+					}
+					delete(want, cond)
+				}
+				if len(want) != 0 {
+					t.Errorf("%s: retry_on %q lacks %v", rn, rp.GetRetryOn(), want)
+				}
+				if n := rp.GetNumRetries().GetValue(); n == 0 || n > 5 {
+					t.Errorf("%s: num_retries %d, want 1..5", rn, n)
+				}
+				preds := rp.GetRetryHostPredicate()
+				if len(preds) != 1 || preds[0].GetName() != "envoy.retry_host_predicates.previous_hosts" {
+					t.Errorf("%s: retry host predicate %v, want previous_hosts (another replica)", rn, preds)
+				}
+				bo := rp.GetRetryBackOff()
+				if bo.GetBaseInterval().AsDuration() == 0 || bo.GetMaxInterval().AsDuration() == 0 || bo.GetMaxInterval().AsDuration() > 2*time.Second {
+					t.Errorf("%s: back-off %v, want bounded and short", rn, bo)
+				}
+			}
+		})
+	}
+}
+
+func TestCircuitBreakersFitAStorm(t *testing.T) {
+	for _, name := range configs {
+		t.Run(name, func(t *testing.T) {
+			b := load(t, name)
+			for _, cn := range []string{envoyconfig.ClusterPlain, envoyconfig.ClusterTLS} {
+				c, err := envoyconfig.Cluster(b, cn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				th := c.GetCircuitBreakers().GetThresholds()[0]
+				if th.GetMaxPendingRequests().GetValue() < stormClients {
+					t.Errorf("%s: max_pending_requests %d: a storm of %d new streams waits for connections all at once", cn, th.GetMaxPendingRequests().GetValue(), stormClients)
+				}
+				if th.GetMaxRequests().GetValue() < stormClients {
+					t.Errorf("%s: max_requests %d below the storm", cn, th.GetMaxRequests().GetValue())
+				}
+				if th.GetMaxRetries().GetValue() < 100 {
+					t.Errorf("%s: max_retries %d: the default 3 fails the clients of a dead replica", cn, th.GetMaxRetries().GetValue())
+				}
+				if cn == envoyconfig.ClusterPlain && th.GetMaxConnections().GetValue() <= th.GetMaxRequests().GetValue() {
+					t.Errorf("%s: max_connections %d must exceed max_requests %d: every HTTP/1.1 stream holds one, and a request pending on the connection limit waits forever (timeout 0s)",
+						cn, th.GetMaxConnections().GetValue(), th.GetMaxRequests().GetValue())
+				}
+			}
+		})
+	}
+}
+
+func TestOverloadManager(t *testing.T) {
+	for _, name := range configs {
+		t.Run(name, func(t *testing.T) {
+			b := load(t, name)
+			var found bool
+			for _, rm := range b.GetOverloadManager().GetResourceMonitors() {
+				if rm.GetName() != "envoy.resource_monitors.global_downstream_max_connections" {
+					continue
+				}
+				var cfg downstreamv3.DownstreamConnectionsConfig
+				if err := rm.GetTypedConfig().UnmarshalTo(&cfg); err != nil {
+					t.Fatal(err)
+				}
+				if max := cfg.GetMaxActiveDownstreamConnections(); max < 2*stormClients || max > 60000 {
+					t.Errorf("max_active_downstream_connections %d: want room for the storm, below a 65536 file limit", max)
+				}
+				found = true
+			}
+			if !found {
+				t.Error("no global_downstream_max_connections: over capacity Envoy should refuse connections (EventSource retries), not run out of files")
+			}
+		})
+	}
+}
+
+func TestEdgeHardening(t *testing.T) {
+	for _, name := range configs {
+		t.Run(name, func(t *testing.T) {
+			b := load(t, name)
+			for _, listener := range []string{envoyconfig.ListenerHTTP, envoyconfig.ListenerHTTPS} {
+				h := hcms(t, b, listener)[0]
+				if !h.GetNormalizePath().GetValue() || !h.GetMergeSlashes() {
+					t.Errorf("%s: normalize_path %v merge_slashes %v", listener, h.GetNormalizePath(), h.GetMergeSlashes())
+				}
+				if h.GetPathWithEscapedSlashesAction() != hcmv3.HttpConnectionManager_UNESCAPE_AND_REDIRECT {
+					t.Errorf("%s: path_with_escaped_slashes_action %v", listener, h.GetPathWithEscapedSlashesAction())
+				}
+				if a := h.GetCommonHttpProtocolOptions().GetHeadersWithUnderscoresAction().String(); a != "REJECT_REQUEST" {
+					t.Errorf("%s: headers_with_underscores_action %s", listener, a)
+				}
+				if !h.GetUseRemoteAddress().GetValue() {
+					t.Errorf("%s: use_remote_address off at the edge", listener)
+				}
+			}
+		})
+	}
+}
+
+func TestClustersListReplicas(t *testing.T) {
+	for _, name := range configs {
+		t.Run(name, func(t *testing.T) {
+			b := load(t, name)
+			var hosts [2][]string
+			for i, cn := range []string{envoyconfig.ClusterPlain, envoyconfig.ClusterTLS} {
+				c, _ := envoyconfig.Cluster(b, cn)
+				for _, lb := range c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints() {
+					hosts[i] = append(hosts[i], lb.GetEndpoint().GetAddress().GetSocketAddress().GetAddress())
+				}
+				if len(hosts[i]) < 2 {
+					t.Errorf("%s: endpoints %q, want at least two replicas", cn, hosts[i])
+				}
+				hc := c.GetHealthChecks()[0]
+				if hc.GetInterval().AsDuration() > 5*time.Second || hc.GetNoTrafficInterval().AsDuration() == 0 || hc.GetNoTrafficInterval().AsDuration() > 10*time.Second {
+					t.Errorf("%s: health check interval %v, no-traffic %v: a dead replica must leave within seconds", cn, hc.GetInterval().AsDuration(), hc.GetNoTrafficInterval().AsDuration())
+				}
+			}
+			if strings.Join(hosts[0], ",") != strings.Join(hosts[1], ",") {
+				t.Errorf("both clusters must list the same replicas: %q vs %q", hosts[0], hosts[1])
+			}
+		})
+	}
+}
