@@ -383,8 +383,8 @@ func (l *Log) Follow(ctx context.Context, sink func(Record), reset func()) {
 				continue
 			}
 			first, last := info.State.FirstSeq, info.State.LastSeq
-			if !created.IsZero() && !info.Created.Equal(created) {
-				l.log.Warn("the event log's stream was replaced: sequences start over; every stream is ended",
+			if !created.IsZero() {
+				l.log.Warn("the event log's stream was replaced or went back: sequences start over; every stream is ended",
 					"was_created", created, "created", info.Created, "delivered", after)
 				reset()
 			}
@@ -430,8 +430,9 @@ func (l *Log) Follow(ctx context.Context, sink func(Record), reset func()) {
 const watchEvery = time.Second
 
 // watch cancels the follower (closing replaced first) when the stream is
-// no longer the one created at created: an ordered consumer would
-// otherwise wait on the new stream for a sequence it reached long ago.
+// no longer the one created at created, or holds less than was delivered
+// from it: an ordered consumer would otherwise wait for a sequence it
+// reached long ago, and skip the events that reuse the lower ones.
 func (l *Log) watch(ctx context.Context, created time.Time, replaced chan<- struct{}, cancel func()) {
 	t := time.NewTicker(watchEvery)
 	defer t.Stop()
@@ -441,14 +442,22 @@ func (l *Log) watch(ctx context.Context, created time.Time, replaced chan<- stru
 			return
 		case <-t.C:
 		}
+		delivered := l.delivered.Load()
 		s, err := l.ensureStream(ctx)
 		if err != nil {
 			continue
 		}
 		info, err := l.info(ctx, s)
-		if err != nil || info.Created.Equal(created) {
+		if err != nil {
 			continue
 		}
+		// A stream behind what was delivered from it lost acknowledged
+		// events (a NATS without its storage, or restored from an older
+		// copy): its next sequences would name other events.
+		if info.Created.Equal(created) && info.State.LastSeq >= delivered {
+			continue
+		}
+		l.log.Warn("the event log's sequence went back", "delivered", delivered, "last", info.State.LastSeq)
 		close(replaced)
 		cancel()
 		return
