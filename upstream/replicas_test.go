@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -546,5 +547,49 @@ func TestStreamReplaced(t *testing.T) {
 	}
 	if first := back.next(t); first.id >= seen {
 		t.Errorf("first id %d on the new sequence, want below %d", first.id, seen)
+	}
+}
+
+// NATS comes back with an older copy of its storage (the same stream,
+// fewer events): the sequences after the copy's last would name other
+// events than the ones clients saw. Open streams end and the old ids are
+// "future-last-event-id", as for a replaced stream.
+func TestStreamWentBack(t *testing.T) {
+	n := startNATS(t, freePort(t), t.TempDir())
+	r := startReplica(t, "-nats-url", n.url(), "-interval", "50ms")
+	r.waitHealthy(t)
+	waitUntil(t, "some history", func() bool { return r.metrics(t)["sse_upstream_last_sequence"] >= 5 })
+
+	n.stop(t, syscall.SIGTERM)
+	backup := t.TempDir()
+	if err := os.CopyFS(backup, os.DirFS(n.storeDir)); err != nil {
+		t.Fatal(err)
+	}
+	n = startNATS(t, n.port, n.storeDir)
+	r.waitHealthy(t)
+	c := openSSE(t, r.base, "")
+	seen := c.next(t).id
+	waitUntil(t, "events beyond the copy", func() bool { return r.metrics(t)["sse_upstream_last_sequence"] >= float64(seen+100) })
+	last := uint64(r.metrics(t)["sse_upstream_last_sequence"])
+
+	n.stop(t, syscall.SIGTERM)
+	restored := t.TempDir()
+	if err := os.CopyFS(restored, os.DirFS(backup)); err != nil {
+		t.Fatal(err)
+	}
+	n = startNATS(t, n.port, restored)
+	select {
+	case err := <-c.ended:
+		t.Logf("open stream ended: %v", err)
+	case <-time.After(procTimeout):
+		t.Fatal("the open stream was not ended when the sequence went back")
+	}
+	r.waitHealthy(t)
+	back := openSSE(t, r.base, strconv.FormatUint(last, 10))
+	if got := back.replay(); got != "future-last-event-id" {
+		t.Errorf("x-sse-replay %q for an id the restored stream never issued", got)
+	}
+	if first := back.next(t); first.id >= last {
+		t.Errorf("first id %d after the restore, want below %d", first.id, last)
 	}
 }

@@ -125,6 +125,9 @@ type Log struct {
 	stream jetstream.Stream // nil until set up
 	// consumerErr is why the follower is not following, "" when it is.
 	consumerErr string
+	// lagErr is why the follower, though running, is not keeping up
+	// ("" when it is): the watcher sets it.
+	lagErr string
 
 	target    atomic.Uint64 // stream's last sequence when following began
 	delivered atomic.Uint64 // newest sequence handed to the sink
@@ -338,15 +341,24 @@ func (l *Log) Health() error {
 		return fmt.Errorf("nats %s", l.nc.Status())
 	}
 	l.mu.Lock()
-	cerr := l.consumerErr
+	cerr, lag := l.consumerErr, l.lagErr
 	l.mu.Unlock()
 	if cerr != "" {
 		return fmt.Errorf("event log consumer: %s", cerr)
+	}
+	if lag != "" {
+		return fmt.Errorf("event log consumer: %s", lag)
 	}
 	if !l.caughtUp.Load() {
 		return fmt.Errorf("catching up with the event log: at %d of %d", l.delivered.Load(), l.target.Load())
 	}
 	return nil
+}
+
+func (l *Log) setLagErr(s string) {
+	l.mu.Lock()
+	l.lagErr = s
+	l.mu.Unlock()
 }
 
 func (l *Log) setConsumerErr(s string) {
@@ -383,8 +395,8 @@ func (l *Log) Follow(ctx context.Context, sink func(Record), reset func()) {
 				continue
 			}
 			first, last := info.State.FirstSeq, info.State.LastSeq
-			if !created.IsZero() && !info.Created.Equal(created) {
-				l.log.Warn("the event log's stream was replaced: sequences start over; every stream is ended",
+			if !created.IsZero() {
+				l.log.Warn("the event log's stream was replaced or went back: sequences start over; every stream is ended",
 					"was_created", created, "created", info.Created, "delivered", after)
 				reset()
 			}
@@ -430,28 +442,49 @@ func (l *Log) Follow(ctx context.Context, sink func(Record), reset func()) {
 const watchEvery = time.Second
 
 // watch cancels the follower (closing replaced first) when the stream is
-// no longer the one created at created: an ordered consumer would
-// otherwise wait on the new stream for a sequence it reached long ago.
+// no longer the one created at created, or holds less than was delivered
+// from it: an ordered consumer would otherwise wait for a sequence it
+// reached long ago, and skip the events that reuse the lower ones.
 func (l *Log) watch(ctx context.Context, created time.Time, replaced chan<- struct{}, cancel func()) {
 	t := time.NewTicker(watchEvery)
 	defer t.Stop()
+	defer l.setLagErr("")
+	var prevLast uint64 // the stream's last sequence at the previous check
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		delivered := l.delivered.Load()
 		s, err := l.ensureStream(ctx)
-		if err != nil {
-			continue
+		if err == nil {
+			var info *jetstream.StreamInfo
+			if info, err = l.info(ctx, s); err == nil {
+				// A stream behind what was delivered from it lost
+				// acknowledged events (a NATS without its storage, or
+				// restored from an older copy): its next sequences would
+				// name other events.
+				if !info.Created.Equal(created) || info.State.LastSeq < delivered {
+					l.log.Warn("the event log's sequence went back", "delivered", delivered, "last", info.State.LastSeq)
+					close(replaced)
+					cancel()
+					return
+				}
+				// An event stored a whole check ago and still not
+				// delivered: the consumer is stuck (JetStream without
+				// quorum, say) although the connection is up.
+				if l.caughtUp.Load() && delivered < prevLast {
+					err = fmt.Errorf("stalled at %d, the stream has %d", delivered, info.State.LastSeq)
+				}
+				prevLast = info.State.LastSeq
+			}
 		}
-		info, err := l.info(ctx, s)
-		if err != nil || info.Created.Equal(created) {
-			continue
+		if err != nil && ctx.Err() == nil {
+			l.setLagErr(err.Error())
+		} else {
+			l.setLagErr("")
 		}
-		close(replaced)
-		cancel()
-		return
 	}
 }
 

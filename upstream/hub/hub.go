@@ -74,7 +74,11 @@ const SentComment = "sent="
 func encode(id uint64, typ, data string, sent time.Time) (sse.Event, []byte) {
 	e := sse.Event{ID: strconv.FormatUint(id, 10), Type: typ, Data: data}
 	// Sized for the common single-line event so the encoding allocates once.
-	wire := make([]byte, 0, len(typ)+len(data)+80)
+	size := len(typ) + len(data) + 48
+	if !sent.IsZero() {
+		size += len(": "+SentComment) + 20
+	}
+	wire := make([]byte, 0, size)
 	if !sent.IsZero() {
 		wire = append(wire, ": "+SentComment...)
 		wire = strconv.AppendInt(wire, sent.UnixNano(), 10)
