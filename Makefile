@@ -30,11 +30,11 @@ build-module: ## Build the dynamic module for stock Envoy (bin/libsse.so; Envoy 
 
 .PHONY: build
 build: build-filter build-module ## Build the filter, the module, the upstream, the ext_proc server and the tools
-	$(GO) build -o bin/ ./upstream ./extproc ./certs ./cmd/run-local ./cmd/demo
+	$(GO) build -o bin/ ./cmd/...
 
 .PHONY: certs
 certs: ## Write a local CA and server certificates into certs/out (kept if still valid)
-	$(GO) run ./certs -out certs/out
+	$(GO) run ./cmd/certs -out certs/out
 
 .PHONY: run
 run: compose-check certs ## Run Envoy (contrib image + the filter), two upstream replicas, NATS and the demo page with Docker Compose
@@ -105,7 +105,7 @@ lint: ## gofmt and go vet
 .PHONY: test
 test: lint envoy e2e-deps ## Everything: unit, race, fuzz (briefly) and end-to-end tests in stock Envoy and Chromium
 	SSE_E2E=1 $(GO) test -count=1 -timeout 20m ./...
-	$(GO) test -race -count=1 -timeout 10m ./internal/... ./upstream/...
+	$(GO) test -race -count=1 -timeout 10m ./internal/... ./upstream/... ./cmd/upstream
 	$(GO) test -run '^$$' -fuzz FuzzScanner -fuzztime $(FUZZTIME) ./internal/sse
 
 .PHONY: bench

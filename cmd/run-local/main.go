@@ -14,50 +14,39 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"log/slog"
+	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"example.com/sse-on-envoy/internal/cli"
 	"example.com/sse-on-envoy/internal/localstack"
 )
 
-func main() {
-	if err := run(); err != nil {
-		if errors.Is(err, errUsage) {
-			os.Exit(2)
-		}
-		fmt.Fprintln(os.Stderr, "run-local:", err)
-		os.Exit(1)
+func main() { cli.Main("run-local", run) }
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	fs := cli.NewFlagSet("run-local", "RUN_LOCAL_")
+	// ENVOY_BIN, which make sets, is the default: the Makefile and the
+	// tests name the Envoy binary that way.
+	envoyBin := fs.String("envoy", getenv("ENVOY_BIN"), "Envoy binary (default: $ENVOY_BIN)")
+	dir := fs.String("dir", ".cache/run-local", "folder for certificates, rendered configs and logs")
+	modeFlag := fs.String("mode", "", "adapter: module, ext_proc or golang; default golang if the Envoy has that extension, else module")
+	replicas := fs.Int("replicas", localstack.DefaultReplicas, "upstream replicas behind Envoy (1 to 9)")
+	if err := fs.Parse(args, getenv, stderr); err != nil {
+		return err
 	}
-}
-
-var errUsage = errors.New("bad flags")
-
-func run() error {
-	envoyBin := flag.String("envoy", os.Getenv("ENVOY_BIN"), "Envoy binary (env ENVOY_BIN)")
-	dir := flag.String("dir", ".cache/run-local", "folder for certificates, rendered configs and logs")
-	modeFlag := flag.String("mode", os.Getenv("RUN_LOCAL_MODE"),
-		"adapter: module, ext_proc or golang; default golang if the Envoy has that extension, else module (env RUN_LOCAL_MODE)")
-	replicas := flag.Int("replicas", envInt("RUN_LOCAL_REPLICAS", localstack.DefaultReplicas), "upstream replicas behind Envoy (env RUN_LOCAL_REPLICAS)")
-	flag.Parse()
 	if *replicas < 1 || *replicas > 9 {
-		fmt.Fprintln(os.Stderr, "run-local: -replicas must be 1 to 9")
-		return errUsage
+		return cli.Usagef("%s must be 1 to 9, got %d", fs.Flag("replicas"), *replicas)
 	}
 	var mode localstack.Adapter
 	if *modeFlag != "" {
 		var err error
 		if mode, err = localstack.ParseAdapter(*modeFlag); err != nil {
-			fmt.Fprintln(os.Stderr, "run-local: -mode:", err)
-			return errUsage
+			return cli.Usagef("%s: %v", fs.Flag("mode"), err)
 		}
 	}
 	if *envoyBin == "" {
@@ -75,8 +64,6 @@ func run() error {
 		return err
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	buildCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 
@@ -92,7 +79,7 @@ func run() error {
 		Bins:      bins,
 		ServeDemo: true,
 		Replicas:  *replicas,
-		Logger:    slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		Logger:    fs.Logger(stderr),
 		// The folder `make certs` and `make run` use, so the README's curl
 		// commands work against either.
 		CertDir: filepath.Join(root, "certs", "out"),
@@ -145,20 +132,6 @@ func run() error {
 	<-ctx.Done()
 	fmt.Println("\nstopping...")
 	return nil
-}
-
-// envInt is the env var name as an int, or def when unset.
-func envInt(name string, def int) int {
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "run-local: %s=%q is not a number\n", name, v)
-		os.Exit(2)
-	}
-	return n
 }
 
 func printWelcome(s *localstack.Stack) {

@@ -130,12 +130,17 @@ func describeWant(f *flag.Flag) string {
 	}
 }
 
-// Usage writes the flags with their variables and defaults to w.
+// Usage writes every flag with its variable and default to w.
 func (fs *FlagSet) Usage(w io.Writer) {
-	fmt.Fprintf(w, "Usage of %s (every flag also reads %s<NAME>):\n", fs.Name(), fs.envPrefix)
-	fs.SetOutput(w)
-	fs.PrintDefaults()
-	fs.SetOutput(io.Discard)
+	fmt.Fprintf(w, "Usage of %s (each flag falls back to its environment variable):\n", fs.Name())
+	fs.VisitAll(func(f *flag.Flag) {
+		typ, usage := flag.UnquoteUsage(f)
+		fmt.Fprintf(w, "  -%s %s\n    \t%s (env %s)", f.Name, typ, usage, fs.Env(f.Name))
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+			fmt.Fprintf(w, " (default %q)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
 }
 
 // Logger is the slog logger -log-format and -log-level ask for, writing to w.

@@ -78,7 +78,7 @@ func TestHelpListsVariables(t *testing.T) {
 	if err := fs.Parse([]string{"-h"}, func(string) string { return "" }, &out); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("err = %v, want flag.ErrHelp", err)
 	}
-	for _, want := range []string{"TEST_<NAME>", "-interval", "-log-level"} {
+	for _, want := range []string{"-interval duration", "(env TEST_INTERVAL)", "-log-level", "(env TEST_LOG_LEVEL)", `(default "2s")`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage lacks %q:\n%s", want, out.String())
 		}

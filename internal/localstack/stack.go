@@ -25,7 +25,7 @@ import (
 
 // Binaries are the main packages a stack runs, for Build: ours, and the
 // real nats-server (from the module) that replicas share.
-var Binaries = []string{"./upstream", "./extproc", "./certs", NATSServerPackage}
+var Binaries = []string{"./cmd/upstream", "./cmd/extproc", "./cmd/certs", NATSServerPackage}
 
 // NATSServerPackage builds the nats-server binary ("nats-server" in Bins).
 const NATSServerPackage = "github.com/nats-io/nats-server/v2"

@@ -220,7 +220,7 @@ func TestLocalPolicyLeavesCallerSlicesAlone(t *testing.T) {
 
 func TestBinaryName(t *testing.T) {
 	for pkg, want := range map[string]string{
-		"./upstream":                        "upstream",
+		"./cmd/upstream":                    "upstream",
 		"github.com/nats-io/nats-server/v2": "nats-server",
 		"example.com/tool/v10":              "tool",
 		"example.com/vault":                 "vault",

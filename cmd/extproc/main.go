@@ -7,14 +7,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"log/slog"
+	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -23,37 +20,27 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"example.com/sse-on-envoy/extproc/processor"
+	"example.com/sse-on-envoy/internal/cli"
 	"example.com/sse-on-envoy/internal/policy"
 )
 
-func main() {
-	if err := run(context.Background(), os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "extproc:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("extproc", run) }
 
 type options struct {
 	grpcAddr  string
 	adminAddr string
 	config    string
-	logFormat string
 }
 
-func parseFlags(args []string) (options, error) {
-	fs := flag.NewFlagSet("extproc", flag.ContinueOnError)
+// parseFlags reads the flags, then EXTPROC_<NAME> for every flag not given
+// on the command line (internal/cli's convention).
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, *cli.FlagSet, error) {
 	var o options
-	fs.StringVar(&o.grpcAddr, "addr", envOr("EXTPROC_ADDR", ":9002"), "gRPC listen address for Envoy's ext_proc filters (env EXTPROC_ADDR)")
-	fs.StringVar(&o.adminAddr, "admin", envOr("EXTPROC_ADMIN_ADDR", "127.0.0.1:9003"), "HTTP address for /healthz, /stats and /metrics (Prometheus); empty disables (env EXTPROC_ADMIN_ADDR)")
-	fs.StringVar(&o.config, "config", envOr("SSE_POLICY_CONFIG", ""), "SSE policy file, YAML or JSON, the golang filter's plugin_config schema; empty: defaults (env SSE_POLICY_CONFIG)")
-	fs.StringVar(&o.logFormat, "log-format", envOr("EXTPROC_LOG_FORMAT", "text"), "text or json (env EXTPROC_LOG_FORMAT)")
-	if err := fs.Parse(args); err != nil {
-		return o, err
-	}
-	if o.logFormat != "text" && o.logFormat != "json" {
-		return o, fmt.Errorf("-log-format: %q is not text or json", o.logFormat)
-	}
-	return o, nil
+	fs := cli.NewFlagSet("extproc", "EXTPROC_")
+	fs.StringVar(&o.grpcAddr, "addr", ":9002", "gRPC listen address for Envoy's ext_proc filters")
+	fs.StringVar(&o.adminAddr, "admin", "127.0.0.1:9003", "HTTP address for /healthz, /stats and /metrics (Prometheus); empty disables")
+	fs.StringVar(&o.config, "config", "", "SSE policy file, YAML or JSON, the golang filter's plugin_config schema; empty: defaults")
+	return o, fs, fs.Parse(args, getenv, stderr)
 }
 
 func loadPolicy(path string) (*policy.Policy, error) {
@@ -74,23 +61,16 @@ func loadPolicy(path string) (*policy.Policy, error) {
 	return p, nil
 }
 
-func run(ctx context.Context, args []string) error {
-	o, err := parseFlags(args)
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	o, fs, err := parseFlags(args, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	var handler slog.Handler = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
-	if o.logFormat == "json" {
-		handler = slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
-	}
-	log := slog.New(handler)
+	log := fs.Logger(stderr)
 	p, err := loadPolicy(o.config)
 	if err != nil {
 		return err
 	}
-
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 
 	srv := processor.New(p, log)
 	gs := grpc.NewServer()
@@ -155,11 +135,4 @@ func adminHandler(srv *processor.Server) http.Handler {
 	})
 	mux.Handle("GET /metrics", metricsHandler(srv.Stats().Snapshot))
 	return mux
-}
-
-func envOr(key, def string) string {
-	if v, ok := os.LookupEnv(key); ok {
-		return v
-	}
-	return def
 }

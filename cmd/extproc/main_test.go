@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,8 +38,13 @@ func TestLoadPolicyNamesTheBadField(t *testing.T) {
 	}
 }
 
-func TestFlagsRejectBadLogFormat(t *testing.T) {
-	if _, err := parseFlags([]string{"-log-format", "xml"}); err == nil || !strings.Contains(err.Error(), "-log-format") {
-		t.Errorf("parseFlags = %v", err)
+func TestFlagsFollowTheConvention(t *testing.T) {
+	env := map[string]string{"EXTPROC_ADDR": "127.0.0.1:1", "EXTPROC_CONFIG": "p.yaml"}
+	o, _, err := parseFlags([]string{"-admin", ""}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil || o.grpcAddr != "127.0.0.1:1" || o.config != "p.yaml" || o.adminAddr != "" {
+		t.Errorf("parseFlags = %+v, %v", o, err)
+	}
+	if _, _, err := parseFlags([]string{"-log-format", "xml"}, func(string) string { return "" }, io.Discard); err == nil || !strings.Contains(err.Error(), "-log-format") {
+		t.Errorf("parseFlags accepted -log-format xml: %v", err)
 	}
 }

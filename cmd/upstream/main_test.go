@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"example.com/sse-on-envoy/internal/cli"
 	"example.com/sse-on-envoy/internal/sse"
 )
 
@@ -50,7 +51,7 @@ func TestParseConfig(t *testing.T) {
 			return c.addr == ":9000" && c.tlsAddr == ":9443" && c.interval == 2*time.Second &&
 				c.heartbeat == 15*time.Second && c.retry == 3*time.Second && c.history == 1024 &&
 				c.queue == 64 && c.writeTimeout == 10*time.Second && c.shutdownTimeout == 10*time.Second &&
-				c.idleTimeout == 2*time.Minute && c.logFormat == "text" && c.tlsCert == ""
+				c.idleTimeout == 2*time.Minute && c.tlsCert == ""
 		}, ""},
 		{"env fallbacks", nil, env(
 			"UPSTREAM_ADDR", ":1", "UPSTREAM_TLS_ADDR", ":2", "UPSTREAM_TLS_CERT", "c", "UPSTREAM_TLS_KEY", "k",
@@ -61,7 +62,7 @@ func TestParseConfig(t *testing.T) {
 			return c.addr == ":1" && c.tlsAddr == ":2" && c.tlsCert == "c" && c.tlsKey == "k" &&
 				c.interval == 50*time.Millisecond && c.heartbeat == time.Second && c.retry == 0 &&
 				c.history == 5 && c.queue == 6 && c.writeTimeout == 7*time.Second &&
-				c.shutdownTimeout == 8*time.Second && c.idleTimeout == 9*time.Minute && c.logFormat == "json"
+				c.shutdownTimeout == 8*time.Second && c.idleTimeout == 9*time.Minute
 		}, ""},
 		{"flag beats env", []string{"-interval", "3s"}, env("UPSTREAM_INTERVAL", "1s"),
 			func(c config) bool { return c.interval == 3*time.Second }, ""},
@@ -106,7 +107,7 @@ func TestParseConfig(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseConfig(tc.args, tc.env, io.Discard)
+			c, _, err := parseConfig(tc.args, tc.env, io.Discard)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
@@ -149,7 +150,7 @@ func TestRunExitCodes(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 			defer cancel()
 			var out bytes.Buffer
-			if code := run(ctx, tc.args, tc.env, &out); code != tc.code {
+			if code := cli.Run(ctx, "upstream", run, tc.args, tc.env, &out); code != tc.code {
 				t.Errorf("exit %d, want %d; output:\n%s", code, tc.code, out.String())
 			}
 			if !strings.Contains(out.String(), tc.out) {
@@ -167,7 +168,7 @@ func TestRunPlainOnly(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-log-format", "json", "-data", t.TempDir()}, env(), pw)
+		done <- cli.Run(ctx, "upstream", run, []string{"-addr", "127.0.0.1:0", "-log-format", "json", "-data", t.TempDir()}, env(), pw)
 		pw.Close()
 	}()
 	sc := bufio.NewScanner(pr)

@@ -1,0 +1,257 @@
+// Command upstream streams dad jokes as server-sent events from one event
+// hub on two listeners: plain HTTP/1.1 (-addr) and TLS with HTTP/2 through
+// ALPN (-tls-addr). See README.md for the flags and the x-sse-replay header.
+//
+// main only turns flags and the environment into a server.Config, opens
+// the listeners and turns SIGINT/SIGTERM into a graceful shutdown; the
+// behaviour lives in the server and hub packages.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"example.com/sse-on-envoy/internal/cli"
+	"example.com/sse-on-envoy/upstream/eventlog"
+	"example.com/sse-on-envoy/upstream/hub"
+	"example.com/sse-on-envoy/upstream/server"
+)
+
+func main() { cli.Main("upstream", run) }
+
+type config struct {
+	addr, tlsAddr   string
+	tlsCert, tlsKey string
+	interval        time.Duration
+	heartbeat       time.Duration
+	retry           time.Duration
+	writeTimeout    time.Duration
+	shutdownTimeout time.Duration
+	idleTimeout     time.Duration
+	history, queue  int
+	memoryHistory   int
+	historyAge      time.Duration
+	natsURL         string
+	natsStream      string
+	natsReplicas    int
+	dataDir         string
+	stamp           bool
+}
+
+// defaultDataDir is relative to the working directory, so that processes
+// started from different directories (tests, run-local) never share one;
+// .data/ is git-ignored.
+const defaultDataDir = ".data/upstream"
+
+// parseConfig reads the flags, then UPSTREAM_<NAME> for every flag not
+// given on the command line (internal/cli's convention).
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, *cli.FlagSet, error) {
+	var c config
+	fs := cli.NewFlagSet("upstream", "UPSTREAM_")
+	fs.StringVar(&c.addr, "addr", ":9000", "plain HTTP listen address; empty disables it")
+	fs.StringVar(&c.tlsAddr, "tls-addr", ":9443", "TLS (HTTP/2 and HTTP/1.1 via ALPN) listen address")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate for the TLS listener; without -tls-cert and -tls-key it is disabled")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key for the TLS listener")
+	fs.DurationVar(&c.interval, "interval", server.DefaultInterval, "time between events")
+	fs.DurationVar(&c.heartbeat, "heartbeat", server.DefaultHeartbeat, "time between keep-alive comments")
+	fs.DurationVar(&c.retry, "retry", server.DefaultRetry, "reconnect delay suggested to clients at stream start")
+	fs.DurationVar(&c.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "deadline for each write to a client")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "bound on the graceful shutdown")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "idle keep-alive timeout; keep it above Envoy's upstream idle_timeout")
+	fs.IntVar(&c.history, "history", hub.DefaultHistory, "events kept for Last-Event-ID replay (the event log's count limit)")
+	fs.IntVar(&c.memoryHistory, "memory-history", 0, "events each replica keeps in memory for replay; older ones within -history are read back from the event log (0: -history, at most 10000)")
+	fs.DurationVar(&c.historyAge, "history-age", 24*time.Hour, "how long events are kept for replay (the event log's age limit); 0s: no age limit")
+	fs.StringVar(&c.natsURL, "nats-url", "", "NATS server or cluster URLs (comma-separated) holding the event log; empty runs an embedded NATS storing under -data")
+	fs.StringVar(&c.natsStream, "nats-stream", eventlog.DefaultStream, "JetStream stream name of the event log; replicas sharing it share one id sequence")
+	fs.IntVar(&c.natsReplicas, "nats-replicas", 1, "copies of the stream a NATS cluster keeps (at most the cluster's size; 1 for the embedded NATS)")
+	fs.StringVar(&c.dataDir, "data", defaultDataDir, "embedded NATS's JetStream storage (relative to the working directory); unused with -nats-url")
+	fs.BoolVar(&c.stamp, "stamp", false, "stamp each event with its publish time, sent as a ': sent=<unix ns>' comment before its id line (latency measurements)")
+	fs.IntVar(&c.queue, "queue", hub.DefaultQueue, "events queued per client before a slow client is cut")
+	if err := fs.Parse(args, getenv, stderr); err != nil {
+		return c, fs, err
+	}
+	return c, fs, c.validate(fs)
+}
+
+func (c config) validate(fs *cli.FlagSet) error {
+	positive := []struct {
+		name string
+		d    time.Duration
+	}{
+		{"interval", c.interval},
+		{"heartbeat", c.heartbeat},
+		{"write-timeout", c.writeTimeout},
+		{"shutdown-timeout", c.shutdownTimeout},
+		{"idle-timeout", c.idleTimeout},
+	}
+	for _, p := range positive {
+		if p.d <= 0 {
+			return cli.Usagef("%s must be positive, got %v", fs.Flag(p.name), p.d)
+		}
+	}
+	if c.memoryHistory < 0 {
+		return cli.Usagef("%s must not be negative, got %d", fs.Flag("memory-history"), c.memoryHistory)
+	}
+	if c.historyAge < 0 {
+		return cli.Usagef("%s must not be negative, got %v", fs.Flag("history-age"), c.historyAge)
+	}
+	if c.historyAge > 0 && c.historyAge < c.interval {
+		return cli.Usagef("%s %v is shorter than -interval %v: nothing could be replayed", fs.Flag("history-age"), c.historyAge, c.interval)
+	}
+	if c.natsURL == "" && c.dataDir == "" {
+		return cli.Usagef("%s is needed for the embedded NATS (no -nats-url given)", fs.Flag("data"))
+	}
+	if c.natsReplicas < 1 || c.natsReplicas > 5 {
+		return cli.Usagef("%s must be 1 to 5, got %d", fs.Flag("nats-replicas"), c.natsReplicas)
+	}
+	if c.natsURL == "" && c.natsReplicas != 1 {
+		return cli.Usagef("%s needs a NATS cluster (-nats-url); the embedded NATS keeps one copy", fs.Flag("nats-replicas"))
+	}
+	if c.natsStream == "" || strings.ContainsAny(c.natsStream, ". *>\t") {
+		return cli.Usagef("%s must be a non-empty name without dots, spaces or wildcards, got %q", fs.Flag("nats-stream"), c.natsStream)
+	}
+	if c.retry < 0 {
+		return cli.Usagef("%s must not be negative, got %v", fs.Flag("retry"), c.retry)
+	}
+	if c.retry > 0 && c.retry < time.Millisecond {
+		return cli.Usagef("%s is sent in milliseconds, got %v", fs.Flag("retry"), c.retry)
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{{"history", c.history}, {"queue", c.queue}} {
+		if n.v < 1 {
+			return cli.Usagef("%s must be at least 1, got %d", fs.Flag(n.name), n.v)
+		}
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return cli.Usagef("%s and %s go together: give both or neither", fs.Flag("tls-cert"), fs.Flag("tls-key"))
+	}
+	if c.addr == "" && c.tlsCert == "" {
+		return cli.Usagef("nothing to serve: -addr is empty and no -tls-cert/-tls-key given")
+	}
+	return nil
+}
+
+// run is main without the process; it ends when ctx does.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	c, fs, err := parseConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, c, fs.Logger(stderr))
+}
+
+func serve(ctx context.Context, c config, log *slog.Logger) error {
+	cfg := server.Config{
+		Interval: c.interval,
+		Hub:      hub.Options{History: c.memoryWindow(), Queue: c.queue, MaxAge: c.historyAge},
+		Stamp:    c.stamp,
+		Handler: server.HandlerOptions{
+			Retry:        c.retry,
+			Heartbeat:    c.heartbeat,
+			WriteTimeout: c.writeTimeout,
+			Logger:       log,
+		},
+		ShutdownTimeout: c.shutdownTimeout,
+		IdleTimeout:     c.idleTimeout,
+	}
+	if c.retry == 0 {
+		cfg.Handler.Retry = -1 // explicit 0: send no retry hint
+	}
+	if c.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+		if err != nil {
+			return fmt.Errorf("load TLS certificate %s and key %s: %w", c.tlsCert, c.tlsKey, err)
+		}
+		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	} else {
+		log.Warn("TLS listener disabled: no -tls-cert/-tls-key (UPSTREAM_TLS_CERT/UPSTREAM_TLS_KEY) given; serving plain HTTP only",
+			"tls_addr", c.tlsAddr)
+	}
+
+	var plain, secure net.Listener
+	closeAll := func() {
+		for _, ln := range []net.Listener{plain, secure} {
+			if ln != nil {
+				_ = ln.Close()
+			}
+		}
+	}
+	var lc net.ListenConfig
+	var err error
+	if c.addr != "" {
+		if plain, err = lc.Listen(ctx, "tcp", c.addr); err != nil {
+			return fmt.Errorf("listen on -addr %s: %w", c.addr, err)
+		}
+	}
+	if cfg.TLS != nil {
+		if secure, err = lc.Listen(ctx, "tcp", c.tlsAddr); err != nil {
+			closeAll()
+			return fmt.Errorf("listen on -tls-addr %s: %w", c.tlsAddr, err)
+		}
+	}
+	evlog, err := eventlog.Open(eventlog.Config{
+		URL:        c.natsURL,
+		DataDir:    c.dataDir,
+		Stream:     c.natsStream,
+		History:    c.history,
+		Preload:    c.memoryWindow(),
+		MaxAge:     c.historyAge,
+		Duplicates: dedupWindow(c.interval),
+		Replicas:   c.natsReplicas,
+		Logger:     log,
+	})
+	if err != nil {
+		closeAll()
+		return err
+	}
+	defer evlog.Close()
+	cfg.Log = evlog
+	log.Info("upstream starting",
+		"interval", c.interval.String(), "heartbeat", c.heartbeat.String(), "retry", c.retry.String(),
+		"history", c.history, "memory_history", c.memoryWindow(), "history_age", c.historyAge.String(), "queue", c.queue,
+		"write_timeout", c.writeTimeout.String(), "shutdown_timeout", c.shutdownTimeout.String(),
+		"idle_timeout", c.idleTimeout.String(), "nats", natsDescription(c), "stream", c.natsStream, "stamp", c.stamp)
+	return server.New(cfg).Run(ctx, plain, secure)
+}
+
+// defaultMemoryCap bounds the default in-memory window: a long -history is
+// served from the event log rather than from every replica's memory.
+const defaultMemoryCap = 10000
+
+func (c config) memoryWindow() int {
+	if c.memoryHistory > 0 {
+		return min(c.memoryHistory, c.history)
+	}
+	return min(c.history, defaultMemoryCap)
+}
+
+// dedupWindow is how long the event log remembers a tick's message id. It
+// must cover the spread between the replicas publishing the same tick (clock
+// skew plus publish latency, milliseconds with NTP); longer costs only one
+// remembered id per tick. Two minutes, or two intervals for slow tickers.
+func dedupWindow(interval time.Duration) time.Duration {
+	return max(eventlog.DefaultDuplicates, 2*interval)
+}
+
+func natsDescription(c config) string {
+	if c.natsURL == "" {
+		return "embedded, data " + c.dataDir
+	}
+	// Credentials in a URL stay out of the log.
+	var out []string
+	for u := range strings.SplitSeq(c.natsURL, ",") {
+		if p, err := url.Parse(strings.TrimSpace(u)); err == nil {
+			out = append(out, p.Redacted())
+		}
+	}
+	return strings.Join(out, ",")
+}
