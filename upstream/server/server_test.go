@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -241,15 +242,60 @@ func smallReadBufferClient(t *testing.T) *http.Client {
 	return &http.Client{Transport: tr}
 }
 
+// writeWatch is a listener whose connections tell when a Write has been
+// blocked for a while: the proof that a handler is stuck on a client that
+// stopped reading.
+type writeWatch struct {
+	net.Listener
+	since atomic.Int64 // unix nanoseconds when the pending Write began; 0: none
+}
+
+func (l *writeWatch) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(8 << 10)
+	}
+	return &watchedConn{Conn: c, l: l}, nil
+}
+
+func (l *writeWatch) blockedFor() time.Duration {
+	if since := l.since.Load(); since != 0 {
+		return time.Since(time.Unix(0, since))
+	}
+	return 0
+}
+
+type watchedConn struct {
+	net.Conn
+	l *writeWatch
+}
+
+func (c *watchedConn) Write(p []byte) (int, error) {
+	c.l.since.Store(time.Now().UnixNano())
+	defer c.l.since.Store(0)
+	return c.Conn.Write(p)
+}
+
 // A shutdown bounded by ShutdownTimeout even when a client stopped reading
 // and its handler is stuck in a write with a long deadline.
 func TestShutdownBoundedWithStuckClient(t *testing.T) {
+	const bound = 300 * time.Millisecond
+	var watch *writeWatch // the plain listener's, which the client uses
 	r := startServer(t, Config{
 		Interval:        -1,
-		ShutdownTimeout: 300 * time.Millisecond,
+		ShutdownTimeout: bound,
 		Hub:             hub.Options{Queue: 1 << 10},
 		Handler:         HandlerOptions{WriteTimeout: time.Minute},
-	}, func(ln net.Listener) net.Listener { return smallBuffers{ln} })
+	}, func(ln net.Listener) net.Listener {
+		w := &writeWatch{Listener: ln}
+		if watch == nil {
+			watch = w
+		}
+		return w
+	})
 	ctx := testContext(t)
 	s := openStream(ctx, t, smallReadBufferClient(t), r.plain+EventsPath, nil)
 	_ = s // never read from again
@@ -259,10 +305,15 @@ func TestShutdownBoundedWithStuckClient(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(100 * time.Millisecond) // let the handler block in a write
+	// Without this the handler may still be between writes, and the
+	// shutdown is quick whatever the bound does.
+	waitFor(t, "the handler blocked in a write for 200ms", func() bool { return watch.blockedFor() > 200*time.Millisecond })
 	took, _ := r.stop(t)
+	if took < bound {
+		t.Errorf("shutdown took %v, under the %v bound, with a handler stuck in a write", took, bound)
+	}
 	if took > 5*time.Second {
-		t.Errorf("shutdown took %v with a stuck client, bound is 300ms plus closing", took)
+		t.Errorf("shutdown took %v with a stuck client, bound is %v plus closing", took, bound)
 	}
 }
 
