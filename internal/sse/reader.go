@@ -19,8 +19,12 @@ type Reader struct {
 }
 
 // NewReader returns a Reader with the scanner's default limits.
-func NewReader(r io.Reader) *Reader {
-	rd := &Reader{src: r, buf: make([]byte, 32<<10)}
+func NewReader(r io.Reader) *Reader { return NewReaderSize(r, 32<<10) }
+
+// NewReaderSize is NewReader reading size bytes at a time: a client holding
+// thousands of streams keeps its memory down with a small size.
+func NewReaderSize(r io.Reader, size int) *Reader {
+	rd := &Reader{src: r, buf: make([]byte, max(size, 64))}
 	rd.scan.MaxLineBytes = DefaultMaxDataBytes
 	rd.scan.OnEvent = func(e Event) { rd.queue = append(rd.queue, e) }
 	return rd
@@ -52,6 +56,10 @@ func (r *Reader) Next() (Event, error) {
 	r.queue = r.queue[1:]
 	return e, nil
 }
+
+// OnComment makes fn receive the text of every comment line as it is read
+// (see Scanner.OnComment): before Next returns the events that follow it.
+func (r *Reader) OnComment(fn func(text []byte)) { r.scan.OnComment = fn }
 
 // Comments is the number of comment lines read so far.
 func (r *Reader) Comments() uint64 { return r.scan.Comments() }
