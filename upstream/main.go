@@ -53,6 +53,7 @@ type config struct {
 	shutdownTimeout time.Duration
 	idleTimeout     time.Duration
 	history, queue  int
+	stamp           bool
 	logFormat       string
 }
 
@@ -92,6 +93,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	dur(&c.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "idle keep-alive timeout; keep it above Envoy's upstream idle_timeout")
 	num(&c.history, "history", hub.DefaultHistory, "events kept for Last-Event-ID replay")
 	num(&c.queue, "queue", hub.DefaultQueue, "events queued per client before a slow client is cut")
+	fs.BoolVar(&c.stamp, "stamp", false, "put a \": sent=<unix ns>\" comment before each event, for latency measurement (env "+envName("stamp")+")")
 	str(&c.logFormat, "log-format", "text", "log format: text or json")
 
 	if err := fs.Parse(args); err != nil {
@@ -130,6 +132,8 @@ func describeWant(f *flag.Flag) string {
 		return "a duration such as 2s, 500ms or 1m30s"
 	case int:
 		return "a whole number"
+	case bool:
+		return "true or false"
 	default:
 		return "a valid value"
 	}
@@ -212,7 +216,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 func serve(ctx context.Context, c config, log *slog.Logger) error {
 	cfg := server.Config{
 		Interval: c.interval,
-		Hub:      hub.Options{History: c.history, Queue: c.queue},
+		Hub:      hub.Options{History: c.history, Queue: c.queue, Stamp: c.stamp},
 		Handler: server.HandlerOptions{
 			Retry:        c.retry,
 			Heartbeat:    c.heartbeat,

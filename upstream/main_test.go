@@ -50,8 +50,10 @@ func TestParseConfig(t *testing.T) {
 			return c.addr == ":9000" && c.tlsAddr == ":9443" && c.interval == 2*time.Second &&
 				c.heartbeat == 15*time.Second && c.retry == 3*time.Second && c.history == 1024 &&
 				c.queue == 64 && c.writeTimeout == 10*time.Second && c.shutdownTimeout == 10*time.Second &&
-				c.idleTimeout == 2*time.Minute && c.logFormat == "text" && c.tlsCert == ""
+				c.idleTimeout == 2*time.Minute && c.logFormat == "text" && c.tlsCert == "" && !c.stamp
 		}, ""},
+		{"stamp from env", nil, env("UPSTREAM_STAMP", "true"), func(c config) bool { return c.stamp }, ""},
+		{"bad env bool", nil, env("UPSTREAM_STAMP", "maybe"), nil, `"maybe" for UPSTREAM_STAMP (flag -stamp): want true or false`},
 		{"env fallbacks", nil, env(
 			"UPSTREAM_ADDR", ":1", "UPSTREAM_TLS_ADDR", ":2", "UPSTREAM_TLS_CERT", "c", "UPSTREAM_TLS_KEY", "k",
 			"UPSTREAM_INTERVAL", "50ms", "UPSTREAM_HEARTBEAT", "1s", "UPSTREAM_RETRY", "0s",

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"time"
 
 	"example.com/sse-on-envoy/internal/sse"
 )
@@ -39,7 +40,15 @@ type Options struct {
 	History int
 	// Queue is how many events may wait for one subscriber before it is cut.
 	Queue int
+	// Stamp puts a comment line ": sent=<unix nanoseconds>" (StampPrefix)
+	// with the publish time before each event's id line, so a load client
+	// on the same machine can measure each event's latency. Ordinary
+	// clients ignore comments.
+	Stamp bool
 }
+
+// StampPrefix starts the text of the send-time comment Options.Stamp adds.
+const StampPrefix = "sent="
 
 // Message is a published event. Wire is shared by every subscriber, so it
 // must not be modified: encoding once per event keeps fan-out free of
@@ -53,6 +62,7 @@ type Message struct {
 // Hub is safe for concurrent use.
 type Hub struct {
 	queue int
+	stamp bool
 
 	mu     sync.Mutex
 	subs   map[*Subscription]struct{}
@@ -72,6 +82,7 @@ func New(o Options) *Hub {
 	}
 	return &Hub{
 		queue: o.Queue,
+		stamp: o.Stamp,
 		subs:  make(map[*Subscription]struct{}),
 		ring:  make([]*Message, o.History),
 	}
@@ -89,7 +100,13 @@ func (h *Hub) Publish(typ, data string) (*Message, error) {
 	h.last++
 	m := &Message{ID: h.last, Event: sse.Event{ID: strconv.FormatUint(h.last, 10), Type: typ, Data: data}}
 	// Sized for the common single-line event so the encoding allocates once.
-	m.Wire = m.Event.AppendTo(make([]byte, 0, len(typ)+len(data)+48))
+	m.Wire = make([]byte, 0, len(typ)+len(data)+80)
+	if h.stamp {
+		m.Wire = append(m.Wire, ": "+StampPrefix...)
+		m.Wire = strconv.AppendInt(m.Wire, time.Now().UnixNano(), 10)
+		m.Wire = append(m.Wire, '\n')
+	}
+	m.Wire = m.Event.AppendTo(m.Wire)
 	h.ring[(m.ID-1)%uint64(len(h.ring))] = m
 	// Sending while holding the lock orders every subscriber's queue by id
 	// and makes Subscribe's history snapshot and live queue meet exactly.

@@ -98,6 +98,28 @@ func TestWireIsEncodedOnce(t *testing.T) {
 	}
 }
 
+func TestStampPrecedesTheEvent(t *testing.T) {
+	h := New(Options{Stamp: true})
+	defer h.Close()
+	before := time.Now().UnixNano()
+	m, err := h.Publish("DAD_JOKE", "joke")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now().UnixNano()
+	stamp, event, ok := strings.Cut(string(m.Wire), "\n")
+	if !ok || !strings.HasPrefix(stamp, ": "+StampPrefix) {
+		t.Fatalf("wire %q does not start with the stamp comment", m.Wire)
+	}
+	sent, err := strconv.ParseInt(strings.TrimPrefix(stamp, ": "+StampPrefix), 10, 64)
+	if err != nil || sent < before || sent > after {
+		t.Errorf("stamp %q not a time in [%d, %d]: %v", stamp, before, after, err)
+	}
+	if want := "id: 1\nevent: DAD_JOKE\ndata: joke\n\n"; event != want {
+		t.Errorf("event after the stamp %q, want %q", event, want)
+	}
+}
+
 // Publishers racing with subscribers: every subscriber must see a contiguous
 // run of ids from its resume point, with no event both replayed and live.
 func TestNoGapNoDuplicateBetweenReplayAndLive(t *testing.T) {
