@@ -56,6 +56,9 @@ func StartProcess(dir, name, bin string, args ...string) (*Process, error) {
 	return p, nil
 }
 
+// PID is the process id, for sampling /proc.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
 // Exited reports whether the process has ended, and how.
 func (p *Process) Exited() (bool, error) {
 	select {

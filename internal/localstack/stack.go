@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+
 	"example.com/sse-on-envoy/demo"
 	"example.com/sse-on-envoy/internal/envoyconfig"
 	"example.com/sse-on-envoy/internal/policy"
@@ -55,6 +57,9 @@ type Options struct {
 	// ServeDemo serves the demo page and adds its origin
 	// (http://localhost:PORT) to the allowed origins.
 	ServeDemo bool
+	// EditEnvoyConfig, when set, changes the rendered Envoy config before it
+	// is written (the load benchmark's router-only and native-CORS variants).
+	EditEnvoyConfig func(*bootstrapv3.Bootstrap) error
 }
 
 // Stack is the running system.
@@ -268,6 +273,11 @@ func renderEnvoyConfig(path string, o Options, certDir string, pc *policy.Config
 	}
 	if err := errors.Join(steps...); err != nil {
 		return nil, fmt.Errorf("rewriting %s for local ports: %w", path, err)
+	}
+	if o.EditEnvoyConfig != nil {
+		if err := o.EditEnvoyConfig(b); err != nil {
+			return nil, fmt.Errorf("editing %s: %w", path, err)
+		}
 	}
 	return envoyconfig.Marshal(b)
 }
