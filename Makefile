@@ -26,7 +26,7 @@ build-filter: ## Build the golang filter .so (bin/sse.so)
 
 .PHONY: build
 build: build-filter ## Build the filter, the upstream, the ext_proc server and the tools
-	$(GO) build -o bin/ ./upstream ./extproc ./certs ./cmd/run-local ./cmd/demo
+	$(GO) build -o bin/ ./upstream ./extproc ./certs ./cmd/run-local ./cmd/demo ./cmd/sse-load ./cmd/bench-load
 
 .PHONY: certs
 certs: ## Write a local CA and server certificates into certs/out (kept if still valid)
@@ -88,6 +88,10 @@ test: lint envoy e2e-deps ## Everything: unit, race, fuzz (briefly) and end-to-e
 .PHONY: bench
 bench: ## Benchmarks (scanner, filter chunk path, ext_proc round trip, hub fan-out)
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./filter/... ./extproc/... ./upstream/...
+
+.PHONY: bench-load
+bench-load: envoy ## Load benchmark of every variant side by side (about 15 min; knobs SCENARIO VARIANTS LEGS STREAMS RATE DURATION QUICK=1)
+	$(GO) run ./cmd/bench-load
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps certs and the Envoy virtualenv)
