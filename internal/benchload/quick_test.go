@@ -50,7 +50,9 @@ func TestQuickMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := env.Run(ctx, plan, func(c Case) { t.Logf("%s %s %s: %d events, p99 %.1f ms, %s", c.Variant, c.Leg, c.Scenario, c.Events, c.LatencyMS.P99, c.Error) })
+	r, err := env.Run(ctx, plan, func(c Case) {
+		t.Logf("%s %s %s: %d events, p99 %.1f ms, %s", c.Variant, c.Leg, c.Scenario, c.Events, c.LatencyMS.P99, c.Error)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
