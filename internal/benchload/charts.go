@@ -81,10 +81,16 @@ func barChart(path, title, unit string, labels []string, cases []Case, ss []seri
 		w = vg.Points(36 / float64(len(ss)))
 	}
 	var below *plotter.BarChart
+	top := make([]float64, len(cases))
 	for i, s := range ss {
 		vals := make(plotter.Values, len(cases))
 		for j, c := range cases {
 			vals[j] = s.get(c)
+			if stacked {
+				top[j] += vals[j]
+			} else {
+				top[j] = math.Max(top[j], vals[j])
+			}
 		}
 		b, err := plotter.NewBarChart(vals, w)
 		if err != nil {
@@ -105,6 +111,11 @@ func barChart(path, title, unit string, labels []string, cases []Case, ss []seri
 	}
 	p.NominalX(labels...)
 	p.Add(plotter.NewGrid())
+	// Room above the tallest bar for the legend.
+	p.Y.Min = 0
+	for _, t := range top {
+		p.Y.Max = math.Max(p.Y.Max, t*1.3)
+	}
 	width := vg.Length(max(len(cases), 4)) * vg.Points(56)
 	if err := p.Save(width+vg.Points(80), 5*vg.Inch, path); err != nil {
 		return fmt.Errorf("saving %s: %w", path, err)
