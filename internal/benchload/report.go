@@ -200,8 +200,12 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 			if c.ClientBound {
 				events += " ⚠client-bound"
 			}
-			fmt.Fprintf(w, "| %s | %s | %d/%d | %s | %s | %d/%d | %s / %s / %s / %s | %s | %s | %s | %s | %s |\n",
-				c.Variant, c.Leg, c.Opened, c.Streams+c.Slow, failed, events, c.Gaps, c.Dups,
+			opened := fmt.Sprintf("%d/%d in %.1fs", c.Opened, c.Streams+c.Slow, c.OpenSec)
+			if c.OpenClientBound {
+				opened += " ⚠client-bound"
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %d/%d | %s / %s / %s / %s | %s | %s | %s | %s | %s |\n",
+				c.Variant, c.Leg, opened, failed, events, c.Gaps, c.Dups,
 				num(c.LatencyMS.P50), num(c.LatencyMS.P90), num(c.LatencyMS.P99), num(c.LatencyMS.Max),
 				perProc(c, procColumns, func(p Proc) float64 { return p.CPUPerEventUS }), cpuRatio,
 				perProc(c, procColumns, func(p Proc) float64 { return p.KiBPerStream }), kibRatio, p99Ratio)
@@ -212,6 +216,9 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 			busy = max(busy, c.MachineBusy)
 			if c.ClientBound {
 				bound = append(bound, c.Variant+" "+c.Leg)
+			}
+			if c.OpenClientBound {
+				bound = append(bound, c.Variant+" "+c.Leg+" (opening)")
 			}
 		}
 		fmt.Fprintf(w, "\nMachine busy up to %.0f%% during the windows (all tenants).", 100*busy)

@@ -89,8 +89,12 @@ type Case struct {
 	MachineBusy float64 `json:"machine_busy"`
 	// ClientBound says the client used nearly all the CPU it may: the
 	// figures are then the load tool's, not the system's.
-	ClientBound bool   `json:"client_bound"`
-	Error       string `json:"error,omitempty"`
+	ClientBound bool `json:"client_bound"`
+	// OpenClientCores is the client's CPU while opening the streams; a
+	// storm's open time is the load tool's when it nears the cores it has.
+	OpenClientCores float64 `json:"open_client_cores"`
+	OpenClientBound bool    `json:"open_client_bound"`
+	Error           string  `json:"error,omitempty"`
 }
 
 // Pct is a latency summary in milliseconds.
@@ -209,6 +213,10 @@ func (e *Env) runCase(ctx context.Context, v Variant, sc Scenario, leg Leg, c *C
 	cfg := clientConfig(stack, opts.Ports, v, leg)
 	cfg.Streams, cfg.OpenRate = sc.Streams, sc.OpenRate
 	openStart := time.Now()
+	openCPU, err := loadtest.SampleProc(os.Getpid())
+	if err != nil {
+		return err
+	}
 	readers, err := loadtest.Start(cfg)
 	if err != nil {
 		return err
@@ -238,6 +246,10 @@ func (e *Env) runCase(ctx context.Context, v Variant, sc Scenario, leg Leg, c *C
 	}
 	cancelWait()
 	c.OpenSec = time.Since(openStart).Seconds()
+	if opened, err := loadtest.SampleProc(os.Getpid()); err == nil && c.OpenSec > 0 {
+		c.OpenClientCores = (opened.CPU - openCPU.CPU).Seconds() / c.OpenSec
+		c.OpenClientBound = c.OpenClientCores >= 0.9*float64(loadtest.ClientCores())
+	}
 
 	time.Sleep(warmup)
 	before, err := sample()
