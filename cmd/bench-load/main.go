@@ -154,6 +154,11 @@ func bench(ctx context.Context, o options, knobs benchload.Knobs, plan benchload
 		if err := r.WriteJSON(path); err != nil {
 			return err
 		}
+		var md strings.Builder
+		r.WriteMarkdown(&md)
+		if err := os.WriteFile(filepath.Join(o.out, name+".md"), []byte(md.String()), 0o644); err != nil {
+			return err
+		}
 		for _, sc := range plan.Scenarios {
 			if cerr := benchload.WriteCharts(r, o.out, sc.Name); cerr != nil {
 				log.Warn("chart", "scenario", sc.Name, "err", cerr)
