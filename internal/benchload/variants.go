@@ -50,6 +50,9 @@ var Variants = []Variant{
 		Doc: "stock Envoy's CORS filter and a route cache-control header, what an operator would configure instead of a filter"},
 	{Name: "ext_proc", Measure: []string{"upstream", "envoy", "extproc"},
 		Doc: "stock Envoy with the ext_proc adapter (policy and observer) and its server"},
+	{Name: "ext_proc-headers", Measure: []string{"upstream", "envoy", "extproc"}, Setup: editConfig(func(b *bootstrapv3.Bootstrap, _ *policy.Config) error {
+		return envoyconfig.RemoveHTTPFilter(b, "sse_observe")
+	}), Doc: "ext_proc with the policy filter only (headers), without the observer that streams every body chunk to the server"},
 	// module (issue 7): {Name: "module", Measure: []string{"upstream", "envoy"}, Setup: adapter("module")},
 	{Name: "golang", Measure: []string{"upstream", "envoy"}, Setup: golangFilter, Available: hasGolang,
 		Doc: "Envoy with the golang filter (needs an Envoy with the golang extension)"},

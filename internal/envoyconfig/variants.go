@@ -38,6 +38,22 @@ func RemoveExtProc(b *bootstrapv3.Bootstrap) error {
 	return err
 }
 
+// RemoveHTTPFilter drops the HTTP filters called name from every HCM; it
+// fails when there is none.
+func RemoveHTTPFilter(b *bootstrapv3.Bootstrap, name string) error {
+	removed := 0
+	err := EditHTTPConnectionManagers(b, func(hcm *hcmv3.HttpConnectionManager) error {
+		n := len(hcm.HttpFilters)
+		hcm.HttpFilters = slices.DeleteFunc(hcm.HttpFilters, func(f *hcmv3.HttpFilter) bool { return f.GetName() == name })
+		removed += n - len(hcm.HttpFilters)
+		return nil
+	})
+	if err == nil && removed == 0 {
+		err = fmt.Errorf("no HTTP filter %q to remove", name)
+	}
+	return err
+}
+
 func isExtProc(f *hcmv3.HttpFilter) bool { return f.GetTypedConfig().GetTypeUrl() == extProcType }
 
 // NativeCORS is what an operator configures in Envoy itself instead of an

@@ -23,6 +23,7 @@ func TestVariantRewrites(t *testing.T) {
 		wantCORS    bool
 	}{
 		{"router only", RemoveExtProc, []string{"envoy.filters.http.router"}, false},
+		{"ext_proc policy only", func(b *bootstrapv3.Bootstrap) error { return RemoveHTTPFilter(b, "sse_observe") }, []string{"sse_policy", "envoy.filters.http.router"}, false},
 		{"native CORS", func(b *bootstrapv3.Bootstrap) error { return UseNativeCORS(b, native) }, []string{CORSFilter, "envoy.filters.http.router"}, true},
 	}
 	for _, tt := range tests {
@@ -82,8 +83,8 @@ func TestVariantRewrites(t *testing.T) {
 					}
 				}
 			}
-			if err := RemoveExtProc(b); err == nil {
-				t.Error("removing ext_proc twice succeeded: a renamed filter would go unnoticed")
+			if err := tt.edit(b); err == nil {
+				t.Error("the rewrite succeeded twice: a renamed filter would go unnoticed")
 			}
 		})
 	}
