@@ -53,7 +53,7 @@ type Scenario struct {
 var Scenarios = []Scenario{
 	{Name: "steady", Streams: 1000, EventRate: 10, OpenRate: 500, Duration: 10 * time.Second, Legs: AllLegs,
 		Doc: "1,000 streams x 10 events/s"},
-	{Name: "scale", Streams: 10000, EventRate: 1, OpenRate: 1000, Duration: 10 * time.Second,
+	{Name: "scale", Streams: 10000, EventRate: 1, OpenRate: 500, Duration: 10 * time.Second,
 		Legs: []Leg{{"h1", "plain"}, {"h2", "tls"}},
 		Doc:  "10,000 streams x 1 event/s"},
 	{Name: "storm", Streams: 10000, EventRate: 1, OpenRate: 0, Duration: 5 * time.Second,
