@@ -53,11 +53,18 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv("BENCH_LOAD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))); v != "" && !set[f.Name] {
-			f.Value.Set(v)
+		env := "BENCH_LOAD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(env); v != "" && !set[f.Name] && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("invalid %s=%q: %w", env, v, err)
+			}
 		}
 	})
+	if envErr != nil {
+		return o, envErr
+	}
 	if o.envoy == "" {
 		return o, errors.New("no Envoy: set ENVOY_BIN or -envoy (make bench-load installs stock Envoy)")
 	}
