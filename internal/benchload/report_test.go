@@ -10,7 +10,7 @@ func TestTableRatiosAgainstTheRouter(t *testing.T) {
 	mk := func(variant string, envoyUS, extprocUS, envoyKiB, p99 float64) Case {
 		c := Case{Scenario: "steady", Variant: variant, Leg: "h1/plain", Streams: 10, Opened: 10, Events: 100,
 			LatencyMS: Pct{P50: 1, P90: 2, P99: p99, Max: 9},
-			Procs: []Proc{{Name: "upstream", CPUPerEventUS: 100, KiBPerStream: 28}, {Name: "envoy", CPUPerEventUS: envoyUS, KiBPerStream: envoyKiB}}}
+			Procs:     []Proc{{Name: "upstream", CPUPerEventUS: 100, KiBPerStream: 28}, {Name: "envoy", CPUPerEventUS: envoyUS, KiBPerStream: envoyKiB}}}
 		if extprocUS > 0 {
 			c.Procs = append(c.Procs, Proc{Name: "extproc", CPUPerEventUS: extprocUS, KiBPerStream: 10})
 		}
