@@ -265,7 +265,9 @@ func (l *Load) stream() {
 func (l *Load) read(body io.Reader) {
 	rd := sse.NewReaderSize(body, 2<<10)
 	stampPrefix := []byte(hub.StampPrefix)
-	var sent int64 // the stamp of the event being read; 0 when none
+	// The hook runs inside the Next that returns the event after the
+	// comment: sent is that event's stamp, or 0 if it has none.
+	var sent int64
 	rd.OnComment(func(text []byte) {
 		if v, ok := bytes.CutPrefix(text, stampPrefix); ok {
 			sent, _ = strconv.ParseInt(string(v), 10, 64)
@@ -294,9 +296,10 @@ func (l *Load) read(body io.Reader) {
 		if id > last {
 			last = id
 		}
+		stamp := sent
+		sent = 0
 		measuring := l.measuring.Load()
 		if gap == 0 && dup == 0 && !measuring {
-			sent = 0
 			continue
 		}
 		l.mu.Lock()
@@ -304,14 +307,13 @@ func (l *Load) read(body io.Reader) {
 		l.dups += dup
 		if measuring {
 			l.events++
-			if sent > 0 {
-				l.latencies = append(l.latencies, time.Duration(now-sent))
+			if stamp > 0 {
+				l.latencies = append(l.latencies, time.Duration(now-stamp))
 			} else {
 				l.unstamped++
 			}
 		}
 		l.mu.Unlock()
-		sent = 0
 	}
 }
 

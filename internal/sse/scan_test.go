@@ -284,14 +284,27 @@ func TestCommentHook(t *testing.T) {
 }
 
 func TestReaderCommentHookRunsBeforeItsEvent(t *testing.T) {
-	r := NewReaderSize(strings.NewReader(": sent=5\nid: 7\ndata: x\n\n"), 4)
-	var stamp string
-	r.OnComment(func(text []byte) { stamp = string(text) })
-	e, err := r.Next()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.ID != "7" || stamp != "sent=5" {
-		t.Errorf("event %q after comment %q, want 7 after sent=5", e.ID, stamp)
+	wire := ": sent=5\nid: 7\ndata: x\n\n: sent=6\nid: 8\ndata: y\n\nid: 9\ndata: z\n\n: trailing\n"
+	// One read holding every event, and reads of 4 bytes.
+	for _, size := range []int{len(wire), 4} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			r := NewReaderSize(strings.NewReader(wire), size)
+			var seen []string
+			r.OnComment(func(text []byte) { seen = append(seen, string(text)) })
+			for {
+				e, err := r.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				seen = append(seen, "event "+e.ID)
+			}
+			want := []string{"sent=5", "event 7", "sent=6", "event 8", "event 9", "trailing"}
+			if !slices.Equal(seen, want) {
+				t.Errorf("seen %q, want %q", seen, want)
+			}
+		})
 	}
 }
