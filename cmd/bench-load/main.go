@@ -36,6 +36,7 @@ func main() {
 
 type options struct {
 	envoy, out, name, work, note, upstreamArgs string
+	replot                                     string
 }
 
 func parse(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -48,6 +49,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	fs.StringVar(&o.work, "work", "", "work folder for certificates, configs and logs; default a temporary one")
 	fs.StringVar(&o.note, "note", "", "a note on the run, kept in the report (reduced scale, a busy machine...)")
 	fs.StringVar(&o.upstreamArgs, "upstream-args", "", "extra upstream flags, space-separated (experiments such as -queue 16)")
+	fs.StringVar(&o.replot, "replot", "", "redraw the table and charts of this JSON report into -out, running nothing")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -65,7 +67,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	if envErr != nil {
 		return o, envErr
 	}
-	if o.envoy == "" {
+	if o.envoy == "" && o.replot == "" {
 		return o, errors.New("no Envoy: set ENVOY_BIN or -envoy (make bench-load installs stock Envoy)")
 	}
 	if fs.NArg() > 0 {
@@ -94,6 +96,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if o.replot != "" {
+		if err := replot(o, stdout); err != nil {
+			log.Error("bench-load -replot failed", "err", err)
+			return 1
+		}
+		return 0
+	}
 	if err := bench(ctx, o, knobs, plan, log, stdout); err != nil {
 		log.Error("bench-load failed", "err", err)
 		return 1
@@ -174,4 +183,20 @@ func bench(ctx context.Context, o options, knobs benchload.Knobs, plan benchload
 		log.Info("report written", "json", path, "charts", o.out)
 	}
 	return err
+}
+
+// replot redraws a committed report's table and charts, after a change to
+// how they are drawn.
+func replot(o options, stdout io.Writer) error {
+	r, err := benchload.ReadReport(o.replot)
+	if err != nil {
+		return err
+	}
+	r.WriteMarkdown(stdout)
+	for _, sc := range r.Scenarios {
+		if err := benchload.WriteCharts(r, o.out, sc.Name); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -42,13 +42,15 @@ func WriteCharts(r *Report, dir, scenario string) error {
 		labels[i] = c.Variant + " " + c.Leg
 	}
 	names := ChartNames(scenario)
+	m := r.Machine
+	machine := fmt.Sprintf("%d × %s, Linux %s, %s, Envoy %s, %s", m.CPUs, m.Model, m.Kernel, m.Go, m.Envoy, m.Started)
 
 	lat := []series{
 		{"p50", func(c Case) float64 { return c.LatencyMS.P50 }},
 		{"p90", func(c Case) float64 { return c.LatencyMS.P90 }},
 		{"p99", func(c Case) float64 { return c.LatencyMS.P99 }},
 	}
-	if err := barChart(filepath.Join(dir, names[0]), scenario+": event latency, publish to client read", "ms", labels, cases, lat, false); err != nil {
+	if err := barChart(filepath.Join(dir, names[0]), scenario+": event latency, publish to client read", "ms", machine, labels, cases, lat, false); err != nil {
 		return err
 	}
 	procs := []string{"upstream", "envoy", "extproc"}
@@ -57,10 +59,10 @@ func WriteCharts(r *Report, dir, scenario string) error {
 		cpu = append(cpu, series{n, func(c Case) float64 { p, _ := c.Proc(n); return p.CPUPerEventUS }})
 		mem = append(mem, series{n, func(c Case) float64 { p, _ := c.Proc(n); return math.Max(p.KiBPerStream, 0) }})
 	}
-	if err := barChart(filepath.Join(dir, names[1]), scenario+": CPU per event delivered, by process", "µs", labels, cases, cpu, true); err != nil {
+	if err := barChart(filepath.Join(dir, names[1]), scenario+": CPU per event delivered, by process", "µs", machine, labels, cases, cpu, true); err != nil {
 		return err
 	}
-	return barChart(filepath.Join(dir, names[2]), scenario+": resident memory per open stream, by process", "KiB", labels, cases, mem, true)
+	return barChart(filepath.Join(dir, names[2]), scenario+": resident memory per open stream, by process", "KiB", machine, labels, cases, mem, true)
 }
 
 type series struct {
@@ -68,10 +70,12 @@ type series struct {
 	get  func(Case) float64
 }
 
-func barChart(path, title, unit string, labels []string, cases []Case, ss []series, stacked bool) error {
+func barChart(path, title, unit, machine string, labels []string, cases []Case, ss []series, stacked bool) error {
 	p := plot.New()
 	p.Title.Text = title
 	p.Y.Label.Text = unit
+	// The machine the figures come from travels with the picture.
+	p.X.Label.Text = machine
 	p.Legend.Top = true
 	p.X.Tick.Label.Rotation = math.Pi / 5
 	p.X.Tick.Label.XAlign = draw.XRight
