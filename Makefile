@@ -112,6 +112,10 @@ test: lint envoy e2e-deps ## Everything: unit, race, fuzz (briefly) and end-to-e
 bench: ## Benchmarks (scanner, filter and module chunk paths, ext_proc round trip, hub fan-out)
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./filter/... ./module/... ./extproc/... ./upstream/...
 
+.PHONY: bench-load
+bench-load: envoy ## Load benchmark of every variant side by side (about 15 min; knobs SCENARIO VARIANTS LEGS STREAMS RATE DURATION QUICK=1)
+	$(GO) run ./cmd/bench-load
+
 .PHONY: clean
 clean: ## Remove build outputs (keeps certs and the Envoy virtualenv)
 	rm -rf bin

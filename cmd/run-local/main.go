@@ -149,7 +149,7 @@ func printWelcome(s *localstack.Stack) {
 	}
 	fmt.Fprintf(&b, "  logs           %s/*.log\n", s.Dir)
 	for i, u := range s.Upstreams {
-		fmt.Fprintf(&b, "  replica %d      %s (pid %d; kill -9 it: it is restarted, streams move on)\n", i+1, s.UpstreamURLs[i], u.Process().Pid())
+		fmt.Fprintf(&b, "  replica %d      %s (pid %d; kill -9 it: it is restarted, streams move on)\n", i+1, s.UpstreamURLs[i], u.Process().PID())
 	}
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "  curl -N -i %s/sse/events\n", s.HTTPURL)

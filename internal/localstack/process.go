@@ -71,6 +71,9 @@ func startProcess(dir, name, bin string, mode int, env []string, args ...string)
 	return p, nil
 }
 
+// PID is the process id, for sampling /proc.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
 // Exited reports whether the process has ended, and how.
 func (p *Process) Exited() (bool, error) {
 	select {
@@ -98,8 +101,6 @@ func (p *Process) Stop(grace time.Duration) {
 	}
 }
 
-// Pid is the process id.
-func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
 // Kill sends SIGKILL, as a crash would end the process: a supervising
 // Service sees an unexpected exit.

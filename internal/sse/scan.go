@@ -32,6 +32,11 @@ type Scanner struct {
 	MaxDataBytes int
 	// OnEvent, when set, receives every dispatched event.
 	OnEvent func(Event)
+	// OnComment, when set, receives the text of every comment line (after
+	// the colon and one optional space), in stream order with OnEvent. The
+	// slice is only valid during the call. A load client reads the
+	// upstream's send-time stamp this way.
+	OnComment func(text []byte)
 
 	bomDone    bool
 	bomMatched int
@@ -161,6 +166,13 @@ func (s *Scanner) processLine(line []byte) {
 	}
 	if line[0] == ':' {
 		s.comments++
+		if s.OnComment != nil {
+			text := line[1:]
+			if len(text) > 0 && text[0] == ' ' {
+				text = text[1:]
+			}
+			s.OnComment(text)
+		}
 		return
 	}
 	name, value := line, []byte(nil)

@@ -2,7 +2,9 @@ package sse
 
 import (
 	"bytes"
+	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -266,5 +268,50 @@ func assertEvents(t *testing.T, got, want []Event) {
 		if got[i] != want[i] {
 			t.Errorf("event %d = %+q, want %+q", i, got[i], want[i])
 		}
+	}
+}
+
+func TestCommentHook(t *testing.T) {
+	wire := ": sent=123\nid: 1\ndata: a\n\n:heartbeat\n:\n: two  spaces\r\nid: 2\ndata: b\n\n"
+	for _, chunk := range []int{1, 3, len(wire)} {
+		t.Run(fmt.Sprintf("chunk%d", chunk), func(t *testing.T) {
+			var seen []string
+			var s Scanner
+			s.OnEvent = func(e Event) { seen = append(seen, "event "+e.ID) }
+			s.OnComment = func(text []byte) { seen = append(seen, "comment "+string(text)) }
+			for i := 0; i < len(wire); i += chunk {
+				s.Write([]byte(wire[i:min(i+chunk, len(wire))]))
+			}
+			want := []string{"comment sent=123", "event 1", "comment heartbeat", "comment ", "comment two  spaces", "event 2"}
+			if !slices.Equal(seen, want) {
+				t.Errorf("seen %q, want %q", seen, want)
+			}
+		})
+	}
+}
+
+func TestReaderCommentHookRunsBeforeItsEvent(t *testing.T) {
+	wire := ": sent=5\nid: 7\ndata: x\n\n: sent=6\nid: 8\ndata: y\n\nid: 9\ndata: z\n\n: trailing\n"
+	// One read holding every event, and reads of 4 bytes.
+	for _, size := range []int{len(wire), 4} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			r := NewReaderSize(strings.NewReader(wire), size)
+			var seen []string
+			r.OnComment(func(text []byte) { seen = append(seen, string(text)) })
+			for {
+				e, err := r.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				seen = append(seen, "event "+e.ID)
+			}
+			want := []string{"sent=5", "event 7", "sent=6", "event 8", "event 9", "trailing"}
+			if !slices.Equal(seen, want) {
+				t.Errorf("seen %q, want %q", seen, want)
+			}
+		})
 	}
 }

@@ -1,0 +1,83 @@
+package benchload
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Leg is how the client reaches Envoy and how Envoy reaches the upstream.
+type Leg struct {
+	// Downstream is "h1" (Envoy's plain listener, HTTP/1.1) or "h2" (the
+	// TLS listener, HTTP/2 through ALPN).
+	Downstream string
+	// Upstream is "plain" (/sse/, HTTP/1.1, one connection per stream) or
+	// "tls" (/sse-with-tls/, HTTP/2 through ALPN).
+	Upstream string
+}
+
+func (l Leg) String() string { return l.Downstream + "/" + l.Upstream }
+
+// ParseLeg reads "h1/plain" and the like.
+func ParseLeg(s string) (Leg, error) {
+	d, u, _ := strings.Cut(s, "/")
+	l := Leg{d, u}
+	if (d != "h1" && d != "h2") || (u != "plain" && u != "tls") {
+		return l, fmt.Errorf("leg %q: want h1|h2 / plain|tls, such as h2/tls", s)
+	}
+	return l, nil
+}
+
+// AllLegs are the four combinations.
+var AllLegs = []Leg{{"h1", "plain"}, {"h1", "tls"}, {"h2", "plain"}, {"h2", "tls"}}
+
+// Scenario is one load shape.
+type Scenario struct {
+	Name string
+	// Streams read their events; Slow streams are opened beside them and
+	// never read.
+	Streams, Slow int
+	// EventRate is the upstream's events per second, which every stream
+	// receives.
+	EventRate float64
+	// OpenRate is streams opened per second; 0 opens them as fast as the
+	// client can (a reconnect storm).
+	OpenRate float64
+	Duration time.Duration
+	Legs     []Leg
+	Doc      string
+}
+
+// Scenarios are the defaults, sized so that every scenario over every
+// variant runs in about 15 minutes on two cores.
+var Scenarios = []Scenario{
+	{Name: "steady", Streams: 1000, EventRate: 10, OpenRate: 500, Duration: 10 * time.Second, Legs: AllLegs,
+		Doc: "1,000 streams x 10 events/s"},
+	{Name: "scale", Streams: 10000, EventRate: 1, OpenRate: 500, Duration: 10 * time.Second,
+		Legs: []Leg{{"h1", "plain"}, {"h2", "tls"}},
+		Doc:  "10,000 streams x 1 event/s"},
+	{Name: "storm", Streams: 10000, EventRate: 1, OpenRate: 0, Duration: 5 * time.Second,
+		Legs: []Leg{{"h1", "plain"}, {"h1", "tls"}},
+		Doc:  "10,000 streams opened as fast as the client can; non-200 answers counted"},
+	{Name: "slow", Streams: 100, Slow: 1000, EventRate: 10, OpenRate: 500, Duration: 10 * time.Second,
+		Legs: []Leg{{"h1", "plain"}},
+		Doc:  "1,000 never-reading streams beside 100 readers"},
+}
+
+// Quick is the quick mode's scenario: a few seconds, small numbers, for
+// `make test`.
+var Quick = Scenario{Name: "quick", Streams: 20, EventRate: 20, OpenRate: 0, Duration: 2 * time.Second,
+	Legs: []Leg{{"h1", "plain"}, {"h2", "tls"}}, Doc: "20 streams x 20 events/s for 2 s"}
+
+// ScenarioByName finds a scenario, the quick one included.
+func ScenarioByName(name string) (Scenario, bool) {
+	if name == Quick.Name {
+		return Quick, true
+	}
+	for _, s := range Scenarios {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Scenario{}, false
+}

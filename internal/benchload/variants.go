@@ -1,0 +1,142 @@
+// Package benchload is the load benchmark behind `make bench-load`: for each
+// variant (ways of serving SSE through Envoy, and the upstream alone as the
+// floor) it starts the system on loopback ports of its own, runs the same
+// scenarios against it with internal/loadtest, samples each process's CPU
+// and memory from /proc, and reports everything side by side, with ratios
+// against the router-only Envoy of the same run.
+package benchload
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+
+	"example.com/sse-on-envoy/internal/envoyconfig"
+	"example.com/sse-on-envoy/internal/localstack"
+	"example.com/sse-on-envoy/internal/policy"
+)
+
+// Variant is one way of serving the streams.
+type Variant struct {
+	Name string
+	// Direct variants bypass Envoy: the client talks to the upstream.
+	Direct bool
+	// Measure names the processes whose CPU and memory count ("upstream",
+	// "envoy", "extproc"); the stack may run others, idle.
+	Measure []string
+	// Setup adapts the stack's options; nil runs the ext_proc config as is.
+	Setup func(ctx context.Context, e *Env, o *localstack.Options) error
+	// Available says whether this machine can run the variant, and if not
+	// why; nil means always.
+	Available func(ctx context.Context, e *Env) (bool, string)
+	Doc       string
+}
+
+// RouterVariant is the baseline every ratio is against.
+const RouterVariant = "router"
+
+// Variants are every variant, in table order.
+var Variants = []Variant{
+	{Name: "direct", Direct: true, Measure: []string{"upstream"},
+		Doc: "client to the upstream, no Envoy: the floor"},
+	{Name: RouterVariant, Measure: []string{"upstream", "envoy"}, Setup: editConfig(func(b *bootstrapv3.Bootstrap, _ *policy.Config) error {
+		return envoyconfig.RemoveExtProc(b)
+	}), Doc: "stock Envoy, router only (envoy-extproc.yaml without its ext_proc filters)"},
+	{Name: "native-cors", Measure: []string{"upstream", "envoy"}, Setup: editConfig(useNativeCORS),
+		Doc: "stock Envoy's CORS filter and a route cache-control header, what an operator would configure instead of a filter"},
+	{Name: "ext_proc", Measure: []string{"upstream", "envoy", "extproc"},
+		Doc: "stock Envoy with the ext_proc adapter (policy and observer) and its server"},
+	{Name: "ext_proc-headers", Measure: []string{"upstream", "envoy", "extproc"}, Setup: editConfig(func(b *bootstrapv3.Bootstrap, _ *policy.Config) error {
+		return envoyconfig.RemoveHTTPFilter(b, "sse_observe")
+	}), Doc: "ext_proc with the policy filter only (headers), without the observer that streams every body chunk to the server"},
+	{Name: "module", Measure: []string{"upstream", "envoy"}, Setup: dynamicModule,
+		Doc: "stock Envoy with the dynamic-module adapter (libsse.so in process)"},
+	{Name: "golang", Measure: []string{"upstream", "envoy"}, Setup: golangFilter, Available: hasGolang,
+		Doc: "Envoy with the golang filter (needs an Envoy with the golang extension)"},
+}
+
+// VariantByName finds a variant.
+func VariantByName(name string) (Variant, bool) {
+	for _, v := range Variants {
+		if v.Name == name {
+			return v, true
+		}
+	}
+	return Variant{}, false
+}
+
+func editConfig(edit func(*bootstrapv3.Bootstrap, *policy.Config) error) func(context.Context, *Env, *localstack.Options) error {
+	return func(_ context.Context, e *Env, o *localstack.Options) error {
+		pc, err := e.policy()
+		if err != nil {
+			return err
+		}
+		o.EditEnvoyConfig = func(b *bootstrapv3.Bootstrap) error { return edit(b, pc) }
+		return nil
+	}
+}
+
+// useNativeCORS carries the SSE policy's CORS settings over to Envoy's own
+// filter, so the variant does what the policy does for a browser.
+func useNativeCORS(b *bootstrapv3.Bootstrap, pc *policy.Config) error {
+	var exact []string
+	for _, o := range pc.AllowedOrigins {
+		if !strings.Contains(o, "*") {
+			exact = append(exact, o)
+		}
+	}
+	methods := pc.AllowedMethods
+	if len(methods) == 0 {
+		methods = policy.DefaultAllowedMethods
+	}
+	headers := pc.AllowedHeaders
+	if len(headers) == 0 {
+		headers = policy.DefaultAllowedHeaders
+	}
+	cc := policy.DefaultCacheControl
+	if pc.CacheControl != nil {
+		cc = *pc.CacheControl
+	}
+	return envoyconfig.UseNativeCORS(b, envoyconfig.NativeCORS{
+		Origins:          exact,
+		AllowCredentials: pc.AllowCredentials != nil && *pc.AllowCredentials,
+		AllowMethods:     strings.Join(methods, ", "),
+		AllowHeaders:     strings.Join(headers, ", "),
+		MaxAgeSeconds:    "600",
+		CacheControl:     cc,
+	})
+}
+
+func hasGolang(ctx context.Context, e *Env) (bool, string) {
+	ok, err := localstack.HasGolangFilter(ctx, e.EnvoyBin, e.Dir)
+	if err != nil {
+		return false, err.Error()
+	}
+	if !ok {
+		return false, "ENVOY_BIN has no golang extension (stock build)"
+	}
+	return true, ""
+}
+
+func dynamicModule(ctx context.Context, e *Env, o *localstack.Options) error {
+	o.Adapter = localstack.AdapterModule
+	dir, err := e.moduleDir(ctx)
+	o.ModuleDir = dir
+	return err
+}
+
+func golangFilter(ctx context.Context, e *Env, o *localstack.Options) error {
+	o.Adapter = localstack.AdapterGolang
+	so := filepath.Join(e.Dir, "bin", "sse.so")
+	cmd := exec.CommandContext(ctx, "go", "build", "-buildmode=c-shared", "-o", so, "./filter")
+	cmd.Dir = e.Root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building the golang filter: %w\n%s", err, out)
+	}
+	o.FilterSO = so
+	return nil
+}

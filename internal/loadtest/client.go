@@ -1,0 +1,358 @@
+// Package loadtest opens many SSE streams at once and measures what they
+// receive: status codes, events, id gaps and duplicates, and each event's
+// latency from the upstream's send-time stamp (upstream -stamp) to the moment
+// the client read it. It also samples processes' CPU and memory from /proc,
+// so a benchmark can charge each event to the process that spent on it.
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"example.com/sse-on-envoy/internal/sse"
+	"example.com/sse-on-envoy/upstream/hub"
+)
+
+// Config says what to open.
+type Config struct {
+	URL     string
+	Streams int
+	// OpenRate is streams opened per second; 0 opens them as fast as the
+	// client can.
+	OpenRate float64
+	// HTTP2 negotiates h2 through ALPN (URL must be https); otherwise
+	// HTTP/1.1, one connection per stream.
+	HTTP2 bool
+	// CAFile is the PEM CA to trust for https; ServerName overrides the
+	// name checked in the certificate (the upstream's is "upstream").
+	CAFile, ServerName string
+	// NoRead streams never read their body: slow consumers.
+	NoRead bool
+	// HeaderTimeout bounds the wait for response headers; default 30s.
+	HeaderTimeout time.Duration
+}
+
+// Load is a set of streams being opened or open. Its methods are safe for
+// concurrent use.
+type Load struct {
+	cfg    Config
+	client *http.Client
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	answered  atomic.Int64 // streams that got a status or an error
+	measuring atomic.Bool
+
+	mu        sync.Mutex
+	statuses  map[string]int // "200", "503", "error: connection refused"
+	ended     map[string]int // why open streams ended before Close
+	latencies []time.Duration
+	events    int64 // in the window
+	gaps      int64 // ids missing between consecutive events
+	dups      int64 // ids seen again or going backwards
+	unstamped int64 // events without a stamp in the window
+}
+
+// Start begins opening cfg.Streams streams in the background.
+func Start(cfg Config) (*Load, error) {
+	if cfg.Streams < 1 {
+		return nil, errors.New("loadtest: at least one stream")
+	}
+	if cfg.HeaderTimeout <= 0 {
+		cfg.HeaderTimeout = 30 * time.Second
+	}
+	tr := &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		ResponseHeaderTimeout: cfg.HeaderTimeout,
+		TLSHandshakeTimeout:   10 * time.Second,
+		MaxIdleConnsPerHost:   -1,
+		// Small buffers: the client holds thousands of streams.
+		ReadBufferSize:  4 << 10,
+		WriteBufferSize: 1 << 10,
+	}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("loadtest: CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("loadtest: no certificate in %s", cfg.CAFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, ServerName: cfg.ServerName, MinVersion: tls.VersionTLS12}
+	}
+	if cfg.HTTP2 {
+		tr.ForceAttemptHTTP2 = true
+	} else {
+		// A non-nil empty map turns HTTP/2 off.
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &Load{
+		cfg:      cfg,
+		client:   &http.Client{Transport: tr},
+		ctx:      ctx,
+		cancel:   cancel,
+		statuses: map[string]int{},
+		ended:    map[string]int{},
+	}
+	l.wg.Go(l.open)
+	return l, nil
+}
+
+func (l *Load) open() {
+	start := time.Now()
+	for i := range l.cfg.Streams {
+		if l.cfg.OpenRate > 0 {
+			// Paced against the start, so a late wake-up catches up
+			// instead of lowering the rate.
+			due := start.Add(time.Duration(float64(i) / l.cfg.OpenRate * float64(time.Second)))
+			if d := time.Until(due); d > 0 {
+				select {
+				case <-l.ctx.Done():
+					return
+				case <-time.After(d):
+				}
+			}
+		}
+		if l.ctx.Err() != nil {
+			return
+		}
+		l.wg.Go(l.stream)
+	}
+}
+
+// WaitAnswered waits until every stream has its status (or failed), or ctx
+// ends; it returns how many have.
+func (l *Load) WaitAnswered(ctx context.Context) int {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		n := int(l.answered.Load())
+		if n >= l.cfg.Streams {
+			return n
+		}
+		select {
+		case <-ctx.Done():
+			return n
+		case <-t.C:
+		}
+	}
+}
+
+// StartWindow starts counting events and latencies.
+func (l *Load) StartWindow() {
+	l.mu.Lock()
+	l.latencies, l.events, l.unstamped = l.latencies[:0], 0, 0
+	l.mu.Unlock()
+	l.measuring.Store(true)
+}
+
+// Window is what the streams received in the measurement window.
+type Window struct {
+	Events    int64
+	Unstamped int64
+	Latencies []time.Duration // one per stamped event
+}
+
+// EndWindow stops counting and returns the window's figures.
+func (l *Load) EndWindow() Window {
+	l.measuring.Store(false)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Window{Events: l.events, Unstamped: l.unstamped, Latencies: append([]time.Duration(nil), l.latencies...)}
+}
+
+// Summary is the streams' fate over the whole run.
+type Summary struct {
+	Streams  int
+	Statuses map[string]int // by status code, or "error: ..." for no answer
+	// Ended counts streams that ended before Close, by reason.
+	Ended map[string]int
+	Gaps  int64
+	Dups  int64
+}
+
+// Opened is the number of streams answered 200.
+func (s Summary) Opened() int { return s.Statuses["200"] }
+
+// Failed is the number of streams not answered 200.
+func (s Summary) Failed() int {
+	n := 0
+	for k, v := range s.Statuses {
+		if k != "200" {
+			n += v
+		}
+	}
+	return n
+}
+
+// Snapshot returns the streams' fate so far.
+func (l *Load) Snapshot() Summary {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := Summary{Streams: l.cfg.Streams, Statuses: map[string]int{}, Ended: map[string]int{}, Gaps: l.gaps, Dups: l.dups}
+	for k, v := range l.statuses {
+		s.Statuses[k] = v
+	}
+	for k, v := range l.ended {
+		s.Ended[k] = v
+	}
+	return s
+}
+
+// Close ends every stream and returns the summary.
+func (l *Load) Close() Summary {
+	s := l.Snapshot()
+	l.cancel()
+	l.wg.Wait()
+	l.client.CloseIdleConnections()
+	return s
+}
+
+func (l *Load) count(m map[string]int, key string) {
+	l.mu.Lock()
+	m[key]++
+	l.mu.Unlock()
+}
+
+func (l *Load) stream() {
+	req, err := http.NewRequestWithContext(l.ctx, http.MethodGet, l.cfg.URL, nil)
+	if err != nil {
+		l.count(l.statuses, "error: "+err.Error())
+		l.answered.Add(1)
+		return
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := l.client.Do(req)
+	if err != nil {
+		if l.ctx.Err() == nil {
+			l.count(l.statuses, "error: "+classify(err))
+		}
+		l.answered.Add(1)
+		return
+	}
+	defer resp.Body.Close()
+	l.count(l.statuses, strconv.Itoa(resp.StatusCode))
+	l.answered.Add(1)
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return
+	}
+	if l.cfg.NoRead {
+		<-l.ctx.Done()
+		return
+	}
+	l.read(resp.Body)
+}
+
+func (l *Load) read(body io.Reader) {
+	rd := sse.NewReaderSize(body, 2<<10)
+	stampPrefix := []byte(hub.SentComment)
+	// The hook runs inside the Next that returns the event after the
+	// comment: sent is that event's stamp, or 0 if it has none.
+	var sent int64
+	rd.OnComment(func(text []byte) {
+		if v, ok := bytes.CutPrefix(text, stampPrefix); ok {
+			sent, _ = strconv.ParseInt(string(v), 10, 64)
+		}
+	})
+	var last uint64
+	for {
+		e, err := rd.Next()
+		if err != nil {
+			if l.ctx.Err() == nil {
+				l.count(l.ended, classify(err))
+			}
+			return
+		}
+		now := time.Now().UnixNano()
+		id, _ := strconv.ParseUint(e.ID, 10, 64)
+		var gap, dup int64
+		switch {
+		case last == 0:
+		case id == last+1:
+		case id > last+1:
+			gap = int64(id - last - 1)
+		default:
+			dup = 1
+		}
+		if id > last {
+			last = id
+		}
+		stamp := sent
+		sent = 0
+		measuring := l.measuring.Load()
+		if gap == 0 && dup == 0 && !measuring {
+			continue
+		}
+		l.mu.Lock()
+		l.gaps += gap
+		l.dups += dup
+		if measuring {
+			l.events++
+			if stamp > 0 {
+				l.latencies = append(l.latencies, time.Duration(now-stamp))
+			} else {
+				l.unstamped++
+			}
+		}
+		l.mu.Unlock()
+	}
+}
+
+// classify turns an error into a short, countable reason.
+func classify(err error) string {
+	var errno syscall.Errno
+	var ne net.Error
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "EOF"
+	case errors.As(err, &errno):
+		return errno.Error()
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, sse.ErrTruncated):
+		return "truncated event"
+	}
+	s := err.Error()
+	if len(s) > 80 {
+		s = s[:80]
+	}
+	return s
+}
+
+// Latency is a latency distribution's summary.
+type Latency struct {
+	P50, P90, P99, Max time.Duration
+	N                  int
+}
+
+// Summarize sorts d in place and summarizes it (nearest-rank percentiles).
+func Summarize(d []time.Duration) Latency {
+	if len(d) == 0 {
+		return Latency{}
+	}
+	slices.Sort(d)
+	at := func(p float64) time.Duration {
+		i := int(math.Ceil(p*float64(len(d)))) - 1
+		return d[max(i, 0)]
+	}
+	return Latency{P50: at(0.50), P90: at(0.90), P99: at(0.99), Max: d[len(d)-1], N: len(d)}
+}

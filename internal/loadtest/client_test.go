@@ -1,0 +1,164 @@
+package loadtest
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"example.com/sse-on-envoy/upstream/server"
+)
+
+const testTimeout = 15 * time.Second
+
+// startUpstream runs the real upstream server, stamping, on loopback.
+func startUpstream(t *testing.T, interval time.Duration) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := server.New(server.Config{Interval: interval, Stamp: true})
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, ln, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return "http://" + ln.Addr().String() + server.EventsPath
+}
+
+func TestLoadAgainstTheUpstream(t *testing.T) {
+	url := startUpstream(t, 20*time.Millisecond)
+	tests := []struct {
+		name   string
+		cfg    Config
+		events bool
+	}{
+		{"readers paced", Config{URL: url, Streams: 8, OpenRate: 200}, true},
+		{"readers at once", Config{URL: url, Streams: 8}, true},
+		{"never reading", Config{URL: url, Streams: 4, NoRead: true}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := Start(tt.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+			defer cancel()
+			if n := l.WaitAnswered(ctx); n != tt.cfg.Streams {
+				t.Fatalf("%d of %d streams answered", n, tt.cfg.Streams)
+			}
+			l.StartWindow()
+			time.Sleep(300 * time.Millisecond)
+			w := l.EndWindow()
+			s := l.Close()
+			if s.Opened() != tt.cfg.Streams || s.Failed() != 0 {
+				t.Errorf("statuses %v, want %d x 200", s.Statuses, tt.cfg.Streams)
+			}
+			if s.Gaps != 0 || s.Dups != 0 || len(s.Ended) != 0 {
+				t.Errorf("gaps %d, dups %d, ended %v: want none", s.Gaps, s.Dups, s.Ended)
+			}
+			if !tt.events {
+				if w.Events != 0 {
+					t.Errorf("never-reading streams counted %d events", w.Events)
+				}
+				return
+			}
+			if w.Events < int64(tt.cfg.Streams) || w.Unstamped != 0 || int64(len(w.Latencies)) != w.Events {
+				t.Errorf("window: %d events, %d unstamped, %d latencies", w.Events, w.Unstamped, len(w.Latencies))
+			}
+			for _, d := range w.Latencies {
+				if d <= 0 || d > 5*time.Second {
+					t.Fatalf("latency %v is not plausible", d)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadCountsStatusesGapsAndDuplicates(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/busy" {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		// ids 1, 2, 5 (2 missing), 5 again and 4 (2 duplicates); then end.
+		w.Write([]byte("id: 1\ndata: a\n\nid: 2\ndata: b\n\n: sent=1\nid: 5\ndata: c\n\nid: 5\ndata: d\n\nid: 4\ndata: e\n\n"))
+	}))
+	defer srv.Close()
+
+	l, err := Start(Config{URL: srv.URL + "/busy", Streams: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	l.WaitAnswered(ctx)
+	if s := l.Close(); s.Statuses["503"] != 3 || s.Failed() != 3 || s.Opened() != 0 {
+		t.Errorf("statuses %v, want 3 x 503", s.Statuses)
+	}
+
+	l, err = Start(Config{URL: srv.URL + "/stream", Streams: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.StartWindow()
+	l.WaitAnswered(ctx)
+	deadline := time.Now().Add(testTimeout)
+	for l.Snapshot().Ended["EOF"] < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	w := l.EndWindow()
+	s := l.Close()
+	if s.Gaps != 4 || s.Dups != 4 || s.Ended["EOF"] != 2 {
+		t.Errorf("gaps %d, dups %d, ended %v; want 4, 4, 2 x EOF", s.Gaps, s.Dups, s.Ended)
+	}
+	if w.Events != 10 || w.Unstamped != 8 || len(w.Latencies) != 2 {
+		t.Errorf("window: %d events, %d unstamped, %d latencies; want 10, 8, 2", w.Events, w.Unstamped, len(w.Latencies))
+	}
+}
+
+func TestSampleProc(t *testing.T) {
+	rusage := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	before, err := SampleProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ruBefore := rusage()
+	// Burn enough CPU to cross many clock ticks, however loaded the machine.
+	for rusage()-ruBefore < 200*time.Millisecond {
+	}
+	after, err := SampleProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	used, want := after.CPU-before.CPU, rusage()-ruBefore
+	// /proc counts in 10 ms ticks, getrusage more finely.
+	if d := used - want; d < -30*time.Millisecond || d > 30*time.Millisecond || after.RSS < 1<<20 {
+		t.Errorf("CPU %v by /proc, %v by getrusage; RSS %d", used, want, after.RSS)
+	}
+	m1, err := SampleMachine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for start := rusage(); rusage()-start < 50*time.Millisecond; {
+	}
+	m2, _ := SampleMachine()
+	if f := BusyFraction(m1, m2); f <= 0 || f > 1 {
+		t.Errorf("busy fraction %v, want in (0, 1] while spinning", f)
+	}
+}

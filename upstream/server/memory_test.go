@@ -1,0 +1,141 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"example.com/sse-on-envoy/upstream/hub"
+)
+
+// BenchmarkIdleStreamMemory holds b.N idle HTTP/1.1 streams open on a real
+// listener and reports the Go memory each one costs: heap in use, goroutine
+// stacks, and all of it as the runtime sees it (Sys, the closest to RSS).
+// The clients are raw connections in the same process, a few hundred
+// bytes each, so the figures slightly overstate the server.
+//
+// The cases are the server as it is, with a shorter queue, and a floor: a
+// handler that hijacks the connection and writes the chunked stream itself,
+// which frees net/http's per-connection buffers and its background-read
+// goroutine (what reaching 16 KiB per stream would take).
+//
+//	go test -run '^$' -bench IdleStreamMemory -benchtime 5000x ./upstream/server
+func BenchmarkIdleStreamMemory(b *testing.B) {
+	b.Run("today", func(b *testing.B) { benchIdleStreams(b, Config{Interval: -1}, nil) })
+	b.Run("queue=8", func(b *testing.B) { benchIdleStreams(b, Config{Interval: -1, Hub: hub.Options{Queue: 8}}, nil) })
+	b.Run("hijacked", func(b *testing.B) { benchIdleStreams(b, Config{Interval: -1}, hijackedStream) })
+}
+
+// hijackedStream is the experiment: the same stream without net/http's
+// buffers once the headers are out.
+func hijackedStream(h *hub.Hub) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sub, _, err := h.Subscribe(r.Header.Get("Last-Event-ID"))
+		if err != nil {
+			return
+		}
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			sub.Close()
+			return
+		}
+		// The stream goes on in a goroutine of its own so that this one
+		// returns and net/http lets go of the connection's buffers; the
+		// bufio pair Hijack returns is dropped: writes go to the conn.
+		go func() {
+			defer sub.Close()
+			defer conn.Close()
+			if _, err := conn.Write([]byte("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nretry:\r\n")); err != nil {
+				return
+			}
+			hb := time.NewTicker(DefaultHeartbeat)
+			defer hb.Stop()
+			for {
+				var p []byte
+				select {
+				case <-sub.Done():
+					return
+				case m := <-sub.C():
+					p = m.Wire
+				case <-hb.C:
+					p = []byte(":\n")
+				}
+				if _, err := fmt.Fprintf(conn, "%x\r\n%s\r\n", len(p), p); err != nil {
+					return
+				}
+			}
+		}()
+	})
+}
+
+func benchIdleStreams(b *testing.B, cfg Config, handler func(*hub.Hub) http.Handler) {
+	s := New(cfg)
+	if handler != nil {
+		s.handler = handler(s.hub)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, ln, nil) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	before := memNow()
+	conns := make([]net.Conn, 0, b.N)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	b.ResetTimer()
+	for range b.N {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatalf("after %d streams: %v", len(conns), err)
+		}
+		conns = append(conns, c)
+		if _, err := c.Write([]byte("GET " + EventsPath + " HTTP/1.1\r\nHost: upstream\r\n\r\n")); err != nil {
+			b.Fatal(err)
+		}
+		// The headers and the retry line: the handler is in its loop.
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		r := bufio.NewReaderSize(c, 512)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				b.Fatalf("stream %d: %v", len(conns), err)
+			}
+			if strings.HasPrefix(line, "retry:") || strings.HasPrefix(line, "6\r") {
+				break
+			}
+		}
+	}
+	b.StopTimer()
+	if got := s.Hub().Stats().Subscribers; got != b.N {
+		b.Fatalf("%d subscribers, want %d", got, b.N)
+	}
+	after := memNow()
+	n := float64(b.N)
+	b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/n, "heap-B/stream")
+	b.ReportMetric(float64(after.StackInuse-before.StackInuse)/n, "stack-B/stream")
+	b.ReportMetric(float64(after.Sys-before.Sys)/n, "sys-B/stream")
+	b.ReportMetric(float64(runtime.NumGoroutine())/n, "goroutines/stream")
+}
+
+func memNow() runtime.MemStats {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m
+}
