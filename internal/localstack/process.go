@@ -101,7 +101,6 @@ func (p *Process) Stop(grace time.Duration) {
 	}
 }
 
-
 // Kill sends SIGKILL, as a crash would end the process: a supervising
 // Service sees an unexpected exit.
 func (p *Process) Kill() error {
