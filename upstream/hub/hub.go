@@ -128,12 +128,18 @@ func New(o Options) *Hub {
 // in the history and queues it for every subscriber. It never waits for a
 // subscriber.
 func (h *Hub) Publish(typ, data string) (*Message, error) {
+	return h.PublishSent(typ, data, time.Time{})
+}
+
+// PublishSent is Publish for an event stamped with its publish time sent
+// (see Message.Sent); a zero sent stamps nothing.
+func (h *Hub) PublishSent(typ, data string, sent time.Time) (*Message, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return nil, ErrClosed
 	}
-	return h.appendLocked(h.last+1, h.now(), typ, data, time.Time{}), nil
+	return h.appendLocked(h.last+1, h.now(), typ, data, sent), nil
 }
 
 // Append adds an event whose id was assigned elsewhere (a shared log's

@@ -159,7 +159,7 @@ func (s *Server) Run(ctx context.Context, plain, secure net.Listener) error {
 		// The first event is published before serving so that the first
 		// client gets an event at once.
 		next := jokes.Cycle(s.cfg.Jokes)
-		if _, err := s.hub.Publish(EventType, next()); err != nil {
+		if _, err := s.hub.PublishSent(EventType, next(), s.stampTime()); err != nil {
 			closeListeners()
 			return fmt.Errorf("server: first event (Run called twice?): %w", err)
 		}
@@ -252,7 +252,7 @@ func (s *Server) publish(ctx context.Context, next func() string) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := s.hub.Publish(EventType, next()); err != nil {
+			if _, err := s.hub.PublishSent(EventType, next(), s.stampTime()); err != nil {
 				return // closed: shutting down
 			}
 		}
@@ -300,16 +300,22 @@ func (s *Server) publishTicks(ctx context.Context) {
 	}
 }
 
+// stampTime is the publish time an event carries with Config.Stamp, else
+// zero (no stamp).
+func (s *Server) stampTime() time.Time {
+	if s.cfg.Stamp {
+		return time.Now()
+	}
+	return time.Time{}
+}
+
 // publishTimeout bounds one publish: a tick that cannot be stored in time
 // is skipped, not retried late.
 const publishTimeout = 2 * time.Second
 
 func (s *Server) publishTick(ctx context.Context, tick uint64) error {
 	joke := s.cfg.Jokes[tick%uint64(len(s.cfg.Jokes))]
-	var sent time.Time
-	if s.cfg.Stamp {
-		sent = time.Now()
-	}
+	sent := s.stampTime()
 	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
 	res, err := s.cfg.Log.Publish(ctx, TickID(s.cfg.Interval, tick), EventType, joke, sent)
