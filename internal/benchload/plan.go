@@ -89,7 +89,7 @@ func ParseKnobs(getenv func(string) string) (Knobs, error) {
 }
 
 // QuickVariants are what the quick mode runs.
-var QuickVariants = []string{"direct", RouterVariant, "native-cors", "ext_proc"}
+var QuickVariants = []string{"direct", RouterVariant, "native-cors", "ext_proc", "module"}
 
 // Plan turns the knobs into scenarios and variants.
 func (k Knobs) Plan() (Plan, error) {

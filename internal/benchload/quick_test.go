@@ -45,7 +45,7 @@ func TestQuickMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	knobs := Knobs{Quick: true, Variants: []string{"direct", RouterVariant, "native-cors", "ext_proc"}}
+	knobs := Knobs{Quick: true, Variants: QuickVariants}
 	plan, err := knobs.Plan()
 	if err != nil {
 		t.Fatal(err)
