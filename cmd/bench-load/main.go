@@ -12,26 +12,23 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"example.com/sse-on-envoy/internal/benchload"
+	"example.com/sse-on-envoy/internal/cli"
 	"example.com/sse-on-envoy/internal/loadtest"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	cli.Main("bench-load", func(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+		return run(ctx, args, getenv, os.Stdout, stderr)
+	})
 }
 
 type options struct {
@@ -39,75 +36,46 @@ type options struct {
 	replot                                     string
 }
 
-func parse(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
+// parse reads the flags, then BENCH_LOAD_<NAME> for every flag not given
+// (internal/cli's convention); the load knobs come from ParseKnobs.
+func parse(args []string, getenv func(string) string, stderr io.Writer) (options, *cli.FlagSet, error) {
 	var o options
-	fs := flag.NewFlagSet("bench-load", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&o.envoy, "envoy", getenv("ENVOY_BIN"), "Envoy binary (env ENVOY_BIN)")
+	fs := cli.NewFlagSet("bench-load", "BENCH_LOAD_")
+	// ENVOY_BIN, which make sets, is the default.
+	fs.StringVar(&o.envoy, "envoy", getenv("ENVOY_BIN"), "Envoy binary (default: $ENVOY_BIN)")
 	fs.StringVar(&o.out, "out", "docs/bench", "folder for the JSON report and the charts; empty: none")
 	fs.StringVar(&o.name, "name", "", "base name of the JSON report; default bench-load, or quick in quick mode")
 	fs.StringVar(&o.work, "work", "", "work folder for certificates, configs and logs; default a temporary one")
 	fs.StringVar(&o.note, "note", "", "a note on the run, kept in the report (reduced scale, a busy machine...)")
 	fs.StringVar(&o.upstreamArgs, "upstream-args", "", "extra upstream flags, space-separated (experiments such as -queue 16)")
 	fs.StringVar(&o.replot, "replot", "", "redraw the table and charts of this JSON report into -out, running nothing")
-	if err := fs.Parse(args); err != nil {
-		return o, err
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		env := "BENCH_LOAD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(env); v != "" && !set[f.Name] && envErr == nil {
-			if err := f.Value.Set(v); err != nil {
-				envErr = fmt.Errorf("invalid %s=%q: %w", env, v, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return o, envErr
+	if err := fs.Parse(args, getenv, stderr); err != nil {
+		return o, fs, err
 	}
 	if o.envoy == "" && o.replot == "" {
-		return o, errors.New("no Envoy: set ENVOY_BIN or -envoy (make bench-load installs stock Envoy)")
+		return o, fs, cli.Usagef("no Envoy: set ENVOY_BIN or %s (make bench-load installs stock Envoy)", fs.Flag("envoy"))
 	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	return o, nil
+	return o, fs, nil
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	o, err := parse(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	o, fs, err := parse(args, getenv, stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, "bench-load:", err)
-		return 2
+		return err
 	}
 	knobs, err := benchload.ParseKnobs(getenv)
 	if err != nil {
-		fmt.Fprintln(stderr, "bench-load:", err)
-		return 2
+		return cli.UsageError{Err: err}
 	}
 	plan, err := knobs.Plan()
 	if err != nil {
-		fmt.Fprintln(stderr, "bench-load:", err)
-		return 2
+		return cli.UsageError{Err: err}
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	log := fs.Logger(stderr)
 	if o.replot != "" {
-		if err := replot(o, stdout); err != nil {
-			log.Error("bench-load -replot failed", "err", err)
-			return 1
-		}
-		return 0
+		return replot(o, stdout)
 	}
-	if err := bench(ctx, o, knobs, plan, log, stdout); err != nil {
-		log.Error("bench-load failed", "err", err)
-		return 1
-	}
-	return 0
+	return bench(ctx, o, knobs, plan, log, stdout)
 }
 
 func bench(ctx context.Context, o options, knobs benchload.Knobs, plan benchload.Plan, log *slog.Logger, stdout io.Writer) error {

@@ -9,23 +9,19 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"os/signal"
-	"strings"
 	"time"
 
+	"example.com/sse-on-envoy/internal/cli"
 	"example.com/sse-on-envoy/internal/loadtest"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	cli.Main("sse-load", func(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+		return run(ctx, args, getenv, os.Stdout, stderr)
+	})
 }
 
 type options struct {
@@ -33,10 +29,11 @@ type options struct {
 	duration time.Duration
 }
 
-func parse(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
+// parse reads the flags, then SSE_LOAD_<NAME> for every flag not given
+// (internal/cli's convention).
+func parse(args []string, getenv func(string) string, stderr io.Writer) (options, *cli.FlagSet, error) {
 	var o options
-	fs := flag.NewFlagSet("sse-load", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("sse-load", "SSE_LOAD_")
 	fs.StringVar(&o.cfg.URL, "url", "http://127.0.0.1:8080/sse/events", "stream URL")
 	fs.IntVar(&o.cfg.Streams, "streams", 100, "streams to open")
 	fs.Float64Var(&o.cfg.OpenRate, "rate", 0, "streams opened per second; 0: as fast as possible")
@@ -45,36 +42,21 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	fs.StringVar(&o.cfg.ServerName, "server-name", "", "name to check in the server certificate")
 	fs.BoolVar(&o.cfg.NoRead, "no-read", false, "never read the streams (slow consumers)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measurement window once every stream is answered")
-	if err := fs.Parse(args); err != nil {
-		return o, err
+	if err := fs.Parse(args, getenv, stderr); err != nil {
+		return o, fs, err
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		env := "SSE_LOAD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(env); v != "" && !set[f.Name] && err == nil {
-			if e := f.Value.Set(v); e != nil {
-				err = fmt.Errorf("invalid %s=%q: %w", env, v, e)
-			}
-		}
-	})
-	if err == nil && (o.cfg.Streams < 1 || o.duration <= 0) {
-		err = errors.New("-streams and -duration must be positive")
+	if o.cfg.Streams < 1 || o.duration <= 0 {
+		return o, fs, cli.Usagef("%s and %s must be positive", fs.Flag("streams"), fs.Flag("duration"))
 	}
-	return o, err
+	return o, fs, nil
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	o, err := parse(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	o, fs, err := parse(args, getenv, stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, "sse-load:", err)
-		return 2
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	log := fs.Logger(stderr)
 	if n, err := loadtest.RaiseFileLimit(); err != nil {
 		log.Warn("file limit", "err", err)
 	} else if n < uint64(o.cfg.Streams)+64 {
@@ -82,8 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	l, err := loadtest.Start(o.cfg)
 	if err != nil {
-		log.Error("start", "err", err)
-		return 1
+		return fmt.Errorf("starting the load: %w", err)
 	}
 	openStart := time.Now()
 	answered := l.WaitAnswered(ctx)
@@ -111,5 +92,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cores >= 0.9*float64(loadtest.ClientCores()) {
 		fmt.Fprintln(stdout, "WARNING: the client was CPU-bound: these figures are the load tool's")
 	}
-	return 0
+	return nil
 }

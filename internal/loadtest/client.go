@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"example.com/sse-on-envoy/internal/envoyconfig"
 	"example.com/sse-on-envoy/internal/sse"
 	"example.com/sse-on-envoy/upstream/hub"
 )
@@ -192,6 +193,11 @@ type Summary struct {
 // Opened is the number of streams answered 200.
 func (s Summary) Opened() int { return s.Statuses["200"] }
 
+// RetryAnswer starts the status of a stream that Envoy answered itself with
+// a 200 and a retry field (no upstream could take it): "200+retry UO". It is
+// not an open stream, and the browser comes back after the retry delay.
+const RetryAnswer = "200+retry"
+
 // Failed is the number of streams not answered 200.
 func (s Summary) Failed() int {
 	n := 0
@@ -249,9 +255,15 @@ func (l *Load) stream() {
 		return
 	}
 	defer resp.Body.Close()
-	l.count(l.statuses, strconv.Itoa(resp.StatusCode))
+	status := strconv.Itoa(resp.StatusCode)
+	if flags := resp.Header.Get(envoyconfig.LocalReplyHeader); flags != "" {
+		// Envoy's own answer, made a 200 so that EventSource retries: no
+		// stream opened, and the table must not say it did.
+		status = RetryAnswer + " " + flags
+	}
+	l.count(l.statuses, status)
 	l.answered.Add(1)
-	if resp.StatusCode != http.StatusOK {
+	if status != "200" {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return
 	}

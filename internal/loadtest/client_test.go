@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"example.com/sse-on-envoy/internal/envoyconfig"
 	"example.com/sse-on-envoy/upstream/server"
 )
 
@@ -85,8 +86,15 @@ func TestLoadAgainstTheUpstream(t *testing.T) {
 
 func TestLoadCountsStatusesGapsAndDuplicates(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/busy" {
+		switch r.URL.Path {
+		case "/busy":
 			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		case "/mapped":
+			// What Envoy's local_reply_config makes of its own 503.
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Header().Set(envoyconfig.LocalReplyHeader, "UO")
+			w.Write([]byte("retry: 2000\n: envoy: UO\n\n"))
 			return
 		}
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -104,6 +112,16 @@ func TestLoadCountsStatusesGapsAndDuplicates(t *testing.T) {
 	l.WaitAnswered(ctx)
 	if s := l.Close(); s.Statuses["503"] != 3 || s.Failed() != 3 || s.Opened() != 0 {
 		t.Errorf("statuses %v, want 3 x 503", s.Statuses)
+	}
+
+	// A 200 that Envoy made of its own 503 is no open stream.
+	l, err = Start(Config{URL: srv.URL + "/mapped", Streams: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.WaitAnswered(ctx)
+	if s := l.Close(); s.Statuses[RetryAnswer+" UO"] != 2 || s.Failed() != 2 || s.Opened() != 0 {
+		t.Errorf("statuses %v, want 2 x %s UO, none opened", s.Statuses, RetryAnswer)
 	}
 
 	l, err = Start(Config{URL: srv.URL + "/stream", Streams: 2})
