@@ -22,7 +22,7 @@ import (
 
 	"example.com/sse-on-envoy/internal/benchload"
 	"example.com/sse-on-envoy/internal/cli"
-	"example.com/sse-on-envoy/internal/loadtest"
+	"example.com/sse-on-envoy/internal/fdlimit"
 )
 
 func main() {
@@ -81,7 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 func bench(ctx context.Context, o options, knobs benchload.Knobs, plan benchload.Plan, log *slog.Logger, stdout io.Writer) error {
 	start := time.Now()
 	// Before any child starts, so Envoy and the upstream inherit it.
-	limit, err := loadtest.RaiseFileLimit()
+	limit, err := fdlimit.Raise()
 	if err != nil {
 		log.Warn("could not raise the file limit", "err", err)
 	}

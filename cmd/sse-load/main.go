@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"example.com/sse-on-envoy/internal/cli"
+	"example.com/sse-on-envoy/internal/fdlimit"
 	"example.com/sse-on-envoy/internal/loadtest"
 )
 
@@ -57,7 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := fs.Logger(stderr)
-	if n, err := loadtest.RaiseFileLimit(); err != nil {
+	if n, err := fdlimit.Raise(); err != nil {
 		log.Warn("file limit", "err", err)
 	} else if n < uint64(o.cfg.Streams)+64 {
 		log.Warn("file limit below the stream count", "limit", n, "streams", o.cfg.Streams)

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"example.com/sse-on-envoy/internal/loadtest"
+	"example.com/sse-on-envoy/internal/fdlimit"
 )
 
 // envoyOrSkip returns ENVOY_BIN; without it the test skips, unless
@@ -38,7 +38,7 @@ func TestQuickMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := loadtest.RaiseFileLimit(); err != nil {
+	if _, err := fdlimit.Raise(); err != nil {
 		t.Log(err)
 	}
 	env, err := NewEnv(ctx, root, t.TempDir(), envoyBin, slog.New(slog.NewTextHandler(os.Stderr, nil)))

@@ -16,9 +16,12 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	overloadv3 "github.com/envoyproxy/go-control-plane/envoy/config/overload/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	downstreamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/downstream_connections/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"sigs.k8s.io/yaml"
 
 	// Every extension the configs name, so Any fields resolve.
@@ -27,7 +30,6 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/downstream_connections/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
@@ -237,4 +239,51 @@ func socketAddress(host string, port int) *corev3.Address {
 		Address:       host,
 		PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(port)},
 	}}}
+}
+
+// DownstreamConnectionsMonitor is the overload manager's resource monitor
+// that caps downstream connections.
+const DownstreamConnectionsMonitor = "envoy.resource_monitors.global_downstream_max_connections"
+
+// DownstreamConnectionLimit is the overload manager's cap on downstream
+// connections, or 0 when the config has none.
+func DownstreamConnectionLimit(b *bootstrapv3.Bootstrap) (int64, error) {
+	cfg, _, err := downstreamConnections(b)
+	if err != nil || cfg == nil {
+		return 0, err
+	}
+	return cfg.GetMaxActiveDownstreamConnections(), nil
+}
+
+// SetDownstreamConnectionLimit changes the overload manager's cap on
+// downstream connections; the config must have the monitor.
+func SetDownstreamConnectionLimit(b *bootstrapv3.Bootstrap, n int64) error {
+	cfg, rm, err := downstreamConnections(b)
+	if err != nil {
+		return err
+	}
+	if cfg == nil {
+		return fmt.Errorf("no %s in the overload manager", DownstreamConnectionsMonitor)
+	}
+	cfg.MaxActiveDownstreamConnections = n
+	tc, err := anypb.New(cfg)
+	if err != nil {
+		return err
+	}
+	rm.ConfigType = &overloadv3.ResourceMonitor_TypedConfig{TypedConfig: tc}
+	return nil
+}
+
+func downstreamConnections(b *bootstrapv3.Bootstrap) (*downstreamv3.DownstreamConnectionsConfig, *overloadv3.ResourceMonitor, error) {
+	for _, rm := range b.GetOverloadManager().GetResourceMonitors() {
+		if rm.GetName() != DownstreamConnectionsMonitor {
+			continue
+		}
+		var cfg downstreamv3.DownstreamConnectionsConfig
+		if err := rm.GetTypedConfig().UnmarshalTo(&cfg); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", DownstreamConnectionsMonitor, err)
+		}
+		return &cfg, rm, nil
+	}
+	return nil, nil, nil
 }

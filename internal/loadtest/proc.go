@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -91,22 +90,6 @@ func BusyFraction(a, b MachineSample) float64 {
 		return 0
 	}
 	return float64(b.Busy-a.Busy) / float64(b.Total-a.Total)
-}
-
-// RaiseFileLimit sets the soft RLIMIT_NOFILE to the hard limit and returns
-// it. Setting it explicitly also makes child processes inherit it (Go
-// otherwise restores the original soft limit in children), so Envoy and
-// the upstream get it too.
-func RaiseFileLimit() (uint64, error) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0, err
-	}
-	lim.Cur = lim.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0, fmt.Errorf("raising RLIMIT_NOFILE to %d: %w", lim.Max, err)
-	}
-	return lim.Cur, nil
 }
 
 // ClientCores is how many cores this process may use at most.

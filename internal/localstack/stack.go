@@ -20,6 +20,7 @@ import (
 
 	"example.com/sse-on-envoy/demo"
 	"example.com/sse-on-envoy/internal/envoyconfig"
+	"example.com/sse-on-envoy/internal/fdlimit"
 	"example.com/sse-on-envoy/internal/policy"
 )
 
@@ -160,6 +161,11 @@ func (s *Stack) Stop() {
 
 // Start runs the stack and returns once every part answers.
 func Start(ctx context.Context, o Options) (_ *Stack, err error) {
+	// Before any child starts, so that Envoy gets the limit its connection
+	// cap is computed from (fitConnectionCap).
+	if _, err := fdlimit.Raise(); err != nil {
+		return nil, err
+	}
 	replicas, err := resolvePorts(&o.Ports, o.replicas())
 	if err != nil {
 		return nil, err
@@ -384,6 +390,9 @@ func renderEnvoyConfig(path string, o Options, replicas []replicaPorts, certDir 
 	}
 	if err := errors.Join(steps...); err != nil {
 		return nil, fmt.Errorf("rewriting %s for local ports: %w", path, err)
+	}
+	if err := fitConnectionCap(b); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if o.EditEnvoyConfig != nil {
 		if err := o.EditEnvoyConfig(b); err != nil {
