@@ -8,6 +8,7 @@ import (
 	golangv3alpha "github.com/envoyproxy/go-control-plane/contrib/envoy/extensions/filters/http/golang/v3alpha"
 	envoybootstrap "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -17,7 +18,16 @@ import (
 // GolangFilters returns the golang filter's config from every HCM, in
 // listener order.
 func GolangFilters(b *envoybootstrap.Bootstrap) ([]*golangv3alpha.Config, error) {
-	var out []*golangv3alpha.Config
+	return httpFilters[golangv3alpha.Config](b, GolangFilter)
+}
+
+// httpFilters decodes the typed config of every HTTP filter named name, in
+// every HCM, in listener order.
+func httpFilters[T any, PT interface {
+	*T
+	proto.Message
+}](b *envoybootstrap.Bootstrap, name string) ([]PT, error) {
+	var out []PT
 	for _, l := range b.GetStaticResources().GetListeners() {
 		hcms, err := HTTPConnectionManagers(l)
 		if err != nil {
@@ -25,14 +35,14 @@ func GolangFilters(b *envoybootstrap.Bootstrap) ([]*golangv3alpha.Config, error)
 		}
 		for _, hcm := range hcms {
 			for _, f := range hcm.GetHttpFilters() {
-				if f.GetName() != GolangFilter {
+				if f.GetName() != name {
 					continue
 				}
-				var cfg golangv3alpha.Config
-				if err := f.GetTypedConfig().UnmarshalTo(&cfg); err != nil {
-					return nil, fmt.Errorf("listener %s: golang filter: %w", l.GetName(), err)
+				cfg := PT(new(T))
+				if err := f.GetTypedConfig().UnmarshalTo(cfg); err != nil {
+					return nil, fmt.Errorf("listener %s: %s: %w", l.GetName(), name, err)
 				}
-				out = append(out, &cfg)
+				out = append(out, cfg)
 			}
 		}
 	}

@@ -19,26 +19,7 @@ const ModuleFilter = "envoy.filters.http.dynamic_modules"
 // ModuleFilters returns the dynamic-module filter's config from every HCM,
 // in listener order.
 func ModuleFilters(b *envoybootstrap.Bootstrap) ([]*dynmodv3.DynamicModuleFilter, error) {
-	var out []*dynmodv3.DynamicModuleFilter
-	for _, l := range b.GetStaticResources().GetListeners() {
-		hcms, err := HTTPConnectionManagers(l)
-		if err != nil {
-			return nil, err
-		}
-		for _, hcm := range hcms {
-			for _, f := range hcm.GetHttpFilters() {
-				if f.GetName() != ModuleFilter {
-					continue
-				}
-				var cfg dynmodv3.DynamicModuleFilter
-				if err := f.GetTypedConfig().UnmarshalTo(&cfg); err != nil {
-					return nil, fmt.Errorf("listener %s: dynamic-module filter: %w", l.GetName(), err)
-				}
-				out = append(out, &cfg)
-			}
-		}
-	}
-	return out, nil
+	return httpFilters[dynmodv3.DynamicModuleFilter](b, ModuleFilter)
 }
 
 // ModuleFilterConfig reads the policy settings from a dynamic-module
