@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"example.com/sse-on-envoy/internal/policy"
+	"example.com/sse-on-envoy/internal/policy/policytest"
 	"example.com/sse-on-envoy/internal/ssestream"
 )
 
@@ -45,10 +46,8 @@ func (s *syncBuffer) String() string {
 // would reach it.
 func startServer(t testing.TB) (extprocv3.ExternalProcessorClient, *Server, *syncBuffer) {
 	t.Helper()
-	cfg, err := policy.ParseYAMLOrJSON([]byte(`{allowed_origins: ["https://localhost:8080", "http://localhost:3000"]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The allow-list of the shared vectors (internal/policy/policytest).
+	cfg := &policy.Config{AllowedOrigins: policytest.AllowedOrigins}
 	p, err := policy.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -316,5 +315,60 @@ func TestObserverIgnoresOtherResponses(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "sse stream") {
 		t.Errorf("stream lines for a JSON response:\n%s", logs.String())
+	}
+}
+
+// The CORS vectors every adapter runs (internal/policy/policytest): the
+// header mutation the policy role answers, applied to the upstream's
+// response, must give the same headers as the in-process adapters.
+func TestPolicyRoleFollowsTheSharedCORSVectors(t *testing.T) {
+	client, _, _ := startServer(t)
+	for _, tc := range policytest.CORSCases {
+		t.Run(tc.Name, func(t *testing.T) {
+			stream, err := client.Process(testContext(t, RolePolicy))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stream.CloseSend()
+			if err := stream.Send(requestHeaders(tc.Request...)); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := stream.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string][]string{}
+			var mutation *extprocv3.HeaderMutation
+			if tc.Reply != 0 {
+				ir := resp.GetImmediateResponse()
+				if ir == nil || int(ir.GetStatus().GetCode()) != tc.Reply {
+					t.Fatalf("response %v, want an immediate %d", resp, tc.Reply)
+				}
+				mutation = ir.GetHeaders()
+			} else {
+				if resp.GetRequestHeaders() == nil {
+					t.Fatalf("response %v, want the request to continue", resp)
+				}
+				for i := 0; i+1 < len(policytest.UpstreamHeaders); i += 2 {
+					got[policytest.UpstreamHeaders[i]] = []string{policytest.UpstreamHeaders[i+1]}
+				}
+				if err := stream.Send(responseHeaders(policytest.UpstreamHeaders...)); err != nil {
+					t.Fatal(err)
+				}
+				if resp, err = stream.Recv(); err != nil {
+					t.Fatal(err)
+				}
+				mutation = resp.GetResponseHeaders().GetResponse().GetHeaderMutation()
+			}
+			// What Envoy does with the mutation: removals, then sets.
+			set, removed := mutationMap(mutation)
+			for _, k := range removed {
+				delete(got, k)
+			}
+			for k, v := range set {
+				got[k] = []string{v}
+			}
+			tc.Check(t, got)
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"example.com/sse-on-envoy/internal/policy/policytest"
 	"example.com/sse-on-envoy/internal/ssestream"
 )
 
@@ -40,8 +41,16 @@ func bareStruct(t *testing.T, value map[string]any) *anypb.Any {
 }
 
 var demoConfig = map[string]any{
-	"allowed_origins":   []any{"https://localhost:8080", "http://localhost:3000", "https://*.example.com"},
+	"allowed_origins":   anySlice(policytest.AllowedOrigins),
 	"allow_credentials": true,
+}
+
+func anySlice(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
 
 // newTestFilter parses cfg as Envoy would and returns a filter for one stream.
@@ -149,79 +158,14 @@ func TestMergeKeepsFilterLevelStats(t *testing.T) {
 }
 
 func TestCORS(t *testing.T) {
-	tests := []struct {
-		name        string
-		request     []string
-		wantReply   int // 0: forwarded upstream
-		wantHeaders map[string]string
-		wantAbsent  []string
-	}{
-		{
-			name:    "curl without Origin gets the write-up's headers",
-			request: []string{":method", "GET", ":path", "/sse/events"},
-			wantHeaders: map[string]string{
-				"access-control-allow-origin":      "https://localhost:8080",
-				"access-control-allow-credentials": "true",
-				"access-control-allow-headers":     "Keep-Alive,X-Requested-With,Cache-Control,Content-Type,Last-Event-ID",
-				"access-control-allow-methods":     "GET, OPTIONS",
-				// The answer depends on Origin, so shared caches must key on it.
-				"vary": "Origin",
-			},
-		},
-		{
-			name:        "allowed origin is reflected",
-			request:     []string{":method", "GET", ":path", "/sse/events", "Origin", "http://localhost:3000"},
-			wantHeaders: map[string]string{"access-control-allow-origin": "http://localhost:3000", "vary": "Origin"},
-		},
-		{
-			name:        "wildcard sub-domain",
-			request:     []string{":method", "GET", ":path", "/sse/events", "origin", "https://a.b.example.com"},
-			wantHeaders: map[string]string{"access-control-allow-origin": "https://a.b.example.com"},
-		},
-		{
-			name:        "wildcard does not match the apex",
-			request:     []string{":method", "GET", ":path", "/sse/events", "origin", "https://example.com"},
-			wantHeaders: map[string]string{"vary": "Origin"},
-			wantAbsent:  []string{"access-control-allow-origin", "access-control-allow-credentials"},
-		},
-		{
-			name:        "disallowed origin gets no CORS headers",
-			request:     []string{":method", "GET", ":path", "/sse/events", "origin", "https://evil.example"},
-			wantHeaders: map[string]string{"vary": "Origin"},
-			wantAbsent:  []string{"access-control-allow-origin", "access-control-allow-credentials", "access-control-allow-methods"},
-		},
-		{
-			name: "allowed preflight is answered by the filter",
-			request: []string{":method", "OPTIONS", ":path", "/sse/events", "origin", "http://localhost:3000",
-				"access-control-request-method", "GET", "access-control-request-headers", "last-event-id"},
-			wantReply: 204,
-			wantHeaders: map[string]string{
-				"access-control-allow-origin":  "http://localhost:3000",
-				"access-control-max-age":       "600",
-				"access-control-allow-methods": "GET, OPTIONS",
-				"vary":                         "Origin",
-			},
-		},
-		{
-			name:       "disallowed preflight is refused",
-			request:    []string{":method", "OPTIONS", ":path", "/sse/events", "origin", "https://evil.example", "access-control-request-method", "GET"},
-			wantReply:  403,
-			wantAbsent: []string{"access-control-allow-origin", "access-control-max-age"},
-		},
-		{
-			name:        "OPTIONS without request method is not a preflight",
-			request:     []string{":method", "OPTIONS", ":path", "/sse/events", "origin", "http://localhost:3000"},
-			wantHeaders: map[string]string{"access-control-allow-origin": "http://localhost:3000"},
-		},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
+	for _, tc := range policytest.CORSCases {
+		t.Run(tc.Name, func(t *testing.T) {
 			f, cb, _ := newTestFilter(t, demoConfig)
-			status := f.DecodeHeaders(newHeaders(tc.request...), true)
+			status := f.DecodeHeaders(newHeaders(tc.Request...), true)
 			var resp *fakeHeaders
-			if tc.wantReply != 0 {
-				if status != api.LocalReply || cb.reply == nil || cb.reply.status != tc.wantReply {
-					t.Fatalf("DecodeHeaders = %v, reply %+v; want a local reply %d", status, cb.reply, tc.wantReply)
+			if tc.Reply != 0 {
+				if status != api.LocalReply || cb.reply == nil || cb.reply.status != tc.Reply {
+					t.Fatalf("DecodeHeaders = %v, reply %+v; want a local reply %d", status, cb.reply, tc.Reply)
 				}
 				// Envoy runs the local reply through this filter's EncodeHeaders.
 				resp = newHeaders(":status", "204")
@@ -239,19 +183,10 @@ func TestCORS(t *testing.T) {
 				if status != api.Continue || cb.reply != nil {
 					t.Fatalf("DecodeHeaders = %v, reply %+v; want the request forwarded", status, cb.reply)
 				}
-				resp = newHeaders(":status", "200", "content-type", "text/plain")
+				resp = newHeaders(policytest.UpstreamHeaders...)
 				f.EncodeHeaders(resp, false)
 			}
-			for k, want := range tc.wantHeaders {
-				if got := resp.Values(k); len(got) != 1 || got[0] != want {
-					t.Errorf("%s = %q, want %q", k, got, want)
-				}
-			}
-			for _, k := range tc.wantAbsent {
-				if got, ok := resp.Get(k); ok {
-					t.Errorf("%s = %q, want it absent", k, got)
-				}
-			}
+			tc.Check(t, resp.m)
 		})
 	}
 }

@@ -2,21 +2,21 @@ package ssemodule
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"example.com/sse-on-envoy/internal/policy/policytest"
 	"example.com/sse-on-envoy/internal/ssestream"
 	"example.com/sse-on-envoy/module/abi"
 )
 
 // demoConfig is envoy-module.yaml's filter_config in spirit: YAML text.
-const demoConfig = `
-allowed_origins: [https://localhost:8080, http://localhost:3000, "https://*.example.com"]
-allow_credentials: true
-`
+var demoConfig = fmt.Sprintf("allowed_origins: [%s]\nallow_credentials: true\n",
+	`"`+strings.Join(policytest.AllowedOrigins, `", "`)+`"`)
 
 func newTestConfig(t *testing.T, raw string) (*filterConfig, *fakeDefiner, *logLines) {
 	t.Helper()
@@ -75,75 +75,17 @@ func TestConfigDefinesEveryStatWithItsKind(t *testing.T) {
 }
 
 func TestCORS(t *testing.T) {
-	tests := []struct {
-		name        string
-		request     []string
-		endOfStream bool
-		wantReply   int // 0: forwarded upstream
-		wantHeaders map[string]string
-		wantAbsent  []string
-	}{
-		{
-			name:    "curl without Origin gets the write-up's headers",
-			request: []string{":method", "GET", ":path", "/sse/events"},
-			wantHeaders: map[string]string{
-				"access-control-allow-origin":      "https://localhost:8080",
-				"access-control-allow-credentials": "true",
-				"access-control-allow-methods":     "GET, OPTIONS",
-				"vary":                             "Origin",
-			},
-		},
-		{
-			name:        "allowed origin is reflected",
-			request:     []string{":method", "GET", ":path", "/sse/events", "Origin", "http://localhost:3000"},
-			wantHeaders: map[string]string{"access-control-allow-origin": "http://localhost:3000", "vary": "Origin"},
-		},
-		{
-			name:        "wildcard sub-domain",
-			request:     []string{":method", "GET", ":path", "/sse/events", "origin", "https://a.b.example.com"},
-			wantHeaders: map[string]string{"access-control-allow-origin": "https://a.b.example.com"},
-		},
-		{
-			name:        "disallowed origin gets no CORS headers, and loses the upstream's",
-			request:     []string{":method", "GET", ":path", "/sse/events", "origin", "https://evil.example"},
-			wantHeaders: map[string]string{"vary": "Origin"},
-			wantAbsent:  []string{"access-control-allow-origin", "access-control-allow-credentials", "access-control-allow-methods"},
-		},
-		{
-			name: "allowed preflight is answered by Envoy",
-			request: []string{":method", "OPTIONS", ":path", "/sse/events", "origin", "http://localhost:3000",
-				"access-control-request-method", "GET"},
-			endOfStream: true,
-			wantReply:   204,
-			wantHeaders: map[string]string{
-				"access-control-allow-origin": "http://localhost:3000",
-				"access-control-max-age":      "600",
-				"vary":                        "Origin",
-			},
-		},
-		{
-			name:        "disallowed preflight is refused",
-			request:     []string{":method", "OPTIONS", ":path", "/sse/events", "origin", "https://evil.example", "access-control-request-method", "GET"},
-			endOfStream: true,
-			wantReply:   403,
-			wantAbsent:  []string{"access-control-allow-origin", "access-control-max-age"},
-		},
-		{
-			name:        "OPTIONS without a request method is not a preflight",
-			request:     []string{":method", "OPTIONS", ":path", "/sse/events", "origin", "http://localhost:3000"},
-			wantHeaders: map[string]string{"access-control-allow-origin": "http://localhost:3000"},
-		},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
+	for _, tc := range policytest.CORSCases {
+		t.Run(tc.Name, func(t *testing.T) {
 			c, d, _ := newTestConfig(t, demoConfig)
-			env := newFakeEnvoy(tc.request...)
+			env := newFakeEnvoy(tc.Request...)
 			f := c.newFilter(env)
-			status := f.OnRequestHeaders(tc.endOfStream)
+			// A preflight carries no body: the headers end the request.
+			status := f.OnRequestHeaders(tc.Reply != 0)
 			var got map[string][]string
-			if tc.wantReply != 0 {
-				if status != abi.StopIteration || env.reply == nil || env.reply.status != tc.wantReply {
-					t.Fatalf("request headers: %v, reply %+v; want a local reply %d", status, env.reply, tc.wantReply)
+			if tc.Reply != 0 {
+				if status != abi.StopIteration || env.reply == nil || env.reply.status != tc.Reply {
+					t.Fatalf("request headers: %v, reply %+v; want a local reply %d", status, env.reply, tc.Reply)
 				}
 				got = map[string][]string{}
 				for _, h := range env.reply.headers {
@@ -156,23 +98,13 @@ func TestCORS(t *testing.T) {
 				if status != abi.Continue || env.reply != nil {
 					t.Fatalf("request headers: %v, reply %+v; want the request forwarded", status, env.reply)
 				}
-				env.setHeaders(abi.ResponseHeaders, ":status", "200", "content-type", "text/plain",
-					"access-control-allow-origin", "*", "access-control-allow-credentials", "true")
+				env.setHeaders(abi.ResponseHeaders, policytest.UpstreamHeaders...)
 				if s := f.OnResponseHeaders(false); s != abi.Continue {
 					t.Fatalf("response headers: %v", s)
 				}
 				got = env.headers[abi.ResponseHeaders]
 			}
-			for k, want := range tc.wantHeaders {
-				if vs := got[k]; len(vs) != 1 || vs[0] != want {
-					t.Errorf("%s = %q, want %q", k, vs, want)
-				}
-			}
-			for _, k := range tc.wantAbsent {
-				if vs, ok := got[k]; ok {
-					t.Errorf("%s = %q, want it absent", k, vs)
-				}
-			}
+			tc.Check(t, got)
 		})
 	}
 }
