@@ -64,36 +64,47 @@ func SetGolangPluginConfig(b *envoybootstrap.Bootstrap, pc *policy.Config) error
 	if err != nil {
 		return fmt.Errorf("plugin_config: %w", err)
 	}
+	return editHTTPFilters(b, GolangFilter, func(cfg *golangv3alpha.Config) error {
+		typeURL := "type.googleapis.com/sse.FilterConfig"
+		var old xdstype.TypedStruct
+		if cfg.GetPluginConfig().UnmarshalTo(&old) == nil && old.GetTypeUrl() != "" {
+			typeURL = old.GetTypeUrl()
+		}
+		pc, err := anypb.New(&xdstype.TypedStruct{TypeUrl: typeURL, Value: value})
+		cfg.PluginConfig = pc
+		return err
+	})
+}
+
+// editHTTPFilters decodes the typed config of every HTTP filter named name,
+// lets edit change it and stores it back; a config with no such filter is
+// an error.
+func editHTTPFilters[T any, PT interface {
+	*T
+	proto.Message
+}](b *envoybootstrap.Bootstrap, name string, edit func(PT) error) error {
 	found := false
-	err = EditHTTPConnectionManagers(b, func(hcm *hcmv3.HttpConnectionManager) error {
+	err := EditHTTPConnectionManagers(b, func(hcm *hcmv3.HttpConnectionManager) error {
 		for _, f := range hcm.GetHttpFilters() {
-			if f.GetName() != GolangFilter {
+			if f.GetName() != name {
 				continue
 			}
-			var cfg golangv3alpha.Config
-			if err := f.GetTypedConfig().UnmarshalTo(&cfg); err != nil {
-				return err
+			cfg := PT(new(T))
+			if err := f.GetTypedConfig().UnmarshalTo(cfg); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
 			}
-			typeURL := "type.googleapis.com/sse.FilterConfig"
-			var old xdstype.TypedStruct
-			if cfg.GetPluginConfig().UnmarshalTo(&old) == nil && old.GetTypeUrl() != "" {
-				typeURL = old.GetTypeUrl()
+			if err := edit(cfg); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
 			}
-			if cfg.PluginConfig, err = anypb.New(&xdstype.TypedStruct{TypeUrl: typeURL, Value: value}); err != nil {
-				return err
-			}
-			if err := f.GetTypedConfig().MarshalFrom(&cfg); err != nil {
-				return err
+			if err := f.GetTypedConfig().MarshalFrom(cfg); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
 			}
 			found = true
 		}
 		return nil
 	})
-	if err != nil {
-		return err
+	if err == nil && !found {
+		err = fmt.Errorf("no %s filter to configure", name)
 	}
-	if !found {
-		return fmt.Errorf("no golang filter to configure")
-	}
-	return nil
+	return err
 }

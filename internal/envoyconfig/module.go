@@ -6,7 +6,6 @@ import (
 
 	envoybootstrap "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	dynmodv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/dynamic_modules/v3"
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -43,29 +42,8 @@ func SetModuleFilterConfig(b *envoybootstrap.Bootstrap, pc *policy.Config) error
 	if err != nil {
 		return err
 	}
-	found := false
-	err = EditHTTPConnectionManagers(b, func(hcm *hcmv3.HttpConnectionManager) error {
-		for _, f := range hcm.GetHttpFilters() {
-			if f.GetName() != ModuleFilter {
-				continue
-			}
-			var cfg dynmodv3.DynamicModuleFilter
-			if err := f.GetTypedConfig().UnmarshalTo(&cfg); err != nil {
-				return err
-			}
-			cfg.FilterConfig = value
-			if err := f.GetTypedConfig().MarshalFrom(&cfg); err != nil {
-				return err
-			}
-			found = true
-		}
+	return editHTTPFilters(b, ModuleFilter, func(cfg *dynmodv3.DynamicModuleFilter) error {
+		cfg.FilterConfig = value
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	if !found {
-		return fmt.Errorf("no dynamic-module filter to configure")
-	}
-	return nil
 }
