@@ -70,8 +70,8 @@ func SetGolangPluginConfig(b *envoybootstrap.Bootstrap, pc *policy.Config) error
 		if cfg.GetPluginConfig().UnmarshalTo(&old) == nil && old.GetTypeUrl() != "" {
 			typeURL = old.GetTypeUrl()
 		}
-		pc, err := anypb.New(&xdstype.TypedStruct{TypeUrl: typeURL, Value: value})
-		cfg.PluginConfig = pc
+		wrapped, err := anypb.New(&xdstype.TypedStruct{TypeUrl: typeURL, Value: value})
+		cfg.PluginConfig = wrapped
 		return err
 	})
 }
