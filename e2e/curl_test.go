@@ -15,6 +15,7 @@ import (
 	"example.com/sse-on-envoy/internal/localstack"
 	"example.com/sse-on-envoy/internal/sse"
 	"example.com/sse-on-envoy/internal/ssestream"
+	"example.com/sse-on-envoy/module/ssemodule"
 )
 
 // curl runs the real curl as the write-up does, for a bounded time, and
@@ -278,15 +279,7 @@ func TestAccessLogTagsStreamsAndShowsUpstreamProtocols(t *testing.T) {
 		if xp := s.ExtProc.Output(); !strings.Contains(xp, "sse stream closed") || !strings.Contains(xp, "events=") {
 			t.Errorf("ext_proc log:\n%s", xp)
 		}
-		resp, err := http.Get(s.ExtProcAdminURL + "/stats")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var stats map[string]int64
-		if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil {
-			t.Fatal(err)
-		}
+		stats := extProcStats(t, s)
 		if stats[ssestream.StatStreamsOpened] != 2 || stats[ssestream.StatEvents] < 6 {
 			t.Errorf("ext_proc stats %v, want 2 streams opened with their events", stats)
 		}
@@ -306,4 +299,30 @@ func TestExtProcDownFailsOpen(t *testing.T) {
 	if n := len(parseEvents(t, body)); n < 3 {
 		t.Errorf("%d events with ext_proc down", n)
 	}
+}
+
+// extProcStats reads the ext_proc server's /stats, by ssestream's names.
+func extProcStats(t *testing.T, s *localstack.Stack) map[string]int64 {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(s.ExtProcAdminURL + "/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var stats map[string]int64
+	if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil {
+		t.Fatal(err)
+	}
+	return stats
+}
+
+// streamsOpened is the adapter's sse.streams_opened: Envoy's own stat for
+// the module, the server's for ext_proc.
+func streamsOpened(t *testing.T, s *localstack.Stack, a localstack.Adapter) int64 {
+	t.Helper()
+	if a == localstack.AdapterExtProc {
+		return extProcStats(t, s)[ssestream.StatStreamsOpened]
+	}
+	return envoyStats(t, s)[ssemodule.StatPrefix+ssestream.StatStreamsOpened]
 }

@@ -52,6 +52,11 @@ func TestLocalReplyKeepsEventSourceReconnecting(t *testing.T) {
 				}
 			}
 		}
+		// Eight answers that EventSource retries, none of them a stream: the
+		// stats must not count an outage's retries as streams.
+		if n := streamsOpened(t, s, a); n != 0 {
+			t.Errorf("%d streams counted as opened, want 0: Envoy's unavailable answer is no stream", n)
+		}
 		status, _, _ := curl(t, "--max-time", "5", s.HTTPURL+"/upstream/healthz")
 		if !strings.HasSuffix(status, " 503 Service Unavailable") {
 			t.Errorf("non-SSE route: %q, want Envoy's 503 unchanged", status)

@@ -183,7 +183,7 @@ func (s *Server) observe(stream extprocv3.ExternalProcessor_ProcessServer) error
 			st.Observe(req.Method, path, req.Origin)
 		case *extprocv3.ProcessingRequest_ResponseHeaders:
 			h := newHeaderEdits(r.ResponseHeaders.GetHeaders())
-			if ct, _ := h.Get("content-type"); policy.IsEventStream(ct) {
+			if ssestream.IsStream(h) {
 				st.Open(info, logger)
 			}
 			if r.ResponseHeaders.GetEndOfStream() {

@@ -24,6 +24,8 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"sigs.k8s.io/yaml"
 
+	"example.com/sse-on-envoy/internal/ssestream"
+
 	// Every extension the configs name, so Any fields resolve.
 	_ "github.com/cncf/xds/go/xds/type/v3"
 	_ "github.com/envoyproxy/go-control-plane/contrib/envoy/extensions/filters/http/golang/v3alpha"
@@ -47,7 +49,7 @@ const (
 	// LocalReplyHeader marks Envoy's own answer on an SSE route that it could
 	// not open upstream (mapped to a 200 that makes EventSource retry); its
 	// value is the response flags, such as UF or UH.
-	LocalReplyHeader = "x-sse-unavailable"
+	LocalReplyHeader = ssestream.UnavailableHeader
 )
 
 // Load reads an Envoy YAML (or JSON) file into a validated bootstrap.

@@ -92,12 +92,38 @@ func (s *Stream) OnRequest(req policy.Request, path string) *policy.Reply {
 // OnResponseHeaders edits the response headers as the policy says and
 // reports whether they start an SSE stream. It does not open the stream:
 // adapters that also count call Open.
+//
+// Envoy's own answer when no upstream can take a stream (UnavailableHeader)
+// gets the same headers, CORS included, so a cross-origin page reads it and
+// EventSource retries; but it is not a stream: it is neither counted nor
+// logged as one, or every retry of every browser would be during an outage.
 func (s *Stream) OnResponseHeaders(h policy.HeaderEditor) (isSSE bool) {
 	if !s.policy.ApplyResponse(s.decision, h) {
 		return false
 	}
 	s.policy.SetTag(h, s.adapter)
-	return true
+	return IsStream(h)
+}
+
+// UnavailableHeader marks Envoy's own answer to a stream request that no
+// upstream could take: local_reply_config makes it a 200 text/event-stream
+// with a retry field, and this header carries Envoy's response flags.
+const UnavailableHeader = "x-sse-unavailable"
+
+// HeaderGetter reads a header.
+type HeaderGetter interface {
+	Get(key string) (string, bool)
+}
+
+// IsStream reports whether response headers start an SSE stream: an event
+// stream that is not Envoy's unavailable answer.
+func IsStream(h HeaderGetter) bool {
+	ct, _ := h.Get("content-type")
+	if !policy.IsEventStream(ct) {
+		return false
+	}
+	_, unavailable := h.Get(UnavailableHeader)
+	return !unavailable
 }
 
 // Observe records the request for the log lines of an adapter that only

@@ -126,3 +126,35 @@ func TestClosedLineNamesTheEnd(t *testing.T) {
 		}
 	}
 }
+
+// Envoy's own 200 + retry answer gets the policy's headers but is no stream:
+// an outage must not count (or log) every browser retry as a stream.
+func TestUnavailableAnswerIsNoStream(t *testing.T) {
+	p, _ := policy.New(nil)
+	opened := &counter{}
+	for _, tc := range []struct {
+		name    string
+		headers headers
+		stream  bool
+	}{
+		{"event stream", headers{"content-type": "text/event-stream"}, true},
+		{"Envoy's unavailable answer", headers{"content-type": "text/event-stream", UnavailableHeader: "UF,URX"}, false},
+		{"other content", headers{"content-type": "text/plain"}, false},
+	} {
+		s := New(p, &Metrics{StreamsOpened: opened}, "test", nil)
+		s.OnRequest(policy.Request{Method: "GET", Origin: "https://localhost:8080", HasOrigin: true}, "/sse/events")
+		before := opened.n
+		var log lines
+		if got := s.OnResponseHeaders(tc.headers); got != tc.stream {
+			t.Errorf("%s: OnResponseHeaders = %v, want %v", tc.name, got, tc.stream)
+		} else if got {
+			s.Open(Info{}, &log)
+		}
+		if tc.headers["access-control-allow-origin"] != "https://localhost:8080" {
+			t.Errorf("%s: headers %v lack CORS: a cross-origin page could not read the answer", tc.name, tc.headers)
+		}
+		if tc.stream != (opened.n == before+1) || (len(log) == 1) != tc.stream {
+			t.Errorf("%s: opened %d -> %d, log %q", tc.name, before, opened.n, log)
+		}
+	}
+}
