@@ -10,6 +10,9 @@ import (
 	"example.com/sse-on-envoy/module/ssemodule"
 )
 
-func init() { abi.Register(ssemodule.Module{}) }
+func init() {
+	abi.SetMetadataKeys(ssemodule.MetadataKeys)
+	abi.Register(ssemodule.Module{})
+}
 
 func main() {}

@@ -12,7 +12,7 @@ import (
 // the contrib image's (Ubuntu 22.04: 2.35). The test builds it rather than
 // loading it, because loading needs Envoy's C side.
 func TestSharedObjectExportsEnvoyEntryPoints(t *testing.T) {
-	lib, err := sharedobject.Build("example.com/sse-on-envoy/filter", filepath.Join(t.TempDir(), "sse.so"))
+	lib, err := sharedobject.Build("example.com/sse-on-envoy/filter", filepath.Join(t.TempDir(), "sse.so"), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,11 +21,12 @@ type Library struct {
 	MaxGlibc [2]int
 }
 
-// Build compiles pkg with -buildmode=c-shared into out and reads it.
-func Build(pkg, out string) (*Library, error) {
+// Build compiles pkg with -buildmode=c-shared and the build tags into out
+// and reads it.
+func Build(pkg, out, tags string) (*Library, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	if msg, err := exec.CommandContext(ctx, "go", "build", "-buildmode=c-shared", "-o", out, pkg).CombinedOutput(); err != nil {
+	if msg, err := exec.CommandContext(ctx, "go", "build", "-tags="+tags, "-buildmode=c-shared", "-o", out, pkg).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("go build -buildmode=c-shared %s: %w\n%s", pkg, err, msg)
 	}
 	so, err := elf.Open(out)

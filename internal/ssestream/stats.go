@@ -1,14 +1,24 @@
 package ssestream
 
-// Stat names. Every adapter defines exactly these (Envoy may put a prefix in
-// front: the dynamic module's stats live under "dynamicmodulescustom.").
+import "strings"
+
+// StatNamespace is the first part of every stat name. The dynamic module on
+// Envoy 1.40 defines the rest only (InNamespace) and Envoy adds the
+// namespace from envoy-module.yaml's metrics_namespace; on 1.37 Envoy puts
+// "dynamicmodulescustom." in front of the whole name.
+const StatNamespace = "sse"
+
+// Stat names. Every adapter defines exactly these.
 const (
-	StatStreamsOpened   = "sse.streams_opened"
-	StatStreamsActive   = "sse.streams_active"
-	StatEvents          = "sse.events"
-	StatPreflights      = "sse.preflights"
-	StatRejectedOrigins = "sse.rejected_origins"
+	StatStreamsOpened   = StatNamespace + ".streams_opened"
+	StatStreamsActive   = StatNamespace + ".streams_active"
+	StatEvents          = StatNamespace + ".events"
+	StatPreflights      = StatNamespace + ".preflights"
+	StatRejectedOrigins = StatNamespace + ".rejected_origins"
 )
+
+// InNamespace is a stat name without StatNamespace and its dot.
+func InNamespace(name string) string { return strings.TrimPrefix(name, StatNamespace+".") }
 
 // StatKind says whether a stat only rises (a counter) or also falls (a gauge).
 type StatKind int

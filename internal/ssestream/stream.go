@@ -1,8 +1,9 @@
-// Package ssestream follows one HTTP stream through an adapter: it applies
+// Package ssestream follows one HTTP stream through an adapter (the golang
+// filter, the dynamic module or the ext_proc server): it applies
 // the policy to the request and response headers, watches an SSE body go by
 // without holding it, keeps the counts, and writes the lines and metadata
-// that say when a stream opened and how it ended. Adapters (the golang
-// filter, the ext_proc server) only translate their callbacks into it.
+// that say when a stream opened and how it ended. Adapters only translate
+// their callbacks into it.
 package ssestream
 
 import (
@@ -25,6 +26,25 @@ type Metrics struct {
 	Events          Counter
 	Preflights      Counter
 	RejectedOrigins Counter
+}
+
+// The dynamic metadata every adapter writes a stream's counts under:
+// %DYNAMIC_METADATA(sse:events)% in an access log.
+const (
+	MetadataNamespace   = "sse"
+	MetadataEvents      = "events"
+	MetadataBytes       = "bytes"
+	MetadataLastEventID = "last_event_id"
+	MetadataProtocol    = "protocol"
+)
+
+// BodyCounts is what a scanner of the response body has counted so far.
+// The stream's own sse.Scanner is one; the dynamic module, which scans in
+// C, hands its own to CountedBy.
+type BodyCounts interface {
+	Events() uint64
+	Bytes() uint64
+	LastEventID() string
 }
 
 // Logger writes one line at a level.
@@ -57,7 +77,8 @@ type Stream struct {
 	isSSE    bool
 	started  time.Time
 	scanner  sse.Scanner
-	counted  uint64 // events already added to Metrics.Events
+	body     BodyCounts // nil: the scanner counts
+	counted  uint64     // events already added to Metrics.Events
 	finished bool
 }
 
@@ -166,6 +187,18 @@ func (s *Stream) OnResponseData(chunk []byte) {
 	}
 }
 
+// CountedBy says that the adapter scans the body itself and will not call
+// OnResponseData: c is where the counts are, and it also updates the events
+// stat.
+func (s *Stream) CountedBy(c BodyCounts) { s.body = c }
+
+func (s *Stream) counts() BodyCounts {
+	if s.body != nil {
+		return s.body
+	}
+	return &s.scanner
+}
+
 // Summary is what a stream did.
 type Summary struct {
 	Events      uint64
@@ -182,10 +215,11 @@ func (s *Stream) Summary() Summary {
 	if s.isSSE {
 		d = s.now().Sub(s.started)
 	}
+	c := s.counts()
 	return Summary{
-		Events:      s.scanner.Events(),
-		Bytes:       s.scanner.Bytes(),
-		LastEventID: s.scanner.LastEventID(),
+		Events:      c.Events(),
+		Bytes:       c.Bytes(),
+		LastEventID: c.LastEventID(),
 		Protocol:    s.info.Protocol,
 		Duration:    d,
 	}
@@ -195,10 +229,10 @@ func (s *Stream) Summary() Summary {
 // "sse"); numbers are float64 as protobuf Struct wants them.
 func (sum Summary) Metadata() map[string]any {
 	return map[string]any{
-		"events":        float64(sum.Events),
-		"bytes":         float64(sum.Bytes),
-		"last_event_id": sum.LastEventID,
-		"protocol":      sum.Protocol,
+		MetadataEvents:      float64(sum.Events),
+		MetadataBytes:       float64(sum.Bytes),
+		MetadataLastEventID: sum.LastEventID,
+		MetadataProtocol:    sum.Protocol,
 	}
 }
 

@@ -2,9 +2,10 @@ package abi_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
-	"unsafe"
+	"time"
 
 	"example.com/sse-on-envoy/module/abi"
 	"example.com/sse-on-envoy/module/abi/fakeenvoy"
@@ -13,11 +14,11 @@ import (
 // testModule does what its fields say, so each test drives the hooks into
 // one corner.
 type testModule struct {
-	configErr   error
-	panicIn     string // "config", "filter_new", "headers", "body"
-	sawBody     []uintptr
-	sawBodyText []string
-	destroyed   int
+	configErr     error
+	panicIn       string // "config", "filter_new", "headers", "body"
+	destroyed     int
+	counts        abi.Counts
+	upstreamEnded bool
 }
 
 func (m *testModule) NewFilterConfig(c abi.Config, name string, config []byte) (abi.FilterConfig, error) {
@@ -59,32 +60,37 @@ func (t *testFilter) OnRequestHeaders(bool) abi.Status {
 	return abi.Continue
 }
 
-func (t *testFilter) OnResponseBody(bool) abi.Status {
-	if t.m.panicIn == "body" {
-		panic("body boom")
+// OnResponseHeaders hands every response to the C body hook.
+func (t *testFilter) OnResponseHeaders(bool) abi.Status {
+	if t.m.panicIn == "response_headers" {
+		panic("response_headers boom")
 	}
-	t.f.BodyChunks(abi.ReceivedResponseBody, func(b []byte) {
-		t.m.sawBody = append(t.m.sawBody, uintptr(unsafe.Pointer(unsafe.SliceData(b))))
-		t.m.sawBodyText = append(t.m.sawBodyText, string(b))
-	})
-	t.f.IncrementCounter(0, 2)
+	t.f.CountBody(0, true)
 	return abi.Continue
+}
+
+func (t *testFilter) OnStreamComplete() {
+	t.m.counts = t.f.BodyCounts()
+	t.m.upstreamEnded = t.f.UpstreamEnded()
+	t.f.PublishCounts()
 }
 
 func (t *testFilter) OnDestroy() { t.m.destroyed++ }
 
 func TestProgramInitReturnsTheABIVersion(t *testing.T) {
-	if got := fakeenvoy.ProgramInit(); got != abi.Version || len(got) != 64 {
+	if got := fakeenvoy.ProgramInit(); got != abi.Version {
 		t.Errorf("program init returned %q, want %q", got, abi.Version)
 	}
 }
 
 // The hooks, called from C as Envoy calls them: handles in, statuses out,
-// Envoy's body memory seen in place, every object released at its destroy.
+// the body counted by the C hook in Envoy's own memory, every object
+// released at its destroy.
 func TestHooksFromC(t *testing.T) {
 	fakeenvoy.Reset()
 	m := &testModule{}
 	abi.Register(m)
+	abi.SetMetadataKeys(abi.MetadataKeys{Namespace: "sse", Events: "events", Bytes: "bytes", LastEventID: "last_event_id", Interval: time.Hour})
 	cfg := fakeenvoy.ConfigNew("")
 	if cfg == 0 {
 		t.Fatalf("config refused: %s", fakeenvoy.LastLog())
@@ -94,29 +100,70 @@ func TestHooksFromC(t *testing.T) {
 	if s := fakeenvoy.RequestHeadersHook(h, true); s != int(abi.Continue) {
 		t.Errorf("request headers: %d", s)
 	}
-	fakeenvoy.AddBody("data: a\n\n")
-	fakeenvoy.AddBody("data: b\n\n")
+	// Before the response headers nothing is counted.
+	fakeenvoy.AddBody("data: early\n\n")
+	fakeenvoy.ResponseBodyHook(h, false)
+	fakeenvoy.ClearBody()
+	if s := fakeenvoy.ResponseHeadersHook(h, false); s != int(abi.Continue) {
+		t.Errorf("response headers: %d", s)
+	}
+	fakeenvoy.AddBody("id: 1\ndata: a\n\nid: 2\nda")
+	fakeenvoy.AddBody("ta: b\n\n: hb\n\nid: 3\n")
 	if s := fakeenvoy.ResponseBodyHook(h, false); s != int(abi.Continue) {
 		t.Errorf("response body: %d", s)
 	}
-	if len(m.sawBody) != 2 || m.sawBody[0] != fakeenvoy.BodyPointer(0) || m.sawBody[1] != fakeenvoy.BodyPointer(1) {
-		t.Errorf("body slices at %x, want Envoy's own memory at %x and %x", m.sawBody, fakeenvoy.BodyPointer(0), fakeenvoy.BodyPointer(1))
-	}
-	if strings.Join(m.sawBodyText, "") != "data: a\n\ndata: b\n\n" {
-		t.Errorf("body %q", m.sawBodyText)
-	}
 	if got := fakeenvoy.Stat(0); got != 2 {
-		t.Errorf("counter = %d, want 2", got)
+		t.Errorf("events counter = %d, want 2", got)
 	}
+	if n := fakeenvoy.MetadataSets(); n != 0 {
+		t.Errorf("metadata set %d times within the interval:\n%s", n, fakeenvoy.Metadata())
+	}
+	fakeenvoy.ClearBody()
+	fakeenvoy.AddBody("data: c\n\n")
+	fakeenvoy.ResponseBodyHook(h, true)
 	fakeenvoy.StreamComplete(h)
+	want := abi.Counts{Events: 3, Bytes: uint64(len("id: 1\ndata: a\n\nid: 2\nda" + "ta: b\n\n: hb\n\nid: 3\n" + "data: c\n\n")), LastEventID: "3"}
+	if m.counts != want || !m.upstreamEnded {
+		t.Errorf("counts %+v, upstream ended %v; want %+v and true", m.counts, m.upstreamEnded, want)
+	}
+	if got, want := fakeenvoy.Metadata(), fmt.Sprintf("sse:events=3\nsse:bytes=%d\nsse:last_event_id=3\n", want.Bytes); got != want {
+		t.Errorf("metadata\n%s\nwant\n%s", got, want)
+	}
 	fakeenvoy.Destroy(h)
-	fakeenvoy.Destroy(h) // a second destroy finds nothing
+	fakeenvoy.Destroy(0) // NULL finds nothing
 	if m.destroyed != 1 {
 		t.Errorf("OnDestroy ran %d times", m.destroyed)
 	}
 	fakeenvoy.ConfigDestroy(cfg)
 	if c, r, s := abi.LiveHandles(); c != 0 || r != 0 || s != 0 {
 		t.Errorf("live handles after destroy: configs %d, routes %d, streams %d", c, r, s)
+	}
+}
+
+// A long stream's counts reach its metadata from the C hook once the
+// interval has passed, so periodic access-log entries see them.
+func TestBodyHookRefreshesMetadataEachInterval(t *testing.T) {
+	for _, tc := range []struct {
+		interval time.Duration
+		wantSets int
+	}{
+		{time.Hour, 0},
+		{0, 3 * 2}, // every chunk: events, bytes, last_event_id
+	} {
+		fakeenvoy.Reset()
+		abi.Register(&testModule{})
+		abi.SetMetadataKeys(abi.MetadataKeys{Namespace: "sse", Events: "events", Bytes: "bytes", LastEventID: "last_event_id", Interval: tc.interval})
+		cfg := fakeenvoy.ConfigNew("")
+		h := fakeenvoy.FilterNew(cfg)
+		fakeenvoy.ResponseHeadersHook(h, false)
+		fakeenvoy.AddBody("data: x\n\n")
+		fakeenvoy.ResponseBodyHook(h, false)
+		fakeenvoy.ResponseBodyHook(h, false)
+		if got := fakeenvoy.MetadataSets(); got != tc.wantSets {
+			t.Errorf("interval %v: metadata set %d times, want %d:\n%s", tc.interval, got, tc.wantSets, fakeenvoy.Metadata())
+		}
+		fakeenvoy.Destroy(h)
+		fakeenvoy.ConfigDestroy(cfg)
 	}
 }
 
@@ -146,7 +193,7 @@ func TestRefusedConfigIsLoggedAndReturnsNull(t *testing.T) {
 
 // A panic never reaches Envoy: the hook logs it and fails open.
 func TestPanicsFailOpen(t *testing.T) {
-	for _, where := range []string{"config", "filter_new", "headers", "body"} {
+	for _, where := range []string{"config", "filter_new", "headers", "response_headers"} {
 		t.Run(where, func(t *testing.T) {
 			fakeenvoy.Reset()
 			abi.Register(&testModule{panicIn: where})
@@ -164,6 +211,9 @@ func TestPanicsFailOpen(t *testing.T) {
 			}
 			if s := fakeenvoy.RequestHeadersHook(h, true); s != int(abi.Continue) {
 				t.Errorf("request headers: %d", s)
+			}
+			if s := fakeenvoy.ResponseHeadersHook(h, false); s != int(abi.Continue) {
+				t.Errorf("response headers: %d", s)
 			}
 			fakeenvoy.AddBody("data: a\n\n")
 			if s := fakeenvoy.ResponseBodyHook(h, false); s != int(abi.Continue) {

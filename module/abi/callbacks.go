@@ -1,7 +1,7 @@
 package abi
 
 /*
-#include "sse_abi.h"
+#include "stream.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +48,10 @@ const (
 	AttributeRequestProtocol Attribute = 10
 	// AttributeResponseCode: response.code.
 	AttributeResponseCode Attribute = 15
+	// AttributeResponseCodeDetails: response.code_details (1.40).
+	AttributeResponseCodeDetails Attribute = 16
+	// AttributeResponseFlags: response.flags, the legacy bitmask (1.40).
+	AttributeResponseFlags Attribute = 17
 	// AttributeRouteName: xds.route_name.
 	AttributeRouteName Attribute = 61
 )
@@ -110,8 +114,8 @@ type Config struct{ ptr unsafe.Pointer }
 
 var errMetrics = errors.New("envoy refused the metric")
 
-// DefineCounter defines a counter and returns its id. Envoy puts its
-// custom-stat prefix in front of name ("dynamicmodulescustom." in 1.37).
+// DefineCounter defines a counter and returns its id. Envoy puts
+// StatPrefix and, on 1.40, the metrics_namespace in front of name.
 func (c Config) DefineCounter(name string) (uint64, error) {
 	var id C.size_t
 	if r := C.envoy_dynamic_module_callback_http_filter_config_define_counter(c.ptr, moduleBuffer(name), nil, 0, &id); r != 0 {
@@ -130,8 +134,12 @@ func (c Config) DefineGauge(name string) (uint64, error) {
 }
 
 // Filter is Envoy's side of one HTTP stream, valid from the filter-new hook
-// to the destroy hook.
-type Filter struct{ ptr unsafe.Pointer }
+// to the stream-complete hook (1.40 destroys a filter after its stream is
+// gone), with the stream's C state the body hook updates.
+type Filter struct {
+	ptr    unsafe.Pointer
+	stream *C.sse_stream
+}
 
 // Header returns the first value of a header, copied into Go.
 func (f Filter) Header(t HeaderType, key string) (string, bool) {
@@ -182,32 +190,6 @@ func (f Filter) SendResponse(status int, headers []Header, body, details string)
 	}
 	C.envoy_dynamic_module_callback_http_send_response(f.ptr, C.uint32_t(status), arr, C.size_t(len(headers)),
 		moduleBuffer(body), moduleBuffer(details))
-}
-
-// maxInlineChunks covers the usual body chunk (one or a few slices) without
-// allocating.
-const maxInlineChunks = 8
-
-// BodyChunks hands each slice of a body buffer to fn as Envoy's own memory,
-// without copying. fn must not keep the slice past its return.
-func (f Filter) BodyChunks(t BodyType, fn func([]byte)) {
-	n := int(C.envoy_dynamic_module_callback_http_get_body_chunks_size(f.ptr, C.int(t)))
-	if n == 0 {
-		return
-	}
-	var inline [maxInlineChunks]C.sse_buffer
-	chunks := inline[:]
-	if n > maxInlineChunks {
-		chunks = make([]C.sse_buffer, n)
-	}
-	if !C.envoy_dynamic_module_callback_http_get_body_chunks(f.ptr, C.int(t), &chunks[0]) {
-		return
-	}
-	for _, c := range chunks[:n] {
-		if b := envoyBytes(c); len(b) > 0 {
-			fn(b)
-		}
-	}
 }
 
 // SetMetadataNumber sets a number in the stream's dynamic metadata.

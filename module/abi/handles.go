@@ -23,6 +23,12 @@ func (t *table[T]) add(v T) uintptr {
 	return t.next
 }
 
+func (t *table[T]) set(h uintptr, v T) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.m[h] = v
+}
+
 func (t *table[T]) get(h uintptr) (T, bool) {
 	t.mu.RLock()
 	v, ok := t.m[h]

@@ -6,7 +6,7 @@ package abi
 // stream continues as if the filter were not there.
 
 /*
-#include "sse_abi.h"
+#include "stream.h"
 */
 import "C"
 
@@ -77,29 +77,37 @@ func envoy_dynamic_module_on_http_filter_per_route_config_destroy(h C.uintptr_t)
 }
 
 //export envoy_dynamic_module_on_http_filter_new
-func envoy_dynamic_module_on_http_filter_new(configHandle C.uintptr_t, filterEnvoy unsafe.Pointer) (h C.uintptr_t) {
-	// NULL would make Envoy close the stream; failing open is a filter that
-	// does nothing.
+func envoy_dynamic_module_on_http_filter_new(configHandle C.uintptr_t, filterEnvoy unsafe.Pointer) (p C.uintptr_t) {
+	// The stream's C state and a pass-through filter exist before the
+	// module's code runs: NULL would make Envoy close the stream, so a panic
+	// or a nil filter leaves a stream that the filter does not touch.
+	handle := filters.add(PassThrough{})
+	s := newStream(handle)
+	if s == nil {
+		filters.remove(handle)
+		Log(LogError, "sse: out of memory in http_filter_new")
+		return 0
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			Log(LogError, fmt.Sprintf("sse: panic in http_filter_new, passing the stream through: %v", r))
-			h = C.uintptr_t(filters.add(PassThrough{}))
+			p = streamAddr(s)
 		}
 	}()
-	fc, ok := filterConfigs.get(uintptr(configHandle))
-	var f HTTPFilter = PassThrough{}
-	if ok {
-		f = fc.NewFilter(Filter{filterEnvoy})
+	if fc, ok := filterConfigs.get(uintptr(configHandle)); ok {
+		if f := fc.NewFilter(Filter{ptr: filterEnvoy, stream: s}); f != nil {
+			filters.set(handle, f)
+		}
 	}
-	if f == nil {
-		f = PassThrough{}
-	}
-	return C.uintptr_t(filters.add(f))
+	return streamAddr(s)
 }
 
-func filterOf(h C.uintptr_t) HTTPFilter {
-	if f, ok := filters.get(uintptr(h)); ok {
-		return f
+// filterOf finds the Go filter of the stream whose C state is at p.
+func filterOf(p C.uintptr_t) HTTPFilter {
+	if s := streamAt(p); s != nil {
+		if f, ok := filters.get(uintptr(s.go_handle)); ok {
+			return f
+		}
 	}
 	return PassThrough{}
 }
@@ -128,12 +136,6 @@ func envoy_dynamic_module_on_http_filter_response_headers(_ unsafe.Pointer, h C.
 	return C.int(filterOf(h).OnResponseHeaders(bool(endOfStream)))
 }
 
-//export envoy_dynamic_module_on_http_filter_response_body
-func envoy_dynamic_module_on_http_filter_response_body(_ unsafe.Pointer, h C.uintptr_t, endOfStream C.bool) (s C.int) {
-	defer recoverHook("http_filter_response_body")
-	return C.int(filterOf(h).OnResponseBody(bool(endOfStream)))
-}
-
 //export envoy_dynamic_module_on_http_filter_response_trailers
 func envoy_dynamic_module_on_http_filter_response_trailers(_ unsafe.Pointer, h C.uintptr_t) (s C.int) {
 	defer recoverHook("http_filter_response_trailers")
@@ -147,9 +149,16 @@ func envoy_dynamic_module_on_http_filter_stream_complete(_ unsafe.Pointer, h C.u
 }
 
 //export envoy_dynamic_module_on_http_filter_destroy
-func envoy_dynamic_module_on_http_filter_destroy(h C.uintptr_t) {
+func envoy_dynamic_module_on_http_filter_destroy(p C.uintptr_t) {
 	defer recoverHook("http_filter_destroy")
-	if f, ok := filters.remove(uintptr(h)); ok {
+	s := streamAt(p)
+	if s == nil {
+		return
+	}
+	f, ok := filters.remove(uintptr(s.go_handle))
+	// The C state goes even if OnDestroy panics.
+	defer freeStream(s)
+	if ok {
 		f.OnDestroy()
 	}
 }

@@ -37,15 +37,19 @@ type FilterConfig interface {
 }
 
 // HTTPFilter gets one stream's events, one at a time on its worker thread.
+// Response body chunks are not among them: the C body hook counts them for
+// streams that asked it to (Filter.CountBody).
 type HTTPFilter interface {
 	OnRequestHeaders(endOfStream bool) Status
 	OnRequestBody(endOfStream bool) Status
 	OnRequestTrailers() Status
 	OnResponseHeaders(endOfStream bool) Status
-	OnResponseBody(endOfStream bool) Status
 	OnResponseTrailers() Status
-	// OnStreamComplete runs before the access log is written.
+	// OnStreamComplete runs before the access log is written: the last hook
+	// that may call Envoy about the stream.
 	OnStreamComplete()
+	// OnDestroy must not call Envoy about the stream: 1.40 runs it after the
+	// stream is gone.
 	OnDestroy()
 }
 
@@ -57,7 +61,6 @@ func (PassThrough) OnRequestHeaders(bool) Status  { return Continue }
 func (PassThrough) OnRequestBody(bool) Status     { return Continue }
 func (PassThrough) OnRequestTrailers() Status     { return Continue }
 func (PassThrough) OnResponseHeaders(bool) Status { return Continue }
-func (PassThrough) OnResponseBody(bool) Status    { return Continue }
 func (PassThrough) OnResponseTrailers() Status    { return Continue }
 func (PassThrough) OnStreamComplete()             {}
 func (PassThrough) OnDestroy()                    {}

@@ -8,14 +8,15 @@ import (
 	"example.com/sse-on-envoy/module/ssemodule"
 )
 
-// BenchmarkResponseBodyHook is the per-chunk cost of an SSE stream through
-// the whole cgo path: a C caller (standing in for Envoy) calls the exported
-// body hook, which reads the chunk through the ABI in place, counts the
-// event and bumps the events counter through the ABI. One op is one chunk
-// with one event.
+// BenchmarkResponseBodyHook is the per-chunk cost of an SSE stream in the
+// module: a C caller (standing in for Envoy) calls the exported body hook,
+// which is C (the Go runtime is not entered), reads the chunk through the
+// ABI in place, counts the event and bumps the events counter through the
+// ABI. One op is one chunk with one event.
 func BenchmarkResponseBodyHook(b *testing.B) {
 	fakeenvoy.Reset()
 	abi.Register(ssemodule.Module{})
+	abi.SetMetadataKeys(ssemodule.MetadataKeys)
 	cfg := fakeenvoy.ConfigNew("")
 	if cfg == 0 {
 		b.Fatalf("config refused: %s", fakeenvoy.LastLog())

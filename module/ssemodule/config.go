@@ -19,9 +19,10 @@ import (
 // ModuleName is the name Envoy loads the library by (libsse.so).
 const ModuleName = "sse"
 
-// StatPrefix is what Envoy 1.37 puts in front of a module's stats:
-// sse.events appears in /stats as dynamicmodulescustom.sse.events.
-const StatPrefix = "dynamicmodulescustom."
+// StatPrefix is what Envoy puts in front of the module's stats: nothing on
+// 1.40 (sse.events is sse.events, the namespace coming from
+// metrics_namespace), "dynamicmodulescustom." on 1.37.
+const StatPrefix = abi.StatPrefix
 
 // StatDefiner defines stats; abi.Config is one, inside the config-new hook.
 type StatDefiner interface {
@@ -53,9 +54,9 @@ type routeConfig struct{ policy *policy.Policy }
 // every worker thread: it is read-only after newFilterConfig.
 type filterConfig struct {
 	policy *policy.Policy
-	// statIDs are Envoy's ids of ssestream.Stats(), in that order.
-	statIDs []uint64
-	log     func(abi.LogLevel, string)
+	// stats are Envoy's ids of ssestream.Stats(), in that order.
+	stats []definedStat
+	log   func(abi.LogLevel, string)
 	// now is the streams' clock; nil is time.Now (tests set it).
 	now func() time.Time
 }
@@ -71,13 +72,38 @@ func newFilterConfig(d StatDefiner, raw []byte, log func(abi.LogLevel, string)) 
 		if s.Kind == ssestream.KindGauge {
 			define = d.DefineGauge
 		}
-		id, err := define(s.Name)
+		id, err := define(StatName(s.Name))
 		if err != nil {
 			return nil, err
 		}
-		c.statIDs = append(c.statIDs, id)
+		c.stats = append(c.stats, definedStat{name: s.Name, id: id})
 	}
 	return c, nil
+}
+
+type definedStat struct {
+	name string
+	id   uint64
+}
+
+// StatName is what the module defines a stat as: its name within the
+// metrics_namespace on 1.40, its whole name on 1.37.
+func StatName(name string) string {
+	if abi.StatsInNamespace {
+		return ssestream.InNamespace(name)
+	}
+	return name
+}
+
+// eventsStat is Envoy's id of the events counter, which the C body hook
+// updates.
+func (c *filterConfig) eventsStat() (uint64, bool) {
+	for _, s := range c.stats {
+		if s.name == ssestream.StatEvents {
+			return s.id, true
+		}
+	}
+	return 0, false
 }
 
 // parsePolicy reads the settings from filter_config: a

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"example.com/sse-on-envoy/internal/sse"
 	"example.com/sse-on-envoy/module/abi"
 )
 
@@ -11,15 +12,22 @@ import (
 // (Envoy's), the current body chunk as slices, metadata, stats by id and a
 // local reply. It records what the filter did.
 type fakeEnvoy struct {
-	headers    map[abi.HeaderType]map[string][]string
-	body       [][]byte // the slices of the chunk the current hook received
-	metadata   map[string]any
-	attrs      map[abi.Attribute]string
-	stats      map[uint64]int64
-	route      any
-	reply      *fakeReply
-	bodyCalls  int
-	panicOnGet bool
+	headers map[abi.HeaderType]map[string][]string
+	// counting, scanner, upstreamEnded and eventsStat stand in for the C
+	// body hook (package abi tests the real one; its scanner is held equal
+	// to sse.Scanner by FuzzCScannerMatchesGo).
+	counting      bool
+	scanner       sse.Scanner
+	upstreamEnded bool
+	eventsStat    uint64
+	counted       uint64
+	metadata      map[string]any
+	attrs         map[abi.Attribute]string
+	intAttrs      map[abi.Attribute]uint64
+	stats         map[uint64]int64
+	route         any
+	reply         *fakeReply
+	panicOnGet    bool
 }
 
 type fakeReply struct {
@@ -80,21 +88,45 @@ func (e *fakeEnvoy) SendResponse(status int, headers []abi.Header, body, details
 	e.reply = &fakeReply{status, headers, body, details}
 }
 
-func (e *fakeEnvoy) BodyChunks(t abi.BodyType, fn func([]byte)) {
-	if t != abi.ReceivedResponseBody {
-		panic(fmt.Sprintf("fake: body type %d", t))
+// deliver is the C body hook receiving one chunk made of slices.
+func (e *fakeEnvoy) deliver(endOfStream bool, slices ...string) {
+	e.upstreamEnded = e.upstreamEnded || endOfStream
+	if !e.counting {
+		return
 	}
-	e.bodyCalls++
-	for _, b := range e.body {
-		fn(b)
+	for _, s := range slices {
+		e.scanner.Write([]byte(s))
 	}
+	e.stats[e.eventsStat] += int64(e.scanner.Events() - e.counted)
+	e.counted = e.scanner.Events()
 }
 
-func (e *fakeEnvoy) SetMetadataNumber(ns, key string, v float64) { e.metadata[ns+":"+key] = v }
-func (e *fakeEnvoy) SetMetadataString(ns, key, v string)         { e.metadata[ns+":"+key] = v }
+func (e *fakeEnvoy) CountBody(eventsCounter uint64, ok bool) {
+	e.counting, e.eventsStat = true, eventsCounter
+	e.scanner.MaxLineBytes = 256
+}
+
+func (e *fakeEnvoy) BodyCounts() abi.Counts {
+	return abi.Counts{Events: e.scanner.Events(), Bytes: e.scanner.Bytes(), LastEventID: e.scanner.LastEventID()}
+}
+
+func (e *fakeEnvoy) PublishCounts() {
+	e.metadata["sse:events"] = float64(e.scanner.Events())
+	e.metadata["sse:bytes"] = float64(e.scanner.Bytes())
+	e.metadata["sse:last_event_id"] = e.scanner.LastEventID()
+}
+
+func (e *fakeEnvoy) UpstreamEnded() bool { return e.upstreamEnded }
+
+func (e *fakeEnvoy) SetMetadataString(ns, key, v string) { e.metadata[ns+":"+key] = v }
 
 func (e *fakeEnvoy) AttributeString(a abi.Attribute) (string, bool) {
 	v, ok := e.attrs[a]
+	return v, ok
+}
+
+func (e *fakeEnvoy) AttributeInt(a abi.Attribute) (uint64, bool) {
+	v, ok := e.intAttrs[a]
 	return v, ok
 }
 

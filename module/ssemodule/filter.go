@@ -11,14 +11,20 @@ import (
 // adapterName is the tag header's value on streams this adapter tagged.
 const adapterName = "dynamic_module"
 
-// metadataNamespace holds the stream's counts: %DYNAMIC_METADATA(sse:events)%.
-const metadataNamespace = "sse"
-
-// metadataInterval bounds how often a long stream refreshes its metadata
-// from the body hook: the 1.37 ABI has no access-log hook, so this is what
-// keeps the periodic access-log entries (access_log_flush_interval) close to
-// the truth, without paying three callbacks on every chunk.
+// metadataInterval bounds how often the C body hook refreshes a long
+// stream's metadata: the ABI has no access-log hook for HTTP filters, so this
+// is what keeps the periodic access-log entries (access_log_flush_interval)
+// close to the truth, without paying three callbacks on every chunk.
 const metadataInterval = time.Second
+
+// MetadataKeys are the names the C body hook writes the counts under.
+var MetadataKeys = abi.MetadataKeys{
+	Namespace:   ssestream.MetadataNamespace,
+	Events:      ssestream.MetadataEvents,
+	Bytes:       ssestream.MetadataBytes,
+	LastEventID: ssestream.MetadataLastEventID,
+	Interval:    metadataInterval,
+}
 
 // Envoy is what the filter asks of Envoy for one stream; abi.Filter is the
 // real one.
@@ -27,10 +33,17 @@ type Envoy interface {
 	SetHeader(t abi.HeaderType, key, value string) bool
 	RemoveHeader(t abi.HeaderType, key string) bool
 	SendResponse(status int, headers []abi.Header, body, details string)
-	BodyChunks(t abi.BodyType, fn func([]byte))
-	SetMetadataNumber(ns, key string, v float64)
 	SetMetadataString(ns, key, v string)
 	AttributeString(a abi.Attribute) (string, bool)
+	AttributeInt(a abi.Attribute) (uint64, bool)
+	// CountBody hands the response body to the C body hook, which counts
+	// events (and the events stat) without entering Go; BodyCounts reads
+	// what it counted, PublishCounts writes that as metadata, UpstreamEnded
+	// says whether it saw the end of the response.
+	CountBody(eventsCounter uint64, ok bool)
+	BodyCounts() abi.Counts
+	PublishCounts()
+	UpstreamEnded() bool
 	IncrementCounter(id, v uint64)
 	AddGauge(id uint64, delta int64)
 	RouteConfig() any
@@ -42,15 +55,12 @@ var _ Envoy = abi.Filter{}
 func (c *filterConfig) NewFilter(f abi.Filter) abi.HTTPFilter { return c.newFilter(f) }
 
 func (c *filterConfig) newFilter(env Envoy) *filter {
-	f := &filter{env: env, cfg: c}
+	f := &filter{env: env, cfg: c, stats: make([]envoyStat, len(c.stats))}
+	i := 0
 	f.metrics = ssestream.DefineMetrics(func(s ssestream.Stat) ssestream.Counter {
-		for i, def := range ssestream.Stats() {
-			if def.Name == s.Name {
-				f.stats[i] = envoyStat{env: env, id: c.statIDs[i], gauge: s.Kind == ssestream.KindGauge}
-				return &f.stats[i]
-			}
-		}
-		return nil
+		f.stats[i] = envoyStat{f: f, id: c.stats[i].id, gauge: s.Kind == ssestream.KindGauge}
+		i++
+		return &f.stats[i-1]
 	})
 	return f
 }
@@ -58,35 +68,42 @@ func (c *filterConfig) newFilter(env Envoy) *filter {
 // envoyStat is one of Envoy's stats, updated through the stream that
 // counts (the ABI takes the filter, not the config, to update a stat).
 type envoyStat struct {
-	env   Envoy
+	f     *filter
 	id    uint64
 	gauge bool
 }
 
 func (s *envoyStat) Increment(delta int64) {
 	switch {
+	case s.f.gone:
+		// After stream-complete Envoy's side of the stream may be gone.
 	case s.gauge:
-		s.env.AddGauge(s.id, delta)
+		s.f.env.AddGauge(s.id, delta)
 	case delta > 0:
-		s.env.IncrementCounter(s.id, uint64(delta))
+		s.f.env.IncrementCounter(s.id, uint64(delta))
 	}
 }
+
+// bodyCounts is the C body hook's count as ssestream.BodyCounts.
+type bodyCounts struct{ env Envoy }
+
+func (b bodyCounts) Events() uint64      { return b.env.BodyCounts().Events }
+func (b bodyCounts) Bytes() uint64       { return b.env.BodyCounts().Bytes }
+func (b bodyCounts) LastEventID() string { return b.env.BodyCounts().LastEventID }
 
 // filter follows one stream. Envoy calls its hooks one at a time on the
 // stream's worker thread, so it needs no locks.
 type filter struct {
 	env     Envoy
 	cfg     *filterConfig
-	stats   [5]envoyStat
+	stats   []envoyStat // in ssestream.Stats() order
 	metrics *ssestream.Metrics
 	stream  *ssestream.Stream
-	// onChunk is stream.OnResponseData, bound once per stream: a method
-	// value made in the body hook would cost an allocation per chunk.
-	onChunk func([]byte)
 
 	upstreamEnded bool
 	finished      bool
-	published     time.Time
+	// gone: Envoy's side of the stream may no longer be called.
+	gone bool
 	// pendingReply waits for the end of a request body, as in the golang
 	// filter: a local reply while the client still sends one can crash
 	// Envoy 1.37 (envoyproxy/envoy#44320). Browsers' preflights carry none.
@@ -95,20 +112,12 @@ type filter struct {
 
 var _ abi.HTTPFilter = (*filter)(nil)
 
-func (f *filter) now() time.Time {
-	if f.cfg.now != nil {
-		return f.cfg.now()
-	}
-	return time.Now()
-}
-
 func (f *filter) OnRequestHeaders(endOfStream bool) abi.Status {
 	p := f.cfg.policy
 	if rc, ok := f.env.RouteConfig().(*routeConfig); ok {
 		p = rc.policy
 	}
 	f.stream = ssestream.New(p, f.metrics, adapterName, f.cfg.now)
-	f.onChunk = f.stream.OnResponseData
 	method, _ := f.env.Header(abi.RequestHeaders, ":method")
 	path, _ := f.env.Header(abi.RequestHeaders, ":path")
 	origin, hasOrigin := f.env.Header(abi.RequestHeaders, "origin")
@@ -169,22 +178,10 @@ func (f *filter) OnResponseHeaders(endOfStream bool) abi.Status {
 		route, _ := f.env.AttributeString(abi.AttributeRouteName)
 		protocol, _ := f.env.AttributeString(abi.AttributeRequestProtocol)
 		f.stream.Open(ssestream.Info{Route: route, Protocol: protocol}, f)
-		f.env.SetMetadataString(metadataNamespace, "protocol", protocol)
-		f.publishCounts()
-	}
-	f.upstreamEnded = f.upstreamEnded || endOfStream
-	return abi.Continue
-}
-
-// OnResponseBody counts events in Envoy's own buffer, chunk by chunk, and
-// never holds the body back.
-func (f *filter) OnResponseBody(endOfStream bool) abi.Status {
-	if f.stream != nil && f.stream.IsSSE() {
-		f.env.BodyChunks(abi.ReceivedResponseBody, f.onChunk)
-		if now := f.now(); now.Sub(f.published) >= metadataInterval {
-			f.published = now
-			f.publishCounts()
-		}
+		f.stream.CountedBy(bodyCounts{f.env})
+		f.env.CountBody(f.cfg.eventsStat())
+		f.env.SetMetadataString(ssestream.MetadataNamespace, ssestream.MetadataProtocol, protocol)
+		f.env.PublishCounts()
 	}
 	f.upstreamEnded = f.upstreamEnded || endOfStream
 	return abi.Continue
@@ -197,27 +194,30 @@ func (f *filter) OnResponseTrailers() abi.Status {
 
 // OnStreamComplete runs before the access log, so the final counts and the
 // closing line are in place when it is written.
-func (f *filter) OnStreamComplete() { f.finish() }
-
-// OnDestroy is the backstop should a stream end without OnStreamComplete.
-func (f *filter) OnDestroy() { f.finish() }
-
-func (f *filter) finish() {
+func (f *filter) OnStreamComplete() {
 	if f.finished || f.stream == nil || !f.stream.IsSSE() {
 		return
 	}
 	f.finished = true
-	f.publishCounts()
-	// The 1.37 ABI gives neither response flags nor response code details:
-	// a stream the upstream did not finish ends as "reset".
-	f.stream.Finish(ssestream.End{UpstreamEnded: f.upstreamEnded}, f)
+	f.env.PublishCounts()
+	end := ssestream.End{UpstreamEnded: f.upstreamEnded || f.env.UpstreamEnded()}
+	if abi.EndKnown {
+		end.ResponseFlags, end.FlagsKnown = f.env.AttributeInt(abi.AttributeResponseFlags)
+		end.Details, _ = f.env.AttributeString(abi.AttributeResponseCodeDetails)
+	}
+	f.stream.Finish(end, f)
 }
 
-func (f *filter) publishCounts() {
-	sum := f.stream.Summary()
-	f.env.SetMetadataNumber(metadataNamespace, "events", float64(sum.Events))
-	f.env.SetMetadataNumber(metadataNamespace, "bytes", float64(sum.Bytes))
-	f.env.SetMetadataString(metadataNamespace, "last_event_id", sum.LastEventID)
+// OnDestroy is the backstop should a stream end without OnStreamComplete:
+// the closed line is still written, but Envoy is not called (1.40 destroys
+// a filter after its stream is gone), so the active-streams gauge keeps it.
+func (f *filter) OnDestroy() {
+	f.gone = true
+	if f.finished || f.stream == nil || !f.stream.IsSSE() {
+		return
+	}
+	f.finished = true
+	f.stream.Finish(ssestream.End{UpstreamEnded: f.upstreamEnded}, f)
 }
 
 // Log implements ssestream.Logger on Envoy's dynamic_modules log component.

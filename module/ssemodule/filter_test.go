@@ -3,6 +3,7 @@ package ssemodule
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,11 +63,11 @@ func TestConfigAcceptsYAMLJSONAndNothing(t *testing.T) {
 func TestConfigDefinesEveryStatWithItsKind(t *testing.T) {
 	_, d, _ := newTestConfig(t, demoConfig)
 	for _, s := range ssestream.Stats() {
-		if _, ok := d.ids[s.Name]; !ok {
+		if _, ok := d.ids[StatName(s.Name)]; !ok {
 			t.Errorf("%s not defined", s.Name)
 		}
-		if d.gauges[s.Name] != (s.Kind == ssestream.KindGauge) {
-			t.Errorf("%s defined as gauge=%v, want a %s", s.Name, d.gauges[s.Name], s.Kind)
+		if d.gauges[StatName(s.Name)] != (s.Kind == ssestream.KindGauge) {
+			t.Errorf("%s defined as gauge=%v, want a %s", s.Name, d.gauges[StatName(s.Name)], s.Kind)
 		}
 	}
 	if _, err := newFilterConfig(&fakeDefiner{err: errors.New("frozen")}, nil, (&logLines{}).log); err == nil {
@@ -91,8 +92,8 @@ func TestCORS(t *testing.T) {
 				for _, h := range env.reply.headers {
 					got[h.Key] = append(got[h.Key], h.Value)
 				}
-				if env.stats[d.ids[ssestream.StatPreflights]] != 1 {
-					t.Errorf("preflights = %d, want 1", env.stats[d.ids[ssestream.StatPreflights]])
+				if env.stats[d.ids[StatName(ssestream.StatPreflights)]] != 1 {
+					t.Errorf("preflights = %d, want 1", env.stats[d.ids[StatName(ssestream.StatPreflights)]])
 				}
 			} else {
 				if status != abi.Continue || env.reply != nil {
@@ -167,19 +168,13 @@ func TestSSEStreamLifecycle(t *testing.T) {
 	}
 	total := 0
 	for _, c := range chunks {
-		env.body = nil
 		for _, s := range c {
-			env.body = append(env.body, []byte(s))
 			total += len(s)
 		}
-		clock = clock.Add(400 * time.Millisecond)
-		if s := f.OnResponseBody(false); s != abi.Continue {
-			t.Fatalf("response body: %v; an SSE body must never be held", s)
-		}
+		env.deliver(false, c...)
 	}
 	// The body ends without a last chunk: the upstream finished the stream.
-	env.body = nil
-	f.OnResponseBody(true)
+	env.deliver(true)
 	f.OnStreamComplete()
 	f.OnDestroy() // after OnStreamComplete: nothing more
 
@@ -190,7 +185,7 @@ func TestSSEStreamLifecycle(t *testing.T) {
 		}
 	}
 	for name, want := range map[string]int64{ssestream.StatStreamsOpened: 1, ssestream.StatStreamsActive: 0, ssestream.StatEvents: 2, ssestream.StatPreflights: 0} {
-		if got := env.stats[d.ids[name]]; got != want {
+		if got := env.stats[d.ids[StatName(name)]]; got != want {
 			t.Errorf("%s = %d, want %d", name, got, want)
 		}
 	}
@@ -206,16 +201,29 @@ func TestSSEStreamLifecycle(t *testing.T) {
 }
 
 func TestEndReasons(t *testing.T) {
+	const (
+		flagDC = 0x4000 // DownstreamConnectionTermination
+		flagUR = 0x10   // UpstreamRemoteReset
+	)
 	tests := []struct {
 		name    string
-		end     func(f *filter)
+		end     func(f *filter, env *fakeEnvoy)
 		wantEnd string
+		// needsFlags: only an ABI that gives response flags and details
+		// (1.40) can tell these apart; 1.37 says end=reset.
+		needsFlags bool
 	}{
-		{"last body chunk", func(f *filter) { f.OnResponseBody(true) }, "end=upstream_end"},
-		{"trailers", func(f *filter) { f.OnResponseTrailers() }, "end=upstream_end"},
-		// The 1.37 ABI has no response flags: a client that left and a
-		// reset look the same.
-		{"neither", func(*filter) {}, "end=reset"},
+		{"last body chunk", func(_ *filter, env *fakeEnvoy) { env.deliver(true) }, "end=upstream_end", false},
+		{"trailers", func(f *filter, _ *fakeEnvoy) { f.OnResponseTrailers() }, "end=upstream_end", false},
+		{"client gone", func(_ *filter, env *fakeEnvoy) {
+			env.intAttrs = map[abi.Attribute]uint64{abi.AttributeResponseFlags: flagDC}
+			env.attrs[abi.AttributeResponseCodeDetails] = "downstream_remote_disconnect"
+		}, "end=client_gone details=downstream_remote_disconnect", true},
+		{"upstream reset", func(_ *filter, env *fakeEnvoy) {
+			env.intAttrs = map[abi.Attribute]uint64{abi.AttributeResponseFlags: flagUR}
+			env.attrs[abi.AttributeResponseCodeDetails] = "upstream_reset_after_response_started{remote_reset}"
+		}, "end=upstream_reset details=upstream_reset_after_response_started{remote_reset}", true},
+		{"neither", func(*filter, *fakeEnvoy) {}, "end=reset", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -225,16 +233,40 @@ func TestEndReasons(t *testing.T) {
 			f.OnRequestHeaders(true)
 			env.setHeaders(abi.ResponseHeaders, ":status", "200", "content-type", "text/event-stream")
 			f.OnResponseHeaders(false)
-			tc.end(f)
-			f.OnDestroy() // the backstop, without OnStreamComplete
+			tc.end(f, env)
 			f.OnStreamComplete()
-			if len(*logs) != 2 || !strings.HasSuffix((*logs)[1], tc.wantEnd) {
-				t.Errorf("lines %q, want the closed one to end with %q", *logs, tc.wantEnd)
+			f.OnDestroy() // after OnStreamComplete: nothing more
+			want := tc.wantEnd
+			if tc.needsFlags && !abi.EndKnown {
+				want = "end=reset"
 			}
-			if got := env.stats[d.ids[ssestream.StatStreamsActive]]; got != 0 {
+			if len(*logs) != 2 || !strings.HasSuffix((*logs)[1], want) {
+				t.Errorf("lines %q, want the closed one to end with %q", *logs, want)
+			}
+			if got := env.stats[d.ids[StatName(ssestream.StatStreamsActive)]]; got != 0 {
 				t.Errorf("active = %d after the end", got)
 			}
 		})
+	}
+}
+
+// Should Envoy destroy a stream without stream-complete, the closed line is
+// still written, and Envoy's side of the stream is not touched.
+func TestDestroyWithoutStreamCompleteDoesNotCallEnvoy(t *testing.T) {
+	c, _, logs := newTestConfig(t, "")
+	env := newFakeEnvoy(":method", "GET", ":path", "/sse/events")
+	f := c.newFilter(env)
+	f.OnRequestHeaders(true)
+	env.setHeaders(abi.ResponseHeaders, ":status", "200", "content-type", "text/event-stream")
+	f.OnResponseHeaders(false)
+	before := maps.Clone(env.stats)
+	env.panicOnGet = true
+	f.OnDestroy()
+	if len(*logs) != 2 || !strings.Contains((*logs)[1], "sse stream closed:") {
+		t.Errorf("lines %q, want a closed line", *logs)
+	}
+	if !maps.Equal(before, env.stats) {
+		t.Errorf("stats changed after destroy: %v to %v", before, env.stats)
 	}
 }
 
@@ -246,14 +278,11 @@ func TestNonSSEResponsesAreLeftAlone(t *testing.T) {
 	f.OnRequestHeaders(true)
 	env.setHeaders(abi.ResponseHeaders, ":status", "200", "content-type", "application/json", "content-length", "2")
 	f.OnResponseHeaders(false)
-	env.body = [][]byte{[]byte("{}")}
-	if s := f.OnResponseBody(true); s != abi.Continue {
-		t.Errorf("body: %v", s)
-	}
+	env.deliver(true, "{}")
 	f.OnStreamComplete()
 	f.OnDestroy()
-	if env.bodyCalls != 0 || len(env.metadata) != 0 || len(*logs) != 0 || env.stats[d.ids[ssestream.StatStreamsOpened]] != 0 {
-		t.Errorf("body reads %d, metadata %v, lines %q", env.bodyCalls, env.metadata, *logs)
+	if env.counting || len(env.metadata) != 0 || len(*logs) != 0 || env.stats[d.ids[StatName(ssestream.StatStreamsOpened)]] != 0 {
+		t.Errorf("counting %v, metadata %v, lines %q", env.counting, env.metadata, *logs)
 	}
 	if got := env.headers[abi.ResponseHeaders]["content-length"]; !slices.Equal(got, []string{"2"}) {
 		t.Errorf("content-length %q, want it kept", got)
@@ -279,51 +308,5 @@ func TestPerRouteConfigReplacesThePolicy(t *testing.T) {
 	}
 	if got := resp["x-route-tag"]; !slices.Equal(got, []string{"dynamic_module"}) {
 		t.Errorf("route tag %q", got)
-	}
-}
-
-// The counts reach dynamic metadata during the stream, at most once a
-// second, so periodic access-log entries see them.
-func TestMetadataIsRefreshedWhileStreaming(t *testing.T) {
-	c, _, _ := newTestConfig(t, "")
-	clock := time.Unix(1000, 0)
-	c.now = func() time.Time { return clock }
-	env := newFakeEnvoy(":method", "GET", ":path", "/sse/events")
-	f := c.newFilter(env)
-	f.OnRequestHeaders(true)
-	env.setHeaders(abi.ResponseHeaders, ":status", "200", "content-type", "text/event-stream")
-	f.OnResponseHeaders(false)
-	steps := []struct {
-		advance    time.Duration
-		wantEvents float64
-	}{
-		{1500 * time.Millisecond, 1}, // a second since the last publish
-		{100 * time.Millisecond, 1},  // too soon: not yet
-		{time.Second, 3},
-	}
-	for i, st := range steps {
-		clock = clock.Add(st.advance)
-		env.body = [][]byte{[]byte("data: x\n\n")}
-		f.OnResponseBody(false)
-		if got := env.metadata["sse:events"]; got != st.wantEvents {
-			t.Errorf("step %d: sse:events = %v, want %v", i, got, st.wantEvents)
-		}
-	}
-}
-
-// BenchmarkResponseBodyGoOnly is BenchmarkResponseBodyHook without cgo:
-// the same chunk through the adapter against the Go fake, so the difference
-// between the two is what crossing the C boundary costs.
-func BenchmarkResponseBodyGoOnly(b *testing.B) {
-	c, _, _ := newTestConfig(&testing.T{}, "")
-	env := newFakeEnvoy(":method", "GET", ":path", "/sse/events")
-	f := c.newFilter(env)
-	f.OnRequestHeaders(true)
-	env.setHeaders(abi.ResponseHeaders, ":status", "200", "content-type", "text/event-stream")
-	f.OnResponseHeaders(false)
-	env.body = [][]byte{[]byte("id: 42\nevent: DAD_JOKE\ndata: What do you call a fish with no eyes? A fsh.\n\n")}
-	b.ReportAllocs()
-	for b.Loop() {
-		f.OnResponseBody(false)
 	}
 }

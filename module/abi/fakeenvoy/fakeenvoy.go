@@ -6,6 +6,7 @@
 package fakeenvoy
 
 /*
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "../sse_abi.h"
@@ -68,8 +69,29 @@ bool envoy_dynamic_module_callback_http_get_body_chunks(void* f, int t, sse_buff
   memcpy(result, fake_body, fake_nbody * sizeof(sse_buffer));
   return true;
 }
-void envoy_dynamic_module_callback_http_set_dynamic_metadata_number(void* f, sse_buffer ns, sse_buffer key, double v) {}
-void envoy_dynamic_module_callback_http_set_dynamic_metadata_string(void* f, sse_buffer ns, sse_buffer key, sse_buffer v) {}
+// The metadata set last, as "ns:key=value" lines, newest last.
+static char fake_metadata[4096];
+static size_t fake_metadata_len;
+static int fake_metadata_sets;
+static void fake_note_metadata(sse_buffer ns, sse_buffer key, const char* v, size_t n) {
+  fake_metadata_sets++;
+  size_t need = ns.length + key.length + n + 3;
+  if (fake_metadata_len + need >= sizeof(fake_metadata)) fake_metadata_len = 0;
+  char* p = fake_metadata + fake_metadata_len;
+  memcpy(p, ns.ptr, ns.length); p += ns.length; *p++ = ':';
+  memcpy(p, key.ptr, key.length); p += key.length; *p++ = '=';
+  memcpy(p, v, n); p += n; *p++ = '\n';
+  fake_metadata_len = (size_t)(p - fake_metadata);
+  *p = 0;
+}
+void envoy_dynamic_module_callback_http_set_dynamic_metadata_number(void* f, sse_buffer ns, sse_buffer key, double v) {
+  char num[64];
+  int n = snprintf(num, sizeof num, "%.0f", v);
+  fake_note_metadata(ns, key, num, (size_t)n);
+}
+void envoy_dynamic_module_callback_http_set_dynamic_metadata_string(void* f, sse_buffer ns, sse_buffer key, sse_buffer v) {
+  fake_note_metadata(ns, key, v.ptr, v.length);
+}
 bool envoy_dynamic_module_callback_http_filter_get_attribute_string(void* f, int id, sse_buffer* result) {
   result->ptr = "HTTP/1.1";
   result->length = 8;
@@ -124,6 +146,9 @@ static void fake_reset(void) {
   fake_nlogs = 0;
   fake_last_log[0] = 0;
   fake_reply_status = 0;
+  fake_metadata_len = 0;
+  fake_metadata[0] = 0;
+  fake_metadata_sets = 0;
 }
 static void fake_add_body(const char* p, size_t n) {
   fake_body[fake_nbody].ptr = p;
@@ -135,6 +160,12 @@ static uint64_t fake_stat(size_t id) { return fake_stats[id]; }
 static const char* fake_log(void) { return fake_last_log; }
 static int fake_logs(void) { return fake_nlogs; }
 static uint32_t fake_reply(void) { return fake_reply_status; }
+static const char* fake_metadata_lines(void) { return fake_metadata; }
+static int fake_metadata_count(void) { return fake_metadata_sets; }
+static void fake_clear_body(void) {
+  for (size_t i = 0; i < fake_nbody; i++) free((void*)fake_body[i].ptr);
+  fake_nbody = 0;
+}
 static const char* fake_version(void) { return envoy_dynamic_module_on_program_init(); }
 */
 import "C"
@@ -207,6 +238,15 @@ func Stat(id int) int64 { return int64(C.fake_stat(C.size_t(id))) }
 // LastLog is the last line the module logged; Logs counts them.
 func LastLog() string { return C.GoString(C.fake_log()) }
 func Logs() int       { return int(C.fake_logs()) }
+
+// Metadata is the metadata set since the last Reset, one "ns:key=value"
+// line each (numbers without decimals), oldest first; MetadataSets counts
+// the calls.
+func Metadata() string  { return C.GoString(C.fake_metadata_lines()) }
+func MetadataSets() int { return int(C.fake_metadata_count()) }
+
+// ClearBody empties the chunk the response-body hook sees.
+func ClearBody() { C.fake_clear_body() }
 
 // ReplyStatus is the status of the last local reply, 0 if none.
 func ReplyStatus() int { return int(C.fake_reply()) }

@@ -1,0 +1,90 @@
+package abi_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"example.com/sse-on-envoy/internal/sse"
+	"example.com/sse-on-envoy/module/abi"
+)
+
+// scanStates is what the two scanners must agree on after every chunk.
+type scanState struct {
+	events, comments, bytes, truncations uint64
+	lastEventID                          string
+}
+
+func goState(s *sse.Scanner) scanState {
+	return scanState{s.Events(), s.Comments(), s.Bytes(), s.Truncations(), s.LastEventID()}
+}
+
+func cState(s abi.CScanner) scanState {
+	return scanState{s.Events(), s.Comments(), s.Bytes(), s.Truncations(), s.LastEventID()}
+}
+
+// feedBoth splits stream into chunks whose lengths come from cuts (0 ends
+// the cuts: the rest is one chunk) and fails at the first chunk after which
+// the C and the Go scanner disagree.
+func feedBoth(t *testing.T, stream, cuts []byte) scanState {
+	t.Helper()
+	g := &sse.Scanner{MaxLineBytes: abi.CScanMaxLine}
+	c := abi.NewCScanner()
+	defer c.Free()
+	for i := 0; len(stream) > 0; i++ {
+		n := len(stream)
+		if i < len(cuts) && int(cuts[i]) > 0 && int(cuts[i]) < n {
+			n = int(cuts[i])
+		}
+		chunk := stream[:n]
+		stream = stream[n:]
+		g.Write(chunk)
+		c.Write(chunk)
+		if gs, cs := goState(g), cState(c); gs != cs {
+			t.Fatalf("after chunk %d %q: Go %+v, C %+v", i, chunk, gs, cs)
+		}
+	}
+	return goState(g)
+}
+
+// The cases the WHATWG rules and the limits make tricky, each split at
+// every byte.
+var scanCases = []string{
+	"id: 1\ndata: a\n\n",
+	"\xEF\xBB\xBFdata: bom\n\n",
+	"\xEF\xBBdata: half a bom\n\n",
+	"\xEF\xBB\xBF\xEF\xBB\xBFdata: second bom is content\n\n",
+	"data: crlf\r\n\r\nid: 2\r\r\ndata: cr\r\r",
+	": heartbeat\n:\n\nid\ndata\n\n",
+	"id: a\x00b\ndata: nul ignored\n\nid: c\ndata: d\n\n",
+	"id: " + strings.Repeat("x", 300) + "\ndata: long id\n\n",
+	"data: " + strings.Repeat("y", 600) + "\nid: 5\n\n",
+	"id: 6\nevent: DAD_JOKE\nretry: 3000\ndata: multi\ndata: line\n\n",
+	"id: 7\n\nid:8\ndata:no space\n\ndata: cut at the end",
+	"idx: 1\ndata : 2\nDATA: 3\n\n",
+}
+
+func TestCScannerMatchesGoOnEverySplit(t *testing.T) {
+	for _, tc := range scanCases {
+		for cut := 1; cut <= len(tc); cut++ {
+			feedBoth(t, []byte(tc), bytes.Repeat([]byte{byte(min(cut, 255))}, len(tc)))
+		}
+	}
+	// A known answer, so the two cannot agree on being wrong.
+	const stream = "id: 1\ndata: a\n\n: hb\n\nid: 2\ndata: b\n\ndata: c"
+	got := feedBoth(t, []byte(stream), nil)
+	if want := (scanState{events: 2, comments: 1, bytes: uint64(len(stream)), lastEventID: "2"}); got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
+
+// FuzzCScannerMatchesGo holds the module's C scanner and internal/sse's Go
+// scanner to one behaviour: any stream, cut into any chunks.
+func FuzzCScannerMatchesGo(f *testing.F) {
+	for _, tc := range scanCases {
+		f.Add([]byte(tc), []byte{1, 3, 7})
+	}
+	f.Fuzz(func(t *testing.T, stream, cuts []byte) {
+		feedBoth(t, stream, cuts)
+	})
+}

@@ -1,0 +1,125 @@
+#include "ssescan.h"
+
+#include <string.h>
+
+static const unsigned char utf8_bom[3] = {0xEF, 0xBB, 0xBF};
+
+static void hold_partial_line(sse_scan* s, const char* p, size_t n) {
+  size_t room = SSE_SCAN_MAX_LINE - s->line_len;
+  if (n > room) {
+    n = room;
+    if (!s->line_cut) {
+      s->line_cut = true;
+      s->truncations++;
+    }
+  }
+  memcpy(s->line + s->line_len, p, n);
+  s->line_len += (uint16_t)n;
+}
+
+static void dispatch(sse_scan* s) {
+  memcpy(s->last_id, s->id, s->id_len);
+  s->last_id_len = s->id_len;
+  if (s->has_data) s->events++;
+  s->has_data = false;
+}
+
+static bool field_is(const char* name, size_t n, const char* want) {
+  size_t w = strlen(want);
+  return n == w && memcmp(name, want, n) == 0;
+}
+
+static void process_line(sse_scan* s, const char* line, size_t n) {
+  if (n == 0) {
+    dispatch(s);
+    return;
+  }
+  if (line[0] == ':') {
+    s->comments++;
+    return;
+  }
+  const char* colon = memchr(line, ':', n);
+  size_t name_len = n;
+  const char* value = line + n;
+  size_t value_len = 0;
+  if (colon != NULL) {
+    name_len = (size_t)(colon - line);
+    value = colon + 1;
+    value_len = n - name_len - 1;
+    if (value_len > 0 && value[0] == ' ') {
+      value++;
+      value_len--;
+    }
+  }
+  if (field_is(line, name_len, "data")) {
+    s->has_data = true;
+  } else if (field_is(line, name_len, "id")) {
+    // An id holding NUL is ignored (WHATWG); a longer one is cut to the
+    // limit, counted once whether it was cut here or while held.
+    if (memchr(value, 0, value_len) != NULL) return;
+    if (value_len > SSE_SCAN_MAX_LINE) {
+      if (!s->line_cut) s->truncations++;
+      value_len = SSE_SCAN_MAX_LINE;
+    }
+    memcpy(s->id, value, value_len);
+    s->id_len = (uint16_t)value_len;
+  }
+  // event and retry change nothing a proxy counts.
+}
+
+static void scan(sse_scan* s, const char* p, size_t n) {
+  while (n > 0) {
+    size_t i = 0;
+    while (i < n && p[i] != '\r' && p[i] != '\n') i++;
+    if (i == n) {
+      hold_partial_line(s, p, n);
+      return;
+    }
+    if (s->line_len > 0 || s->line_cut) {
+      hold_partial_line(s, p, i);
+      process_line(s, s->line, s->line_len);
+    } else {
+      process_line(s, p, i);
+    }
+    s->line_len = 0;
+    s->line_cut = false;
+    if (p[i] == '\r') {
+      if (i + 1 == n) {
+        s->pending_cr = true;
+      } else if (p[i + 1] == '\n') {
+        i++;
+      }
+    }
+    p += i + 1;
+    n -= i + 1;
+  }
+}
+
+void sse_scan_write(sse_scan* s, const char* p, size_t n) {
+  s->bytes += n;
+  if (!s->bom_done) {
+    while (n > 0) {
+      if ((unsigned char)p[0] != utf8_bom[s->bom_matched]) {
+        s->bom_done = true;
+        // The bytes that looked like a BOM were content after all.
+        scan(s, (const char*)utf8_bom, s->bom_matched);
+        break;
+      }
+      s->bom_matched++;
+      p++;
+      n--;
+      if (s->bom_matched == sizeof(utf8_bom)) {
+        s->bom_done = true;
+        break;
+      }
+    }
+  }
+  if (s->pending_cr && n > 0) {
+    s->pending_cr = false;
+    if (p[0] == '\n') {
+      p++;
+      n--;
+    }
+  }
+  scan(s, p, n);
+}

@@ -1,0 +1,39 @@
+// The event-stream scanner the response-body hook runs in C, so that a chunk
+// of an SSE stream never enters the Go runtime. It counts what
+// internal/sse.Scanner counts (events, bytes, the last event id, comments,
+// truncations) under the same WHATWG rules and the same limits;
+// FuzzCScannerMatchesGo feeds both the same chunks and fails on any
+// difference, so the rules stay one behaviour.
+#ifndef SSE_SCAN_H
+#define SSE_SCAN_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+// SSE_SCAN_MAX_LINE is internal/ssestream's idLimit: the bytes of a line kept
+// across chunks and the longest last event id kept, so per-stream memory is
+// fixed whatever the stream sends.
+#define SSE_SCAN_MAX_LINE 256
+
+typedef struct {
+  uint64_t events;
+  uint64_t comments;
+  uint64_t bytes;
+  uint64_t truncations;
+  bool bom_done;
+  uint8_t bom_matched;
+  bool pending_cr;  // the previous chunk ended in CR: a leading LF completes it
+  bool line_cut;
+  bool has_data;
+  uint16_t line_len;
+  uint16_t id_len;
+  uint16_t last_id_len;
+  char line[SSE_SCAN_MAX_LINE];
+  char id[SSE_SCAN_MAX_LINE];  // the WHATWG "last event ID buffer"
+  char last_id[SSE_SCAN_MAX_LINE];
+} sse_scan;
+
+#define SSE_HIDDEN __attribute__((visibility("hidden")))
+
+SSE_HIDDEN void sse_scan_write(sse_scan* s, const char* p, size_t n);
+#endif

@@ -1,0 +1,65 @@
+#include "stream.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+// Envoy's body_type for the chunk the current response-body hook received.
+#define SSE_RECEIVED_RESPONSE_BODY 2
+
+static sse_metadata_keys metadata_keys;
+
+void sse_stream_set_metadata_keys(sse_metadata_keys keys) { metadata_keys = keys; }
+
+int64_t sse_monotonic_ns(void) {
+  struct timespec ts;
+  // The coarse clock is a read of the vDSO page, no system call: the body
+  // hook reads it on every chunk only to decide whether a second has passed.
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void sse_stream_publish(void* env, sse_stream* s) {
+  if (metadata_keys.ns.ptr == NULL || envoy_dynamic_module_callback_http_set_dynamic_metadata_number == NULL) return;
+  s->published_ns = sse_monotonic_ns();
+  envoy_dynamic_module_callback_http_set_dynamic_metadata_number(env, metadata_keys.ns, metadata_keys.events,
+                                                                 (double)s->scan.events);
+  envoy_dynamic_module_callback_http_set_dynamic_metadata_number(env, metadata_keys.ns, metadata_keys.bytes,
+                                                                 (double)s->scan.bytes);
+  sse_buffer id = {s->scan.last_id, s->scan.last_id_len};
+  envoy_dynamic_module_callback_http_set_dynamic_metadata_string(env, metadata_keys.ns, metadata_keys.last_event_id,
+                                                                 id);
+}
+
+// The inline array covers the usual chunk (one or a few slices) without
+// allocating.
+#define SSE_INLINE_SLICES 8
+
+int envoy_dynamic_module_on_http_filter_response_body(void* env, uintptr_t module_ptr, bool end_of_stream) {
+  sse_stream* s = (sse_stream*)module_ptr;
+  if (s == NULL) return 0;
+  if (end_of_stream) s->upstream_ended = true;
+  if (!s->counting) return 0;
+  size_t n = envoy_dynamic_module_callback_http_get_body_chunks_size(env, SSE_RECEIVED_RESPONSE_BODY);
+  if (n > 0) {
+    sse_buffer inline_slices[SSE_INLINE_SLICES];
+    sse_buffer* slices = inline_slices;
+    if (n > SSE_INLINE_SLICES) slices = malloc(n * sizeof(sse_buffer));
+    // Out of memory, a chunk goes uncounted rather than held or failed.
+    if (slices != NULL && envoy_dynamic_module_callback_http_get_body_chunks(env, SSE_RECEIVED_RESPONSE_BODY, slices)) {
+      for (size_t i = 0; i < n; i++) {
+        if (slices[i].ptr != NULL && slices[i].length > 0) sse_scan_write(&s->scan, slices[i].ptr, slices[i].length);
+      }
+    }
+    if (slices != inline_slices) free(slices);
+  }
+  if (s->has_events_stat && s->scan.events != s->counted) {
+    envoy_dynamic_module_callback_http_filter_increment_counter(env, s->events_stat, NULL, 0,
+                                                                s->scan.events - s->counted);
+    s->counted = s->scan.events;
+  }
+  // The ABI has no access-log hook for HTTP filters: refreshing the metadata at most once per
+  // interval keeps periodic access-log entries close to the truth without
+  // three callbacks on every chunk.
+  if (sse_monotonic_ns() - s->published_ns >= metadata_keys.interval_ns) sse_stream_publish(env, s);
+  return 0;
+}

@@ -1,0 +1,33 @@
+// The per-stream state Envoy's module pointer points at. The response-body
+// hook (stream.c) reads and updates it in C; the Go hooks find their filter
+// through go_handle. Body chunks of an SSE stream are the only events that
+// come dozens of times a second, and entering the Go runtime for each costs
+// Envoy more than the router does for the chunk (README, "What the profile
+// showed"): so Go sees a stream at its start and end, C sees every chunk.
+#ifndef SSE_STREAM_H
+#define SSE_STREAM_H
+#include "sse_abi.h"
+#include "ssescan.h"
+
+typedef struct {
+  uintptr_t go_handle;  // the Go HTTPFilter, in package abi's handle table
+  bool counting;        // an SSE response: the body hook scans its chunks
+  bool upstream_ended;  // a body or trailers hook saw the end of the response
+  bool has_events_stat;
+  size_t events_stat;  // Envoy's id of the events counter
+  uint64_t counted;    // events already added to that counter
+  int64_t published_ns;
+  sse_scan scan;
+} sse_stream;
+
+// The dynamic metadata the body hook refreshes, set once from Go before Envoy
+// can call a hook: names are defined in internal/ssestream, never here.
+typedef struct {
+  sse_buffer ns, events, bytes, last_event_id;
+  int64_t interval_ns;
+} sse_metadata_keys;
+
+SSE_HIDDEN void sse_stream_set_metadata_keys(sse_metadata_keys keys);
+SSE_HIDDEN void sse_stream_publish(void* filter_envoy_ptr, sse_stream* s);
+SSE_HIDDEN int64_t sse_monotonic_ns(void);
+#endif
