@@ -602,7 +602,8 @@ func TestGolangHost(t *testing.T) {
 			// EncodeHeaders; its recover logs it and asks for a panic reply,
 			// which Envoy sends straight to the codec (response headers exist).
 			wantStatuses(t, r, "decode_headers=Continue encode_headers=Running")
-			wantLog(t, r, "http: panic serving: invalid protocol id: 9")
+			// The stack in the log shows the panic unwound through the filter.
+			wantLog(t, r, "http: panic serving: invalid protocol id: 9", "ssefilter.(*filter).EncodeHeaders")
 			wantHeader(t, r, ":status", "500")
 			if r.PanicReplies != 1 || r.Body != "error happened in filter\r\n" {
 				t.Errorf("panic replies %d, body %q", r.PanicReplies, r.Body)
@@ -615,7 +616,7 @@ func TestGolangHost(t *testing.T) {
 		}},
 		{"panic_invalid_phase", func(t *testing.T, r record) {
 			wantStatuses(t, r, "decode_headers=Continue encode_headers=Running")
-			wantLog(t, r, "http: panic serving: invalid phase")
+			wantLog(t, r, "http: panic serving: invalid phase", "ssefilter.(*filter).EncodeHeaders")
 			wantHeader(t, r, ":status", "500")
 			if r.PanicReplies != 1 {
 				t.Errorf("panic replies %d", r.PanicReplies)
@@ -645,6 +646,10 @@ func TestGolangHost(t *testing.T) {
 		// Envoy's own stat for the panics the shim recovered.
 		if r.PanicError != 2 {
 			t.Errorf("golang.panic_error = %d, want 2", r.PanicError)
+		}
+		// Every stream ended, panics included: nothing may stay active.
+		if n, ok := r.Metrics[ssestream.StatStreamsActive]; !ok || n != 0 {
+			t.Errorf("%s = %d (defined %v) after every stream ended", ssestream.StatStreamsActive, n, ok)
 		}
 	})
 }

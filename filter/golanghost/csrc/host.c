@@ -1727,7 +1727,16 @@ int main(int argc, char** argv) {
   pthread_mutex_lock(&mu);
   verbose = 0;
   pthread_mutex_unlock(&mu);
-  fprintf(stdout, "{\"scenario\":\"teardown\",\"panic_error\":%lld}\n", (long long)panic_error);
+  fprintf(stdout, "{\"scenario\":\"teardown\",\"panic_error\":%lld,\"metrics\":{", (long long)panic_error);
+  for (int i = 0; i < nmetrics; i++) {
+    fprintf(stdout, "%s", i ? "," : "");
+    jz(stdout, metrics[i].name);
+    fprintf(stdout, ":%lld", (long long)metrics[i].value);
+  }
+  fprintf(stdout, "}}\n");
+  for (int i = 0; i < nmetrics; i++)
+    if (metrics[i].type == 1)
+      expect(metrics[i].value == 0, "teardown", "every gauge is back to 0 once every stream ended");
   fprintf(stderr, "%s: %d check(s) failed\n", failures ? "FAIL" : "PASS", failures);
   return failures ? 1 : 0;
 }
