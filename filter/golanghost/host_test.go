@@ -225,8 +225,9 @@ func requireCC(t *testing.T) string {
 	if os.Getenv("CI") == "true" || os.Getenv("SSE_E2E") == "1" {
 		t.Fatal(msg)
 	}
-	t.Log("SKIPPED: " + msg)
-	t.Skip(msg)
+	// On stderr too: without -v, go test prints no skip message.
+	fmt.Fprintf(os.Stderr, "\n!!! SKIPPED: %s !!!\n\n", msg)
+	t.Skip("!!! SKIPPED: " + msg + " !!!")
 	return ""
 }
 

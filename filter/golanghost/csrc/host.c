@@ -341,13 +341,12 @@ typedef struct stream {
 typedef struct {
   int level;
   char* msg;
-  const stream* st;
 } logline;
 
 #define MAX_LOGS 256
 static logline logs[MAX_LOGS];
 static int nlogs;
-static stream* current;  // the stream whose callbacks are running, for log attribution
+static stream* current;  // the stream whose call into Go is running (worker thread only)
 
 static void note_off_thread(stream* st, const char* fn) {
   // Envoy posts such calls to the worker's dispatcher (S/golang_filter.cc:
@@ -376,11 +375,12 @@ static CAPIStatus check_state(pstate* p, const char* fn) {
   return CAPIOK;
 }
 
-// S/cgo.cc, envoyGoFilterHandlerWrapper: the filter must be in Go.
+// S/cgo.cc, envoyGoFilterHandlerWrapper: the filter must be in Go; then
+// the filter's own has_destroyed_ check.
 static CAPIStatus check_request(stream* st, const char* fn) {
   note_off_thread(st, fn);
-  if (st->destroyed) return CAPIFilterIsDestroy;
   if (!processing(&st->dec) && !processing(&st->enc)) return CAPINotInGo;
+  if (st->destroyed) return CAPIFilterIsDestroy;
   return CAPIOK;
 }
 
@@ -400,7 +400,6 @@ void envoyGoFilterLog(uint32_t level, void* data, int len) {
   if (nlogs < MAX_LOGS) {
     logs[nlogs].level = (int)level;
     logs[nlogs].msg = dupn(data, (size_t)len);
-    logs[nlogs].st = pthread_equal(pthread_self(), worker) ? current : NULL;
     nlogs++;
   }
   pthread_mutex_unlock(&mu);
@@ -409,7 +408,16 @@ void envoyGoFilterLog(uint32_t level, void* data, int len) {
   const char* nl = memchr(data, '\n', (size_t)len);
   int shown = nl ? (int)(nl - (const char*)data) : len;
   trace("   <- envoyGoFilterLog [%s][golang] %.*s%s", level < 7 ? lv[level] : "?", shown,
-        (const char*)data, nl ? " [stack follows]" : "");
+        (const char*)data, nl ? " [stack omitted]" : "");
+}
+
+// Lines are appended under mu from any thread and never changed after, so
+// the first log_count() are safe to read without it.
+static int log_count(void) {
+  pthread_mutex_lock(&mu);
+  int n = nlogs;
+  pthread_mutex_unlock(&mu);
+  return n;
 }
 
 // Called at .so load and every second from a Go goroutine
@@ -1295,7 +1303,7 @@ static void emit_stream(const char* scenario, stream* st, const char* sent, size
   }
   fprintf(f, "},\"logs\":[");
   first = 1;
-  for (int i = logs_before; i < nlogs; i++) {
+  for (int i = logs_before; i < log_count(); i++) {
     if (!first) fputc(',', f);
     first = 0;
     fprintf(f, "{\"level\":%d,\"msg\":", logs[i].level);
@@ -1320,7 +1328,7 @@ static void expect(int ok, const char* scenario, const char* what) {
 }
 
 static int has_log(const char* needle) {
-  for (int i = logs_before; i < nlogs; i++)
+  for (int i = logs_before; i < log_count(); i++)
     if (strstr(logs[i].msg, needle)) return 1;
   return 0;
 }
@@ -1397,7 +1405,7 @@ static uint64_t route_config_id, invalid_route_config_id;
 static void begin(const char* name) {
   trace("\n=== %s", name);
   snapshot_metrics();
-  logs_before = nlogs;
+  logs_before = log_count();
 }
 
 static void scenario_get(const char* name, const char* origin, int fault_protocol,
@@ -1623,7 +1631,7 @@ int main(int argc, char** argv) {
     fprintf(stdout, ",\"type\":%u}", metrics[i].type);
   }
   fprintf(stdout, "],\"logs\":[");
-  for (int i = logs_before; i < nlogs; i++) {
+  for (int i = logs_before; i < log_count(); i++) {
     fprintf(stdout, "%s", i > logs_before ? "," : "");
     jz(stdout, logs[i].msg);
   }
@@ -1653,7 +1661,7 @@ int main(int argc, char** argv) {
     fprintf(stdout, "{\"scenario\":");
     jz(stdout, name);
     fprintf(stdout, ",\"config_id\":%llu,\"logs\":[", (unsigned long long)id);
-    for (int k = logs_before; k < nlogs; k++) {
+    for (int k = logs_before; k < log_count(); k++) {
       fprintf(stdout, "%s", k > logs_before ? "," : "");
       jz(stdout, logs[k].msg);
     }
