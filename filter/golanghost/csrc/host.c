@@ -1163,7 +1163,7 @@ static int run_local_reply(stream* st) {
   }
   if (st->headers_sent) {
     trace("   (response already sent: Envoy resets the stream)");
-    st->response_flags = "0";
+    st->downstream_ended = 0;
     return 0;
   }
   if (st->response_started) {
@@ -1186,8 +1186,8 @@ static int run_local_reply(stream* st) {
 }
 
 static void call_log(stream* st, uint64_t type) {
-  // Filter::log: the request and response maps as they are now; Go may
-  // read them while is_golang_processing_log is set.
+  // Filter::log: the request and response maps as they are now, put into
+  // the states so Go can copy them while is_golang_processing_log is set.
   st->dec.headers = &st->request_headers;
   st->enc.headers = st->response_headers.n ? &st->response_headers : NULL;
   trace("-> envoyGoFilterOnHttpLog(%s, type=%llu)", st->name, (unsigned long long)type);
@@ -1197,8 +1197,7 @@ static void call_log(stream* st, uint64_t type) {
             0, 0, st->response_headers.n, hm_bytes(&st->response_headers), 0, 0);
   current = NULL;
   st->req.is_golang_processing_log = 0;
-  st->dec.headers = NULL;
-  st->enc.headers = NULL;
+  // Envoy leaves the maps in the states afterwards: so does the host.
 }
 
 // The end of every stream, in the filter manager's order: onStreamComplete,
