@@ -28,6 +28,27 @@ help: ## List the targets
 build-filter: ## Build the golang filter .so (bin/sse.so)
 	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -o bin/sse.so ./filter
 
+# The golang filter driven through its real entry points without Envoy: a C
+# host (filter/golanghost/csrc/host.c) standing in for Envoy's side of the ABI
+# loads bin/sse.so and prints every call into it (->) and back out (<-); the
+# plugin_configs are envoy.yaml's, serialized (filter/golanghost/testdata).
+# `go test ./filter/golanghost` runs the same host and checks its output.
+GOLANG_HOST_DATA := filter/golanghost/testdata
+
+.PHONY: golang-host
+golang-host: build-filter ## Run bin/sse.so in a C stand-in for Envoy's golang filter ABI, printing each call
+	@api="$$($(GO) list -m -f '{{.Dir}}' github.com/envoyproxy/envoy)/contrib/golang/common/go/api"; \
+	  [ -f "$$api/api.h" ] || { echo "Envoy's api.h not found: run 'go mod download github.com/envoyproxy/envoy'" >&2; exit 1; }; \
+	  set -x; $(CC) -std=c11 -O1 -g -Wall -Wextra -Werror -rdynamic -I "$$api" \
+	    -o bin/golanghost filter/golanghost/csrc/host.c -ldl -lpthread
+	bin/golanghost -v -so $(CURDIR)/bin/sse.so -config $(GOLANG_HOST_DATA)/plugin_config.pb \
+	  -route-config $(GOLANG_HOST_DATA)/route_config.pb \
+	  -invalid-route-config $(GOLANG_HOST_DATA)/invalid_route_config.pb \
+	  -bad-config $(GOLANG_HOST_DATA)/bad_max_age.pb:max_age \
+	  -bad-config $(GOLANG_HOST_DATA)/bad_unknown_field.pb:allowed_origin \
+	  -bad-config $(GOLANG_HOST_DATA)/bad_empty_origins.pb:allowed_origins >bin/golanghost.jsonl
+	@echo "one JSON line per scenario: bin/golanghost.jsonl"
+
 # MODULE_TAGS=envoy137 builds the module for Envoy 1.37's ABI.
 MODULE_TAGS ?=
 
