@@ -76,8 +76,8 @@ type Stream struct {
 	info     Info
 	isSSE    bool
 	started  time.Time
-	scanner  sse.Scanner
-	body     BodyCounts // nil: the scanner counts
+	scanner  *sse.Scanner // made by the first OnResponseData
+	body     BodyCounts   // nil: the scanner counts
 	counted  uint64     // events already added to Metrics.Events
 	finished bool
 }
@@ -91,9 +91,7 @@ func New(p *policy.Policy, m *Metrics, adapter string, now func() time.Time) *St
 	if now == nil {
 		now = time.Now
 	}
-	s := &Stream{policy: p, metrics: m, adapter: adapter, now: now}
-	s.scanner.MaxLineBytes = idLimit
-	return s
+	return &Stream{policy: p, metrics: m, adapter: adapter, now: now}
 }
 
 // OnRequest applies CORS to the request headers. A non-nil reply must be
@@ -180,6 +178,9 @@ func (s *Stream) OnResponseData(chunk []byte) {
 	if !s.isSSE || s.finished {
 		return
 	}
+	if s.scanner == nil {
+		s.scanner = &sse.Scanner{MaxLineBytes: idLimit}
+	}
 	s.scanner.Write(chunk)
 	if n := s.scanner.Events(); n != s.counted {
 		inc(s.metrics.Events, int64(n-s.counted))
@@ -193,11 +194,17 @@ func (s *Stream) OnResponseData(chunk []byte) {
 func (s *Stream) CountedBy(c BodyCounts) { s.body = c }
 
 func (s *Stream) counts() BodyCounts {
-	if s.body != nil {
+	switch {
+	case s.body != nil:
 		return s.body
+	case s.scanner != nil:
+		return s.scanner
 	}
-	return &s.scanner
+	return &nothingScanned
 }
+
+// nothingScanned counts a stream that has had no body yet; it is only read.
+var nothingScanned sse.Scanner
 
 // Summary is what a stream did.
 type Summary struct {
