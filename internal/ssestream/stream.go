@@ -78,7 +78,7 @@ type Stream struct {
 	started  time.Time
 	scanner  *sse.Scanner // made by the first OnResponseData
 	body     BodyCounts   // nil: the scanner counts
-	counted  uint64     // events already added to Metrics.Events
+	counted  uint64       // events already added to Metrics.Events
 	finished bool
 }
 
