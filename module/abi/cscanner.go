@@ -24,14 +24,17 @@ func (c *cScanner) write(p []byte) {
 	C.sse_scan_write(c.s, (*C.char)(unsafe.Pointer(unsafe.SliceData(p))), C.size_t(len(p)))
 }
 
-func (c *cScanner) free() { C.free(unsafe.Pointer(c.s)) }
+func (c *cScanner) free() {
+	C.sse_scan_free(c.s)
+	C.free(unsafe.Pointer(c.s))
+}
 
 func (c *cScanner) events() uint64      { return uint64(c.s.events) }
 func (c *cScanner) comments() uint64    { return uint64(c.s.comments) }
 func (c *cScanner) bytes() uint64       { return uint64(c.s.bytes) }
 func (c *cScanner) truncations() uint64 { return uint64(c.s.truncations) }
 func (c *cScanner) lastEventID() string {
-	return C.GoStringN(&c.s.last_id[0], C.int(c.s.last_id_len))
+	return C.GoStringN(C.sse_scan_last_id(c.s), C.int(c.s.last_id_len))
 }
 
 // cScanMaxLine is the C scanner's line and id limit.

@@ -1,10 +1,40 @@
 #include "ssescan.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const unsigned char utf8_bom[3] = {0xEF, 0xBB, 0xBF};
 
+static const char* id_buf(const sse_scan* s) { return s->id_heap != NULL ? s->id_heap : s->id_inline; }
+
+const char* sse_scan_last_id(const sse_scan* s) {
+  return s->last_id_heap != NULL ? s->last_id_heap : s->last_id_inline;
+}
+
+void sse_scan_free(sse_scan* s) {
+  free(s->line);
+  free(s->id_heap);
+  free(s->last_id_heap);
+  s->line = s->id_heap = s->last_id_heap = NULL;
+}
+
+// grow gives *heap a SSE_SCAN_MAX_LINE buffer, keeping the n bytes of
+// inline it held; false when out of memory.
+static bool grow(char** heap, const char* inline_buf, size_t n) {
+  if (*heap != NULL) return true;
+  char* b = malloc(SSE_SCAN_MAX_LINE);
+  if (b == NULL) return false;
+  memcpy(b, inline_buf, n);
+  *heap = b;
+  return true;
+}
+
 static void hold_partial_line(sse_scan* s, const char* p, size_t n) {
+  if (s->line == NULL && (s->line = malloc(SSE_SCAN_MAX_LINE)) == NULL) {
+    // Out of memory: forget the line rather than fail the stream.
+    s->line_cut = true;
+    return;
+  }
   size_t room = SSE_SCAN_MAX_LINE - s->line_len;
   if (n > room) {
     n = room;
@@ -18,8 +48,10 @@ static void hold_partial_line(sse_scan* s, const char* p, size_t n) {
 }
 
 static void dispatch(sse_scan* s) {
-  memcpy(s->last_id, s->id, s->id_len);
-  s->last_id_len = s->id_len;
+  size_t n = s->id_len;
+  if (n > SSE_SCAN_INLINE_ID && !grow(&s->last_id_heap, s->last_id_inline, 0)) n = SSE_SCAN_INLINE_ID;
+  memcpy((char*)sse_scan_last_id(s), id_buf(s), n);
+  s->last_id_len = (uint16_t)n;
   if (s->has_data) s->events++;
   s->has_data = false;
 }
@@ -61,7 +93,8 @@ static void process_line(sse_scan* s, const char* line, size_t n) {
       if (!s->line_cut) s->truncations++;
       value_len = SSE_SCAN_MAX_LINE;
     }
-    memcpy(s->id, value, value_len);
+    if (value_len > SSE_SCAN_INLINE_ID && !grow(&s->id_heap, s->id_inline, 0)) value_len = SSE_SCAN_INLINE_ID;
+    memcpy((char*)id_buf(s), value, value_len);
     s->id_len = (uint16_t)value_len;
   }
   // event and retry change nothing a proxy counts.
@@ -77,7 +110,7 @@ static void scan(sse_scan* s, const char* p, size_t n) {
     }
     if (s->line_len > 0 || s->line_cut) {
       hold_partial_line(s, p, i);
-      process_line(s, s->line, s->line_len);
+      if (s->line != NULL) process_line(s, s->line, s->line_len);
     } else {
       process_line(s, p, i);
     }

@@ -15,6 +15,11 @@
 // fixed whatever the stream sends.
 #define SSE_SCAN_MAX_LINE 256
 
+// Ids up to this length are kept inside the struct; a longer one, and a line
+// split across chunks, get a SSE_SCAN_MAX_LINE buffer the first time they
+// occur, so a stream costs about 150 bytes until it needs more.
+#define SSE_SCAN_INLINE_ID 32
+
 typedef struct {
   uint64_t events;
   uint64_t comments;
@@ -28,12 +33,21 @@ typedef struct {
   uint16_t line_len;
   uint16_t id_len;
   uint16_t last_id_len;
-  char line[SSE_SCAN_MAX_LINE];
-  char id[SSE_SCAN_MAX_LINE];  // the WHATWG "last event ID buffer"
-  char last_id[SSE_SCAN_MAX_LINE];
+  char* line;     // NULL until a line spans chunks
+  char* id_heap;  // NULL until an id is longer than the inline buffer
+  char* last_id_heap;
+  char id_inline[SSE_SCAN_INLINE_ID];  // the WHATWG "last event ID buffer"
+  char last_id_inline[SSE_SCAN_INLINE_ID];
 } sse_scan;
 
 #define SSE_HIDDEN __attribute__((visibility("hidden")))
 
+// sse_scan_write feeds the next chunk. Out of memory, a line that spans
+// chunks is dropped and a long id is cut to the inline length: the counts
+// stay bounded and the stream is never held.
 SSE_HIDDEN void sse_scan_write(sse_scan* s, const char* p, size_t n);
+// sse_scan_last_id is the id a reconnecting client would send.
+SSE_HIDDEN const char* sse_scan_last_id(const sse_scan* s);
+// sse_scan_free releases what the scanner allocated (not s itself).
+SSE_HIDDEN void sse_scan_free(sse_scan* s);
 #endif

@@ -8,6 +8,12 @@
 
 static sse_metadata_keys metadata_keys;
 
+void sse_stream_free(sse_stream* s) {
+  if (s == NULL) return;
+  sse_scan_free(&s->scan);
+  free(s);
+}
+
 void sse_stream_set_metadata_keys(sse_metadata_keys keys) { metadata_keys = keys; }
 
 int64_t sse_monotonic_ns(void) {
@@ -25,7 +31,7 @@ void sse_stream_publish(void* env, sse_stream* s) {
                                                                  (double)s->scan.events);
   envoy_dynamic_module_callback_http_set_dynamic_metadata_number(env, metadata_keys.ns, metadata_keys.bytes,
                                                                  (double)s->scan.bytes);
-  sse_buffer id = {s->scan.last_id, s->scan.last_id_len};
+  sse_buffer id = {sse_scan_last_id(&s->scan), s->scan.last_id_len};
   envoy_dynamic_module_callback_http_set_dynamic_metadata_string(env, metadata_keys.ns, metadata_keys.last_event_id,
                                                                  id);
 }

@@ -18,7 +18,6 @@ import "C"
 
 import (
 	"time"
-	"unsafe"
 )
 
 // MetadataKeys names the dynamic metadata the C body hook refreshes.
@@ -47,7 +46,7 @@ func streamAt(p C.uintptr_t) *C.sse_stream { return C.sse_stream_at(p) }
 
 func streamAddr(s *C.sse_stream) C.uintptr_t { return C.sse_stream_addr(s) }
 
-func freeStream(s *C.sse_stream) { C.free(unsafe.Pointer(s)) }
+func freeStream(s *C.sse_stream) { C.sse_stream_free(s) }
 
 // Counts is what the C body hook has seen of an SSE response.
 type Counts struct {
@@ -77,7 +76,7 @@ func (f Filter) BodyCounts() Counts {
 	return Counts{
 		Events:      uint64(sc.events),
 		Bytes:       uint64(sc.bytes),
-		LastEventID: C.GoStringN(&sc.last_id[0], C.int(sc.last_id_len)),
+		LastEventID: C.GoStringN(C.sse_scan_last_id(sc), C.int(sc.last_id_len)),
 	}
 }
 

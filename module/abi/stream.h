@@ -28,6 +28,7 @@ typedef struct {
 } sse_metadata_keys;
 
 SSE_HIDDEN void sse_stream_set_metadata_keys(sse_metadata_keys keys);
+SSE_HIDDEN void sse_stream_free(sse_stream* s);
 SSE_HIDDEN void sse_stream_publish(void* filter_envoy_ptr, sse_stream* s);
 SSE_HIDDEN int64_t sse_monotonic_ns(void);
 #endif
