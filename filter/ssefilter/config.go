@@ -6,6 +6,7 @@ package ssefilter
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	xdstype "github.com/cncf/xds/go/xds/type/v3"
 	"github.com/envoyproxy/envoy/contrib/golang/common/go/api"
@@ -37,6 +38,8 @@ type config struct {
 	// process; so the route's requests get a local reply instead.
 	invalid    error
 	loggedOnce sync.Once
+	// now is the streams' clock; nil is time.Now (tests set it).
+	now func() time.Time
 }
 
 // ConfigParser parses plugin_config. A returned error makes Envoy reject the
@@ -81,7 +84,7 @@ func (ConfigParser) Merge(parent, child interface{}) interface{} {
 	case !pok:
 		return child
 	}
-	return &config{policy: c.policy, invalid: c.invalid, metrics: p.metrics}
+	return &config{policy: c.policy, invalid: c.invalid, metrics: p.metrics, now: p.now}
 }
 
 func parsePolicy(pluginConfig *anypb.Any) (*policy.Policy, error) {

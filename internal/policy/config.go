@@ -1,7 +1,9 @@
 // Package policy is the SSE-for-browsers policy that every adapter applies
-// (the golang filter inside Envoy, the ext_proc server beside it): its
-// configuration schema, CORS decisions and the headers an SSE response gets.
-// It knows nothing of Envoy; adapters translate their callbacks into it.
+// (the golang filter, filter/ssefilter, and the dynamic module,
+// module/ssemodule, inside Envoy; the ext_proc server, extproc/processor,
+// beside it): its configuration schema, CORS decisions and the headers an
+// SSE response gets. It knows nothing of Envoy; internal/ssestream drives it
+// through a stream's life, and adapters translate their callbacks into that.
 package policy
 
 import (
