@@ -118,3 +118,22 @@ func describeGoType(t string) string {
 	}
 	return t
 }
+
+// Load parses an adapter's settings with parse (ParseJSON, ParseYAMLOrJSON)
+// and compiles them: nothing at all (or only white space) means the
+// defaults, and every error starts with field, where the adapter's
+// configuration holds the settings ("plugin_config", "filter_config").
+func Load(field string, raw []byte, parse func([]byte) (*Config, error)) (*Policy, error) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		raw = []byte("{}")
+	}
+	cfg, err := parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", field, err)
+	}
+	p, err := New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", field, err)
+	}
+	return p, nil
+}

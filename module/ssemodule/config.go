@@ -7,8 +7,6 @@
 package ssemodule
 
 import (
-	"bytes"
-	"fmt"
 	"time"
 
 	"example.com/sse-on-envoy/internal/policy"
@@ -105,18 +103,7 @@ func (c *filterConfig) eventsStat() (uint64, bool) {
 // google.protobuf.StringValue (or BytesValue) holding YAML or JSON in the
 // schema of envoy/sse-policy.yaml. Nothing at all means the defaults.
 func parsePolicy(raw []byte) (*policy.Policy, error) {
-	if len(bytes.TrimSpace(raw)) == 0 {
-		raw = []byte("{}")
-	}
-	cfg, err := policy.ParseYAMLOrJSON(raw)
-	if err != nil {
-		return nil, fmt.Errorf("filter_config: %w", err)
-	}
-	p, err := policy.New(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("filter_config: %w", err)
-	}
-	return p, nil
+	return policy.Load("filter_config", raw, policy.ParseYAMLOrJSON)
 }
 
 // ParseConfig checks a filter_config payload as the module does when Envoy
