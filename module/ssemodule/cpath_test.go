@@ -13,16 +13,7 @@ import (
 // made through the ABI's callbacks): an upstream's own grant to a refused
 // origin is removed, and the stream headers are set.
 func TestResponseHeaderEditsThroughTheABI(t *testing.T) {
-	fakeenvoy.Reset()
-	abi.Register(ssemodule.Module{})
-	abi.SetMetadataKeys(ssemodule.MetadataKeys)
-	cfg := fakeenvoy.ConfigNew(`allowed_origins: ["https://localhost:8080"]`)
-	if cfg == 0 {
-		t.Fatalf("config refused: %s", fakeenvoy.LastLog())
-	}
-	defer fakeenvoy.ConfigDestroy(cfg)
-	h := fakeenvoy.FilterNew(cfg)
-	defer fakeenvoy.Destroy(h)
+	h := newCStream(t, `allowed_origins: ["https://localhost:8080"]`)
 	for _, kv := range [][2]string{{":method", "GET"}, {":path", "/sse/events"}, {"origin", "https://evil.example"}} {
 		fakeenvoy.SetHeader(fakeenvoy.RequestHeaders, kv[0], kv[1])
 	}
@@ -52,4 +43,25 @@ func TestResponseHeaderEditsThroughTheABI(t *testing.T) {
 		t.Errorf("a grant was set for a refused origin:\n%s", edits)
 	}
 	fakeenvoy.StreamComplete(h)
+}
+
+// newCStream registers the module with the fake Envoy, as libsse.so's init
+// does, makes a filter configuration from config and one stream under it,
+// all through the C hooks, and returns the stream's handle; both go at the
+// end of the test.
+func newCStream(tb testing.TB, config string) uintptr {
+	tb.Helper()
+	fakeenvoy.Reset()
+	abi.Register(ssemodule.Module{})
+	abi.SetMetadataKeys(ssemodule.MetadataKeys)
+	cfg := fakeenvoy.ConfigNew(config)
+	if cfg == 0 {
+		tb.Fatalf("config refused: %s", fakeenvoy.LastLog())
+	}
+	h := fakeenvoy.FilterNew(cfg)
+	tb.Cleanup(func() {
+		fakeenvoy.Destroy(h)
+		fakeenvoy.ConfigDestroy(cfg)
+	})
+	return h
 }
