@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"bufio"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +29,7 @@ func TestLocalReplyKeepsEventSourceReconnecting(t *testing.T) {
 		// must be the same before and after.
 		for _, when := range []string{"at once", "once health checks failed"} {
 			if when != "at once" {
-				time.Sleep(5 * time.Second)
+				waitForFailedHealthChecks(t, s, 30*time.Second)
 			}
 			for _, url := range urls {
 				status, h, body := curl(t, "--max-time", "5", "--cacert", s.CAFile, "-H", "Origin: "+origin, url)
@@ -62,4 +64,53 @@ func TestLocalReplyKeepsEventSourceReconnecting(t *testing.T) {
 			t.Errorf("non-SSE route: %q, want Envoy's 503 unchanged", status)
 		}
 	})
+}
+
+// waitForFailedHealthChecks waits until Envoy's admin /clusters shows every
+// upstream host (clusters upstream_plain and upstream_tls) with the
+// failed_active_hc health flag: Envoy's health checks have marked them all
+// down. With interval 2s (no_traffic_interval 5s) and unhealthy_threshold 2
+// that takes up to ~12 s; the bound fails the test with what Envoy said.
+func waitForFailedHealthChecks(t *testing.T, s *localstack.Stack, bound time.Duration) {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(bound)
+	var flags []string
+	for {
+		flags = upstreamHealthFlags(t, client, s.AdminURL)
+		down := len(flags) > 0
+		for _, f := range flags {
+			down = down && strings.Contains(f, "failed_active_hc")
+		}
+		if down {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the upstream hosts are not all marked down by health checks after %v:\n%s", bound, strings.Join(flags, "\n"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// upstreamHealthFlags are the health_flags lines of the upstream clusters'
+// hosts in Envoy's admin /clusters ("upstream_plain::127.0.0.1:9000::health_flags::/failed_active_hc").
+func upstreamHealthFlags(t *testing.T, client *http.Client, adminURL string) []string {
+	t.Helper()
+	resp, err := client.Get(adminURL + "/clusters")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out []string
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "upstream_") && strings.Contains(line, "::health_flags::") {
+			out = append(out, line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

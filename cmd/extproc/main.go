@@ -44,21 +44,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 }
 
 func loadPolicy(path string) (*policy.Policy, error) {
-	cfg := &policy.Config{}
+	var data []byte
 	if path != "" {
-		data, err := os.ReadFile(path)
-		if err != nil {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
 			return nil, fmt.Errorf("reading -config: %w", err)
 		}
-		if cfg, err = policy.ParseYAMLOrJSON(data); err != nil {
-			return nil, fmt.Errorf("-config %s: %w", path, err)
-		}
 	}
-	p, err := policy.New(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("-config %s: %w", path, err)
-	}
-	return p, nil
+	return policy.Load("-config "+path, data, policy.ParseYAMLOrJSON)
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {

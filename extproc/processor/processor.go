@@ -137,17 +137,17 @@ func (s *Server) applyPolicy(stream extprocv3.ExternalProcessor_ProcessServer) e
 		var resp *extprocv3.ProcessingResponse
 		switch r := req.GetRequest().(type) {
 		case *extprocv3.ProcessingRequest_RequestHeaders:
-			req, path := readRequest(r.RequestHeaders.GetHeaders())
-			reply := st.OnRequest(req, path)
-			if reply != nil {
-				resp = immediateResponse(reply)
+			// This role sees the request headers only, so they are all of
+			// the request it will see: a reply goes at once.
+			if step := st.OnRequestHeaders(newHeaderEdits(r.RequestHeaders.GetHeaders()), true); step.Action == ssestream.SendReply {
+				resp = immediateResponse(step.Reply)
 			} else {
 				resp = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{
 					RequestHeaders: &extprocv3.HeadersResponse{}}}
 			}
 		case *extprocv3.ProcessingRequest_ResponseHeaders:
 			h := newHeaderEdits(r.ResponseHeaders.GetHeaders())
-			st.OnResponseHeaders(h)
+			st.OnResponseHeaders(h, r.ResponseHeaders.GetEndOfStream())
 			resp = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{
 				ResponseHeaders: &extprocv3.HeadersResponse{Response: &extprocv3.CommonResponse{HeaderMutation: h.mutation()}}}}
 		default:
@@ -163,7 +163,7 @@ func (s *Server) applyPolicy(stream extprocv3.ExternalProcessor_ProcessServer) e
 
 func (s *Server) observe(stream extprocv3.ExternalProcessor_ProcessServer) error {
 	st := ssestream.New(s.policy, s.metrics, adapterName, s.now)
-	logger := slogLogger{s.log}
+	host := &observer{log: s.log}
 	var info ssestream.Info
 	for {
 		req, err := stream.Recv()
@@ -171,7 +171,8 @@ func (s *Server) observe(stream extprocv3.ExternalProcessor_ProcessServer) error
 			// Envoy closed the gRPC stream before the response ended: the
 			// client went away or something reset the stream; ext_proc does
 			// not say which.
-			st.Finish(ssestream.End{Details: "ext_proc_stream_closed_before_response_end"}, logger)
+			host.details = "ext_proc_stream_closed_before_response_end"
+			st.Finish(host)
 			return endOfStream(err)
 		}
 		if attrs := req.GetAttributes()[attributesKey]; attrs != nil {
@@ -179,36 +180,26 @@ func (s *Server) observe(stream extprocv3.ExternalProcessor_ProcessServer) error
 		}
 		switch r := req.GetRequest().(type) {
 		case *extprocv3.ProcessingRequest_RequestHeaders:
-			req, path := readRequest(r.RequestHeaders.GetHeaders())
-			st.Observe(req.Method, path, req.Origin)
+			st.ObserveRequest(newHeaderEdits(r.RequestHeaders.GetHeaders()))
 		case *extprocv3.ProcessingRequest_ResponseHeaders:
-			h := newHeaderEdits(r.ResponseHeaders.GetHeaders())
-			if ssestream.IsStream(h) {
-				st.Open(info, logger)
+			if ssestream.IsStream(newHeaderEdits(r.ResponseHeaders.GetHeaders())) {
+				st.Open(info, host)
 			}
 			if r.ResponseHeaders.GetEndOfStream() {
-				st.Finish(ssestream.End{UpstreamEnded: true}, logger)
+				st.OnResponseEnd()
 			}
 		case *extprocv3.ProcessingRequest_ResponseBody:
-			st.OnResponseData(r.ResponseBody.GetBody())
-			if r.ResponseBody.GetEndOfStream() {
-				st.Finish(ssestream.End{UpstreamEnded: true}, logger)
-			}
+			st.OnResponseData(r.ResponseBody.GetBody(), r.ResponseBody.GetEndOfStream())
 		case *extprocv3.ProcessingRequest_ResponseTrailers:
-			st.Finish(ssestream.End{UpstreamEnded: true}, logger)
+			st.OnResponseEnd()
+		}
+		// Once the response has ended the stream is over for an observer:
+		// nothing later says more.
+		if st.UpstreamEnded() {
+			st.Finish(host)
 		}
 		// Observability mode ignores answers, so none are sent.
 	}
-}
-
-// readRequest is what the policy reads of the request headers, and the path.
-func readRequest(hm *corev3.HeaderMap) (policy.Request, string) {
-	h := newHeaderEdits(hm)
-	method, _ := h.Get(":method")
-	path, _ := h.Get(":path")
-	origin, hasOrigin := h.Get("origin")
-	requestMethod, _ := h.Get("access-control-request-method")
-	return policy.Request{Method: method, Origin: origin, HasOrigin: hasOrigin, AccessControlRequestMethod: requestMethod}, path
 }
 
 func infoFromAttributes(attrs *structpb.Struct, info ssestream.Info) ssestream.Info {
@@ -264,8 +255,18 @@ func endOfStream(err error) error {
 	return err
 }
 
-type slogLogger struct{ l *slog.Logger }
-
-func (s slogLogger) Log(level policy.Level, msg string) {
-	s.l.Log(context.Background(), level, msg)
+// observer is the observe role's ssestream.Host: slog for the lines (the
+// policy's levels are slog's), no metadata (Envoy ignores an observer's
+// answers), and how the gRPC stream ended.
+type observer struct {
+	log     *slog.Logger
+	details string
 }
+
+func (o *observer) Log(level policy.Level, msg string) {
+	o.log.Log(context.Background(), level, msg)
+}
+
+func (o *observer) SetMetadata(string, any) {}
+
+func (o *observer) End() ssestream.End { return ssestream.End{Details: o.details} }

@@ -359,7 +359,7 @@ func TestGolangHost(t *testing.T) {
 	soPath := filepath.Join(dir, "sse.so")
 	hostPath := filepath.Join(dir, "golanghost")
 	start := time.Now()
-	if _, err := sharedobject.Build("example.com/sse-on-envoy/filter", soPath); err != nil {
+	if _, err := sharedobject.Build("example.com/sse-on-envoy/filter", soPath, ""); err != nil {
 		t.Fatal(err)
 	}
 	buildHost(t, cc, hostPath)

@@ -6,6 +6,7 @@ package ssefilter
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	xdstype "github.com/cncf/xds/go/xds/type/v3"
 	"github.com/envoyproxy/envoy/contrib/golang/common/go/api"
@@ -37,6 +38,8 @@ type config struct {
 	// process; so the route's requests get a local reply instead.
 	invalid    error
 	loggedOnce sync.Once
+	// now is the streams' clock; nil is time.Now (tests set it).
+	now func() time.Time
 }
 
 // ConfigParser parses plugin_config. A returned error makes Envoy reject the
@@ -81,27 +84,23 @@ func (ConfigParser) Merge(parent, child interface{}) interface{} {
 	case !pok:
 		return child
 	}
-	return &config{policy: c.policy, invalid: c.invalid, metrics: p.metrics}
+	return &config{policy: c.policy, invalid: c.invalid, metrics: p.metrics, now: p.now}
 }
 
 func parsePolicy(pluginConfig *anypb.Any) (*policy.Policy, error) {
-	cfg, err := decodePluginConfig(pluginConfig)
+	js, err := pluginConfigJSON(pluginConfig)
 	if err != nil {
 		return nil, err
 	}
-	p, err := policy.New(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("plugin_config: %w", err)
-	}
-	return p, nil
+	return policy.Load("plugin_config", js, policy.ParseJSON)
 }
 
-// decodePluginConfig accepts what Envoy users write: an xds TypedStruct (or
+// pluginConfigJSON accepts what Envoy users write: an xds TypedStruct (or
 // its udpa predecessor) wrapping a Struct, a bare Struct, or nothing at all
-// (the defaults).
-func decodePluginConfig(a *anypb.Any) (*policy.Config, error) {
+// (the defaults), and returns the settings as JSON.
+func pluginConfigJSON(a *anypb.Any) ([]byte, error) {
 	if a == nil || (a.GetTypeUrl() == "" && len(a.GetValue()) == 0) {
-		return policy.ParseJSON([]byte("{}"))
+		return nil, nil
 	}
 	var value *structpb.Struct
 	switch a.GetTypeUrl() {
@@ -127,9 +126,5 @@ func decodePluginConfig(a *anypb.Any) (*policy.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plugin_config: %w", err)
 	}
-	cfg, err := policy.ParseJSON(js)
-	if err != nil {
-		return nil, fmt.Errorf("plugin_config: %w", err)
-	}
-	return cfg, nil
+	return js, nil
 }

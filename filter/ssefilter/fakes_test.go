@@ -65,8 +65,10 @@ type localReply struct {
 
 type fakeCallbacks struct {
 	api.FilterCallbackHandler
-	info       *fakeStreamInfo
-	logs       []string
+	info *fakeStreamInfo
+	logs []string
+	// lines are the logs as "LEVEL message", the policy level's slog name.
+	lines      []string
 	reply      *localReply
 	properties map[string]string
 }
@@ -81,6 +83,7 @@ func newCallbacks() *fakeCallbacks {
 func (c *fakeCallbacks) StreamInfo() api.StreamInfo { return c.info }
 func (c *fakeCallbacks) Log(level api.LogType, msg string) {
 	c.logs = append(c.logs, fmt.Sprintf("[%d] %s", level, msg))
+	c.lines = append(c.lines, map[api.LogType]string{api.Debug: "DEBUG", api.Info: "INFO", api.Warn: "WARN", api.Error: "ERROR"}[level]+" "+msg)
 }
 func (c *fakeCallbacks) GetProperty(key string) (string, error) {
 	if v, ok := c.properties[key]; ok {

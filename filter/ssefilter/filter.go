@@ -12,9 +12,6 @@ import (
 // adapterName is the tag header's value on streams this filter tagged.
 const adapterName = "golang"
 
-// metadataNamespace holds the stream's counts: %DYNAMIC_METADATA(sse:events)%.
-const metadataNamespace = "sse"
-
 // Factory creates the filter for one HTTP stream.
 func Factory(c interface{}, callbacks api.FilterCallbackHandler) api.StreamFilter {
 	cfg, ok := c.(*config)
@@ -29,120 +26,98 @@ func Factory(c interface{}, callbacks api.FilterCallbackHandler) api.StreamFilte
 	}
 	return &filter{
 		callbacks: callbacks,
-		stream:    ssestream.New(cfg.policy, cfg.metrics, adapterName, nil),
+		stream:    ssestream.New(cfg.policy, cfg.metrics, adapterName, cfg.now),
 	}
 }
 
-// filter runs every callback on the stream's worker thread, one at a time,
-// so it needs no locks.
+// filter translates the golang filter's callbacks into the stream's life
+// (ssestream.Stream) and is its ssestream.Host. Envoy runs every callback on
+// the stream's worker thread, one at a time, so it needs no locks.
 type filter struct {
 	api.PassThroughStreamFilter
 
-	callbacks     api.FilterCallbackHandler
-	stream        *ssestream.Stream
-	upstreamEnded bool
-	finished      bool
-	// pendingReply waits for the end of a request body: Envoy 1.37.1 can
-	// crash when a local reply is sent while the client still sends one
-	// (envoyproxy/envoy#44320). Browsers' preflights carry no body.
-	pendingReply *policy.Reply
+	callbacks api.FilterCallbackHandler
+	stream    *ssestream.Stream
+}
+
+// decodeStatus is what each request callback returns for the stream's
+// answer: a held reply buffers the request, a sent one is Envoy's LocalReply.
+var decodeStatus = [...]api.StatusType{
+	ssestream.Continue:  api.Continue,
+	ssestream.Hold:      api.StopAndBuffer,
+	ssestream.SendReply: api.LocalReply,
 }
 
 func (f *filter) DecodeHeaders(h api.RequestHeaderMap, endStream bool) api.StatusType {
-	origin, hasOrigin := h.Get("origin")
-	requestMethod, _ := h.Get("access-control-request-method")
-	reply := f.stream.OnRequest(policy.Request{
-		Method:                     h.Method(),
-		Origin:                     origin,
-		HasOrigin:                  hasOrigin,
-		AccessControlRequestMethod: requestMethod,
-	}, h.Path())
-	switch {
-	case reply == nil:
-		return api.Continue
-	case !endStream:
-		// The body is dropped with the request; Envoy's buffer limit bounds it.
-		f.pendingReply = reply
-		return api.StopAndBuffer
-	}
-	return f.sendLocalReply(reply)
+	return f.decoded(f.stream.OnRequestHeaders(h, endStream))
 }
 
 func (f *filter) DecodeData(_ api.BufferInstance, endStream bool) api.StatusType {
-	switch {
-	case f.pendingReply == nil:
-		return api.Continue
-	case !endStream:
-		return api.StopAndBuffer
-	}
-	return f.sendLocalReply(f.pendingReply)
+	return f.decoded(f.stream.OnRequestBody(endStream))
 }
 
 func (f *filter) DecodeTrailers(api.RequestTrailerMap) api.StatusType {
-	if f.pendingReply == nil {
-		return api.Continue
-	}
-	return f.sendLocalReply(f.pendingReply)
+	return f.decoded(f.stream.OnRequestTrailers())
 }
 
-func (f *filter) sendLocalReply(reply *policy.Reply) api.StatusType {
-	f.pendingReply = nil
-	headers := make(map[string][]string, len(reply.Headers))
-	for _, kv := range reply.Headers {
-		headers[kv.Key] = append(headers[kv.Key], kv.Value)
+func (f *filter) decoded(step ssestream.Step) api.StatusType {
+	if step.Action == ssestream.SendReply {
+		headers := make(map[string][]string, len(step.Reply.Headers))
+		for _, kv := range step.Reply.Headers {
+			headers[kv.Key] = append(headers[kv.Key], kv.Value)
+		}
+		f.callbacks.DecoderFilterCallbacks().SendLocalReply(step.Reply.Status, step.Reply.Body, headers, -1, step.Reply.Details)
 	}
-	f.callbacks.DecoderFilterCallbacks().SendLocalReply(reply.Status, reply.Body, headers, -1, reply.Details)
-	return api.LocalReply
+	return decodeStatus[step.Action]
 }
 
 func (f *filter) EncodeHeaders(h api.ResponseHeaderMap, endStream bool) api.StatusType {
-	if f.stream.OnResponseHeaders(h) {
+	if f.stream.OnResponseHeaders(h, endStream) {
 		info := f.callbacks.StreamInfo()
 		protocol, _ := info.Protocol()
 		f.stream.Open(ssestream.Info{Route: info.GetRouteName(), Protocol: protocol}, f)
 	}
-	f.upstreamEnded = f.upstreamEnded || endStream
 	return api.Continue
 }
 
 func (f *filter) EncodeData(buffer api.BufferInstance, endStream bool) api.StatusType {
 	// Bytes() copies the chunk into Go: only SSE bodies pay for it.
+	var chunk []byte
 	if f.stream.IsSSE() && buffer.Len() > 0 {
-		f.stream.OnResponseData(buffer.Bytes())
+		chunk = buffer.Bytes()
 	}
-	f.upstreamEnded = f.upstreamEnded || endStream
+	f.stream.OnResponseData(chunk, endStream)
 	return api.Continue
 }
 
 func (f *filter) EncodeTrailers(api.ResponseTrailerMap) api.StatusType {
-	f.upstreamEnded = true
+	f.stream.OnResponseEnd()
 	return api.Continue
 }
 
 // OnLogDownstreamPeriodic keeps the counts fresh in the periodic access-log
 // entries of long streams (access_log_flush_interval).
 func (f *filter) OnLogDownstreamPeriodic(api.RequestHeaderMap, api.RequestTrailerMap, api.ResponseHeaderMap, api.ResponseTrailerMap) {
-	f.publishMetadata()
+	f.stream.PublishMetadata(f)
 }
 
 // OnStreamComplete runs before the access log, so the final counts and the
 // closing line are in place when the log is written.
-func (f *filter) OnStreamComplete() {
-	f.finish()
-}
+func (f *filter) OnStreamComplete() { f.stream.Finish(f) }
 
 // OnLog is the backstop should a stream end without OnStreamComplete.
 func (f *filter) OnLog(api.RequestHeaderMap, api.RequestTrailerMap, api.ResponseHeaderMap, api.ResponseTrailerMap) {
-	f.finish()
+	f.stream.Finish(f)
 }
 
-func (f *filter) finish() {
-	if f.finished || !f.stream.IsSSE() {
-		return
-	}
-	f.finished = true
-	f.publishMetadata()
-	end := ssestream.End{UpstreamEnded: f.upstreamEnded}
+// SetMetadata implements ssestream.Host.
+func (f *filter) SetMetadata(key string, value any) {
+	f.callbacks.StreamInfo().DynamicMetadata().Set(ssestream.MetadataNamespace, key, value)
+}
+
+// End implements ssestream.Host: Envoy's response code details and flags.
+func (f *filter) End() ssestream.End {
+	var end ssestream.End
 	if details, ok := f.callbacks.StreamInfo().ResponseCodeDetails(); ok {
 		end.Details = details
 	}
@@ -151,32 +126,13 @@ func (f *filter) finish() {
 			end.ResponseFlags, end.FlagsKnown = v, true
 		}
 	}
-	f.stream.Finish(end, f)
+	return end
 }
 
-func (f *filter) publishMetadata() {
-	if !f.stream.IsSSE() {
-		return
-	}
-	md := f.callbacks.StreamInfo().DynamicMetadata()
-	for key, value := range f.stream.Summary().Metadata() {
-		md.Set(metadataNamespace, key, value)
-	}
-}
+// logLevels are Envoy's levels for the policy's.
+var logLevels = ssestream.Levels[api.LogType]{api.Debug, api.Info, api.Warn, api.Error}
 
-// Log implements ssestream.Logger on Envoy's "golang" log component.
+// Log implements ssestream.Host on Envoy's "golang" log component.
 func (f *filter) Log(level policy.Level, msg string) {
-	f.callbacks.Log(envoyLogLevel(level), msg)
-}
-
-func envoyLogLevel(l policy.Level) api.LogType {
-	switch l {
-	case policy.LevelDebug:
-		return api.Debug
-	case policy.LevelInfo:
-		return api.Info
-	case policy.LevelWarn:
-		return api.Warn
-	}
-	return api.Error
+	f.callbacks.Log(logLevels.Of(level), msg)
 }

@@ -18,7 +18,7 @@ import (
 	"example.com/sse-on-envoy/internal/loadtest"
 	"example.com/sse-on-envoy/internal/localstack"
 	"example.com/sse-on-envoy/internal/policy"
-	"example.com/sse-on-envoy/upstream/server"
+	"example.com/sse-on-envoy/internal/routes"
 )
 
 // Env is what every case shares: the repository, the binaries, a work
@@ -369,18 +369,18 @@ func clientConfig(s *localstack.Stack, p localstack.Ports, v Variant, leg Leg) l
 	switch {
 	case v.Direct && h2:
 		// The upstream's TLS listener; its certificate names "upstream".
-		cfg.URL = fmt.Sprintf("https://127.0.0.1:%d%s", p.UpstreamTLS, server.EventsPath)
+		cfg.URL = fmt.Sprintf("https://127.0.0.1:%d%s", p.UpstreamTLS, routes.EventsPath)
 		cfg.ServerName = "upstream"
 	case v.Direct:
-		cfg.URL = s.UpstreamURL + server.EventsPath
+		cfg.URL = s.UpstreamURL + routes.EventsPath
 	default:
 		base := s.HTTPURL
 		if h2 {
 			base = s.HTTPSURL
 		}
-		path := server.EventsPath
+		path := routes.EventsPath
 		if leg.Upstream == "tls" {
-			path = "/sse-with-tls" + strings.TrimPrefix(server.EventsPath, "/sse")
+			path = routes.TLS(routes.EventsPath)
 		}
 		cfg.URL = base + path
 	}

@@ -6,7 +6,6 @@
 package loadtest
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -26,7 +25,6 @@ import (
 
 	"example.com/sse-on-envoy/internal/envoyconfig"
 	"example.com/sse-on-envoy/internal/sse"
-	"example.com/sse-on-envoy/upstream/hub"
 )
 
 // Config says what to open.
@@ -276,13 +274,12 @@ func (l *Load) stream() {
 
 func (l *Load) read(body io.Reader) {
 	rd := sse.NewReaderSize(body, 2<<10)
-	stampPrefix := []byte(hub.SentComment)
 	// The hook runs inside the Next that returns the event after the
 	// comment: sent is that event's stamp, or 0 if it has none.
 	var sent int64
 	rd.OnComment(func(text []byte) {
-		if v, ok := bytes.CutPrefix(text, stampPrefix); ok {
-			sent, _ = strconv.ParseInt(string(v), 10, 64)
+		if v, ok := sse.ParseSentComment(text); ok {
+			sent = v
 		}
 	})
 	var last uint64

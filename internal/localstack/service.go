@@ -39,6 +39,32 @@ type Service struct {
 	restarts int
 	backoff  time.Duration
 	quit     chan struct{} // closed by Stop: a pending restart is dropped
+	// exitHandled, when set (tests), is told what supervision decided for
+	// each exit of a child, once it is final: exitOnPurpose,
+	// exitNotRestarting or exitRestarting.
+	exitHandled func(exitDecision)
+}
+
+// exitDecision is what supervision made of a child's exit.
+type exitDecision string
+
+const (
+	// exitOnPurpose: Stop asked for the exit; nothing follows.
+	exitOnPurpose exitDecision = "on_purpose"
+	// exitNotRestarting: an unexpected exit with restarts off; nothing
+	// follows until Start.
+	exitNotRestarting exitDecision = "not_restarting"
+	// exitRestarting: an unexpected exit; a restart is scheduled.
+	exitRestarting exitDecision = "restarting"
+)
+
+func (s *Service) noteExit(d exitDecision) {
+	s.mu.Lock()
+	f := s.exitHandled
+	s.mu.Unlock()
+	if f != nil {
+		f(d)
+	}
 }
 
 // StartService starts bin and supervises it; ready tells when a (re)started
@@ -74,6 +100,7 @@ func (s *Service) run(p *Process) {
 func (s *Service) watch(p *Process, quit chan struct{}) {
 	<-p.done
 	if p.onPurpose.Load() {
+		s.noteExit(exitOnPurpose)
 		return
 	}
 	ran := time.Since(p.started)
@@ -87,9 +114,11 @@ func (s *Service) watch(p *Process, quit chan struct{}) {
 	attrs := []any{"name", s.Name, "status", exitStatus(err), "ran", ran.Round(time.Millisecond), "last_lines", p.tail(tailLines)}
 	if !restart {
 		s.log.Error("child exited unexpectedly; not restarting it", attrs...)
+		s.noteExit(exitNotRestarting)
 		return
 	}
 	s.log.Error("child exited unexpectedly; restarting it", append(attrs, "in", wait)...)
+	s.noteExit(exitRestarting)
 	for {
 		select {
 		case <-quit:

@@ -90,10 +90,14 @@ func TestServiceWithoutRestartStaysDown(t *testing.T) {
 	var logs syncBuffer
 	s := startTestService(t, &logs)
 	s.SetRestart(false)
+	exits := exitDecisions(s)
 	if err := s.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * firstBackoff)
+	// The decision is final: with restarts off, supervision ends there.
+	if d := waitExit(t, exits); d != exitNotRestarting {
+		t.Fatalf("supervision decided %q, want %q", d, exitNotRestarting)
+	}
 	if exited, _ := s.Process().Exited(); !exited || s.Restarts() != 0 {
 		t.Fatalf("restarted although restarts are off (restarts %d)", s.Restarts())
 	}
@@ -114,9 +118,40 @@ func TestServiceWithoutRestartStaysDown(t *testing.T) {
 func TestServiceStopIsNotACrash(t *testing.T) {
 	var logs syncBuffer
 	s := startTestService(t, &logs)
+	exits := exitDecisions(s)
 	s.Stop(time.Second)
-	time.Sleep(3 * firstBackoff)
+	// A stop is final: supervision ends at this decision.
+	if d := waitExit(t, exits); d != exitOnPurpose {
+		t.Fatalf("supervision decided %q, want %q", d, exitOnPurpose)
+	}
 	if s.Restarts() != 0 || strings.Contains(logs.String(), "unexpectedly") {
 		t.Errorf("Stop was taken for a crash: restarts %d, log:\n%s", s.Restarts(), logs.String())
 	}
+}
+
+// exitDecisions reports what supervision decides for each exit of s's
+// children from now on.
+func exitDecisions(s *Service) <-chan exitDecision {
+	ch := make(chan exitDecision, 8)
+	s.mu.Lock()
+	s.exitHandled = func(d exitDecision) {
+		select {
+		case ch <- d:
+		default:
+		}
+	}
+	s.mu.Unlock()
+	return ch
+}
+
+// waitExit waits, bounded, for supervision's decision on an exit.
+func waitExit(t *testing.T, exits <-chan exitDecision) exitDecision {
+	t.Helper()
+	select {
+	case d := <-exits:
+		return d
+	case <-time.After(10 * time.Second):
+		t.Fatal("supervision decided nothing about the exit within 10s")
+	}
+	return ""
 }

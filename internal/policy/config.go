@@ -1,7 +1,9 @@
 // Package policy is the SSE-for-browsers policy that every adapter applies
-// (the golang filter inside Envoy, the ext_proc server beside it): its
-// configuration schema, CORS decisions and the headers an SSE response gets.
-// It knows nothing of Envoy; adapters translate their callbacks into it.
+// (the golang filter, filter/ssefilter, and the dynamic module,
+// module/ssemodule, inside Envoy; the ext_proc server, extproc/processor,
+// beside it): its configuration schema, CORS decisions and the headers an
+// SSE response gets. It knows nothing of Envoy; internal/ssestream drives it
+// through a stream's life, and adapters translate their callbacks into that.
 package policy
 
 import (
@@ -115,4 +117,23 @@ func describeGoType(t string) string {
 		return "an object"
 	}
 	return t
+}
+
+// Load parses an adapter's settings with parse (ParseJSON, ParseYAMLOrJSON)
+// and compiles them: nothing at all (or only white space) means the
+// defaults, and every error starts with field, where the adapter's
+// configuration holds the settings ("plugin_config", "filter_config").
+func Load(field string, raw []byte, parse func([]byte) (*Config, error)) (*Policy, error) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		raw = []byte("{}")
+	}
+	cfg, err := parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", field, err)
+	}
+	p, err := New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", field, err)
+	}
+	return p, nil
 }

@@ -260,8 +260,7 @@ func (p *Policy) ApplyResponse(d Decision, h HeaderEditor) (isSSE bool) {
 	} else {
 		// The allow-list is the authority: an upstream's own grant must not
 		// reach an origin the list refuses.
-		h.Del("access-control-allow-origin")
-		h.Del("access-control-allow-credentials")
+		RemoveGrant(h)
 		if d.Origin != "" {
 			addVaryOrigin(h)
 		}
@@ -275,6 +274,19 @@ func (p *Policy) ApplyResponse(d Decision, h HeaderEditor) (isSSE bool) {
 	// clients cut it.
 	h.Del("content-length")
 	return true
+}
+
+// GrantHeaders are the response headers that let a page read a
+// cross-origin answer: only the allow-list may grant that.
+var GrantHeaders = [...]string{"access-control-allow-origin", "access-control-allow-credentials"}
+
+// RemoveGrant deletes the GrantHeaders: what ApplyResponse does for a
+// refused origin, and what an adapter does to response headers it failed to
+// finish applying the policy to (fail closed for CORS, open for the rest).
+func RemoveGrant(h interface{ Del(key string) }) {
+	for _, k := range GrantHeaders {
+		h.Del(k)
+	}
 }
 
 // SetTag sets the tag header on an SSE response.

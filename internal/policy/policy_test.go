@@ -221,3 +221,17 @@ type mapHeaders map[string]string
 func (m mapHeaders) Get(k string) (string, bool) { v, ok := m[k]; return v, ok }
 func (m mapHeaders) Set(k, v string)             { m[k] = v }
 func (m mapHeaders) Del(k string)                { delete(m, k) }
+
+func TestLoadNamesWhereTheSettingsCameFrom(t *testing.T) {
+	for _, raw := range []string{"", " \n", "{}"} {
+		if _, err := Load("filter_config", []byte(raw), ParseYAMLOrJSON); err != nil {
+			t.Errorf("%q: %v", raw, err)
+		}
+	}
+	if _, err := Load("plugin_config", []byte(`{"max_age": "forever"}`), ParseJSON); err == nil || !strings.HasPrefix(err.Error(), "plugin_config: ") || !strings.Contains(err.Error(), "max_age") {
+		t.Errorf("error %v, want it to start with the field and name max_age", err)
+	}
+	if _, err := Load("filter_config", []byte("[1]"), ParseYAMLOrJSON); err == nil || !strings.HasPrefix(err.Error(), "filter_config: ") {
+		t.Errorf("error %v", err)
+	}
+}

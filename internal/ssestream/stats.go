@@ -17,6 +17,32 @@ const (
 	StatRejectedOrigins = StatNamespace + ".rejected_origins"
 )
 
+// StatID is a stat's index: in Metrics, in Stats() and in an adapter's own
+// table of what its Envoy API made of each stat.
+type StatID int
+
+// The stats. A new one is a constant here and a line in statDefs; every
+// adapter defines it from Stats(), and the lifecycle table
+// (lifecycletest) checks it through all three.
+const (
+	StreamsOpened StatID = iota
+	StreamsActive
+	Events
+	Preflights
+	RejectedOrigins
+
+	// NumStats is how many stats there are.
+	NumStats
+)
+
+var statDefs = [NumStats]Stat{
+	StreamsOpened:   {StreamsOpened, StatStreamsOpened, KindCounter},
+	StreamsActive:   {StreamsActive, StatStreamsActive, KindGauge},
+	Events:          {Events, StatEvents, KindCounter},
+	Preflights:      {Preflights, StatPreflights, KindCounter},
+	RejectedOrigins: {RejectedOrigins, StatRejectedOrigins, KindCounter},
+}
+
 // InNamespace is a stat name without StatNamespace and its dot.
 func InNamespace(name string) string { return strings.TrimPrefix(name, StatNamespace+".") }
 
@@ -37,18 +63,27 @@ func (k StatKind) String() string {
 
 // Stat is one stat an adapter defines.
 type Stat struct {
+	ID   StatID
 	Name string
 	Kind StatKind
 }
 
-// Stats lists every stat a stream updates, with its kind.
-func Stats() []Stat {
-	return []Stat{
-		{StatStreamsOpened, KindCounter},
-		{StatStreamsActive, KindGauge},
-		{StatEvents, KindCounter},
-		{StatPreflights, KindCounter},
-		{StatRejectedOrigins, KindCounter},
+// Stats lists every stat a stream updates, in StatID order.
+func Stats() []Stat { return statDefs[:] }
+
+// Counter is a stat; Envoy's golang counters and gauges fit it as they are.
+type Counter interface {
+	Increment(delta int64)
+}
+
+// Metrics are the stats a stream updates, by StatID; nil ones are not
+// recorded.
+type Metrics [NumStats]Counter
+
+// Add moves stat id by delta.
+func (m *Metrics) Add(id StatID, delta int64) {
+	if c := m[id]; c != nil {
+		c.Increment(delta)
 	}
 }
 
@@ -57,20 +92,8 @@ func Stats() []Stat {
 // stat it cannot record.
 func DefineMetrics(define func(Stat) Counter) *Metrics {
 	m := &Metrics{}
-	for _, s := range Stats() {
-		c := define(s)
-		switch s.Name {
-		case StatStreamsOpened:
-			m.StreamsOpened = c
-		case StatStreamsActive:
-			m.StreamsActive = c
-		case StatEvents:
-			m.Events = c
-		case StatPreflights:
-			m.Preflights = c
-		case StatRejectedOrigins:
-			m.RejectedOrigins = c
-		}
+	for _, s := range statDefs {
+		m[s.ID] = define(s)
 	}
 	return m
 }

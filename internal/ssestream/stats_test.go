@@ -33,14 +33,14 @@ func TestDefineMetricsWiresEveryStatByNameAndKind(t *testing.T) {
 	// each count must land in the stat of its own name.
 	p, _ := policy.New(nil)
 	pre := New(p, m, "test", nil)
-	pre.OnRequest(policy.Request{Method: "OPTIONS", Origin: "https://evil.example", HasOrigin: true, AccessControlRequestMethod: "GET"}, "/")
+	pre.OnRequestHeaders(headers{":method": "OPTIONS", "origin": "https://evil.example", "access-control-request-method": "GET", ":path": "/"}, true)
 	s := New(p, m, "test", nil)
-	s.OnRequest(policy.Request{Method: "GET"}, "/sse")
+	s.OnRequestHeaders(headers{":method": "GET", ":path": "/sse"}, true)
 	var log lines
-	if s.OnResponseHeaders(headers{"content-type": "text/event-stream"}) {
+	if s.OnResponseHeaders(headers{"content-type": "text/event-stream"}, false) {
 		s.Open(Info{}, &log)
 	}
-	s.OnResponseData([]byte("data: a\n\ndata: b\n\n"))
+	s.OnResponseData([]byte("data: a\n\ndata: b\n\n"), false)
 	want := map[string]int64{StatPreflights: 1, StatRejectedOrigins: 1, StatStreamsOpened: 1, StatStreamsActive: 1, StatEvents: 2}
 	for name, n := range want {
 		if defined[name].n != n {

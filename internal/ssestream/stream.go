@@ -1,9 +1,13 @@
-// Package ssestream follows one HTTP stream through an adapter (the golang
-// filter, the dynamic module or the ext_proc server): it applies
-// the policy to the request and response headers, watches an SSE body go by
-// without holding it, keeps the counts, and writes the lines and metadata
-// that say when a stream opened and how it ended. Adapters only translate
-// their callbacks into it.
+// Package ssestream owns one HTTP stream's whole life for every adapter: the
+// golang filter (filter/ssefilter), the dynamic module (module/ssemodule)
+// and the ext_proc server (extproc/processor). It reads the request headers
+// into a policy request, decides preflights and local replies and holds a
+// reply until the request ends, applies the policy to the response headers,
+// watches an SSE body go by without holding it, keeps the stats (by StatID)
+// and the counts, and writes the metadata (under MetadataKeys) and the lines
+// that say when a stream opened and how it ended, once. Adapters only
+// translate their Envoy API into its calls and the Host interface; the
+// lifecycle table in lifecycletest runs the same streams through all three.
 package ssestream
 
 import (
@@ -12,30 +16,6 @@ import (
 
 	"example.com/sse-on-envoy/internal/policy"
 	"example.com/sse-on-envoy/internal/sse"
-)
-
-// Counter is a stat; Envoy's golang counters and gauges fit it as they are.
-type Counter interface {
-	Increment(delta int64)
-}
-
-// Metrics are the stats a stream updates; nil fields are not recorded.
-type Metrics struct {
-	StreamsOpened   Counter
-	StreamsActive   Counter
-	Events          Counter
-	Preflights      Counter
-	RejectedOrigins Counter
-}
-
-// The dynamic metadata every adapter writes a stream's counts under:
-// %DYNAMIC_METADATA(sse:events)% in an access log.
-const (
-	MetadataNamespace   = "sse"
-	MetadataEvents      = "events"
-	MetadataBytes       = "bytes"
-	MetadataLastEventID = "last_event_id"
-	MetadataProtocol    = "protocol"
 )
 
 // BodyCounts is what a scanner of the response body has counted so far.
@@ -50,6 +30,18 @@ type BodyCounts interface {
 // Logger writes one line at a level.
 type Logger interface {
 	Log(level policy.Level, msg string)
+}
+
+// Host is what a stream asks of its adapter's Envoy API.
+type Host interface {
+	Logger
+	// SetMetadata sets one of MetadataKeys in MetadataNamespace. An adapter
+	// that cannot write metadata (the ext_proc observer) does nothing.
+	SetMetadata(key string, value any)
+	// End says how Envoy ended the stream, as far as the adapter can tell.
+	// It is called once, when an SSE stream closes; the stream adds the end
+	// of the response it saw itself.
+	End() End
 }
 
 // Info is what the adapter knows of the stream when the response starts.
@@ -72,14 +64,16 @@ type Stream struct {
 	decision policy.Decision
 	method   string
 	path     string
+	hold     replyHold
 
-	info     Info
-	isSSE    bool
-	started  time.Time
-	scanner  *sse.Scanner // made by the first OnResponseData
-	body     BodyCounts   // nil: the scanner counts
-	counted  uint64       // events already added to Metrics.Events
-	finished bool
+	info          Info
+	isSSE         bool
+	started       time.Time
+	scanner       *sse.Scanner // made by the first OnResponseData
+	body          BodyCounts   // nil: the scanner counts
+	counted       uint64       // events already added to Metrics.Events
+	upstreamEnded bool
+	finished      bool
 }
 
 // New starts following a stream. adapter names the tagging adapter (the tag
@@ -94,18 +88,33 @@ func New(p *policy.Policy, m *Metrics, adapter string, now func() time.Time) *St
 	return &Stream{policy: p, metrics: m, adapter: adapter, now: now}
 }
 
-// OnRequest applies CORS to the request headers. A non-nil reply must be
-// sent instead of forwarding the request.
-func (s *Stream) OnRequest(req policy.Request, path string) *policy.Reply {
+// OnRequestHeaders applies CORS to the request headers. endOfStream says
+// that the request has no body: a reply is then sent at once; otherwise it
+// waits for the end of the body (see replyHold).
+func (s *Stream) OnRequestHeaders(h HeaderGetter, endOfStream bool) Step {
+	req, path := ReadRequest(h)
 	s.method, s.path = req.Method, path
 	s.decision = s.policy.Decide(req)
 	if s.decision.Preflight {
-		inc(s.metrics.Preflights, 1)
+		s.metrics.Add(Preflights, 1)
 	}
 	if s.decision.RejectedOrigin {
-		inc(s.metrics.RejectedOrigins, 1)
+		s.metrics.Add(RejectedOrigins, 1)
 	}
-	return s.decision.Reply
+	return s.hold.headers(s.decision.Reply, endOfStream)
+}
+
+// OnRequestBody is a chunk of the request body; endOfStream: the last one.
+func (s *Stream) OnRequestBody(endOfStream bool) Step { return s.hold.body(endOfStream) }
+
+// OnRequestTrailers ends the request.
+func (s *Stream) OnRequestTrailers() Step { return s.hold.trailers() }
+
+// ObserveRequest records the request for the log lines of an adapter that
+// only watches (the ext_proc observer), without applying the policy.
+func (s *Stream) ObserveRequest(h HeaderGetter) {
+	req, path := ReadRequest(h)
+	s.method, s.path, s.decision.Origin = req.Method, path, req.Origin
 }
 
 // OnResponseHeaders edits the response headers as the policy says and
@@ -116,7 +125,8 @@ func (s *Stream) OnRequest(req policy.Request, path string) *policy.Reply {
 // gets the same headers, CORS included, so a cross-origin page reads it and
 // EventSource retries; but it is not a stream: it is neither counted nor
 // logged as one, or every retry of every browser would be during an outage.
-func (s *Stream) OnResponseHeaders(h policy.HeaderEditor) (isSSE bool) {
+func (s *Stream) OnResponseHeaders(h policy.HeaderEditor, endOfStream bool) (isSSE bool) {
+	s.upstreamEnded = s.upstreamEnded || endOfStream
 	if !s.policy.ApplyResponse(s.decision, h) {
 		return false
 	}
@@ -129,11 +139,6 @@ func (s *Stream) OnResponseHeaders(h policy.HeaderEditor) (isSSE bool) {
 // with a retry field, and this header carries Envoy's response flags.
 const UnavailableHeader = "x-sse-unavailable"
 
-// HeaderGetter reads a header.
-type HeaderGetter interface {
-	Get(key string) (string, bool)
-}
-
 // IsStream reports whether response headers start an SSE stream: an event
 // stream that is not Envoy's unavailable answer.
 func IsStream(h HeaderGetter) bool {
@@ -145,22 +150,17 @@ func IsStream(h HeaderGetter) bool {
 	return !unavailable
 }
 
-// Observe records the request for the log lines of an adapter that only
-// watches (the ext_proc observer), without applying the policy.
-func (s *Stream) Observe(method, path, origin string) {
-	s.method, s.path, s.decision.Origin = method, path, origin
-}
-
-// Open starts counting an SSE stream: stats and the "opened" line. Later
-// calls do nothing, so a response that passes twice opens once.
-func (s *Stream) Open(info Info, log Logger) {
+// Open starts counting an SSE stream: stats, metadata and the "opened"
+// line. Later calls do nothing, so a response that passes twice opens once.
+func (s *Stream) Open(info Info, h Host) {
 	if s.isSSE {
 		return
 	}
 	s.isSSE, s.info, s.started = true, info, s.now()
-	inc(s.metrics.StreamsOpened, 1)
-	inc(s.metrics.StreamsActive, 1)
-	log.Log(s.policy.StreamLogLevel(), logLine("sse stream opened:",
+	s.metrics.Add(StreamsOpened, 1)
+	s.metrics.Add(StreamsActive, 1)
+	s.PublishMetadata(h)
+	h.Log(s.policy.StreamLogLevel(), logLine("sse stream opened:",
 		slog.String("route", orDash(info.Route)),
 		slog.String("protocol", orDash(info.Protocol)),
 		slog.String("method", orDash(s.method)),
@@ -173,9 +173,11 @@ func (s *Stream) Open(info Info, log Logger) {
 // before they copy a body chunk, so other responses cost nothing more.
 func (s *Stream) IsSSE() bool { return s.isSSE }
 
-// OnResponseData watches a chunk of an SSE body go by.
-func (s *Stream) OnResponseData(chunk []byte) {
-	if !s.isSSE || s.finished {
+// OnResponseData watches a chunk of an SSE body go by; endOfStream: the
+// upstream ended the response with it (the chunk may be empty).
+func (s *Stream) OnResponseData(chunk []byte, endOfStream bool) {
+	s.upstreamEnded = s.upstreamEnded || endOfStream
+	if !s.isSSE || s.finished || len(chunk) == 0 {
 		return
 	}
 	if s.scanner == nil {
@@ -183,14 +185,21 @@ func (s *Stream) OnResponseData(chunk []byte) {
 	}
 	s.scanner.Write(chunk)
 	if n := s.scanner.Events(); n != s.counted {
-		inc(s.metrics.Events, int64(n-s.counted))
+		s.metrics.Add(Events, int64(n-s.counted))
 		s.counted = n
 	}
 }
 
+// OnResponseEnd says the upstream ended the response without a body chunk
+// the stream saw: its trailers, or an end the adapter's body scanner saw.
+func (s *Stream) OnResponseEnd() { s.upstreamEnded = true }
+
+// UpstreamEnded reports whether the upstream ended the response.
+func (s *Stream) UpstreamEnded() bool { return s.upstreamEnded }
+
 // CountedBy says that the adapter scans the body itself and will not call
-// OnResponseData: c is where the counts are, and it also updates the events
-// stat.
+// OnResponseData with chunks: c is where the counts are, and it also
+// updates the events stat.
 func (s *Stream) CountedBy(c BodyCounts) { s.body = c }
 
 func (s *Stream) counts() BodyCounts {
@@ -215,8 +224,7 @@ type Summary struct {
 	Duration    time.Duration
 }
 
-// Summary reports the counts so far; it is what adapters publish as dynamic
-// metadata, also periodically for long streams.
+// Summary reports the counts so far.
 func (s *Stream) Summary() Summary {
 	d := time.Duration(0)
 	if s.isSSE {
@@ -232,35 +240,32 @@ func (s *Stream) Summary() Summary {
 	}
 }
 
-// Metadata is the Summary as the values of Envoy dynamic metadata (namespace
-// "sse"); numbers are float64 as protobuf Struct wants them.
-func (sum Summary) Metadata() map[string]any {
-	return map[string]any{
-		MetadataEvents:      float64(sum.Events),
-		MetadataBytes:       float64(sum.Bytes),
-		MetadataLastEventID: sum.LastEventID,
-		MetadataProtocol:    sum.Protocol,
+// PublishMetadata writes the Summary as the stream's dynamic metadata, for
+// an SSE stream only: at its open and close, and periodically for long
+// streams where the adapter has a hook for it.
+func (s *Stream) PublishMetadata(h Host) {
+	if s.isSSE {
+		s.Summary().eachMetadata(h.SetMetadata)
 	}
 }
 
-// Finish closes an SSE stream once: the gauge goes down and the "closed"
-// line says how it ended. It is a no-op for other responses and later calls.
-func (s *Stream) Finish(end End, log Logger) {
+// Finish closes an SSE stream once: the final metadata, the gauge down, and
+// the "closed" line saying how it ended (h.End, with the upstream's end the
+// stream saw). It is a no-op for other responses and later calls; adapters
+// call it from every hook that may be a stream's last.
+func (s *Stream) Finish(h Host) {
 	if !s.isSSE || s.finished {
 		return
 	}
 	s.finished = true
-	inc(s.metrics.StreamsActive, -1)
-	log.Log(s.policy.StreamLogLevel(), logLine("sse stream closed:",
+	s.PublishMetadata(h)
+	end := h.End()
+	end.UpstreamEnded = end.UpstreamEnded || s.upstreamEnded
+	s.metrics.Add(StreamsActive, -1)
+	h.Log(s.policy.StreamLogLevel(), logLine("sse stream closed:",
 		slog.String("route", orDash(s.info.Route)),
 		slog.Any("", s.Summary()),
 		slog.Any("", end)))
-}
-
-func inc(c Counter, delta int64) {
-	if c != nil {
-		c.Increment(delta)
-	}
 }
 
 func orDash(s string) string {

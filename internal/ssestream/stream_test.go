@@ -11,6 +11,16 @@ import (
 type lines []string
 
 func (l *lines) Log(level policy.Level, msg string) { *l = append(*l, level.String()+" "+msg) }
+func (l *lines) SetMetadata(string, any)            {}
+func (l *lines) End() End                           { return End{} }
+
+// ended is a Host whose Envoy says end.
+type ended struct {
+	*lines
+	end End
+}
+
+func (e ended) End() End { return e.end }
 
 type headers map[string]string
 
@@ -30,15 +40,15 @@ func TestStreamLinesStayOneLineAndUseTheConfiguredLevel(t *testing.T) {
 	}
 	clock := time.Unix(0, 0)
 	s := New(p, nil, "test", func() time.Time { return clock })
-	s.OnRequest(policy.Request{Method: "GET", Origin: "https://x\r\ninjected", HasOrigin: true}, "/sse/events?a=b c")
+	s.OnRequestHeaders(headers{":method": "GET", "origin": "https://x\r\ninjected", ":path": "/sse/events?a=b c"}, true)
 	var log lines
-	if s.OnResponseHeaders(headers{"content-type": "text/event-stream"}) {
+	if s.OnResponseHeaders(headers{"content-type": "text/event-stream"}, false) {
 		s.Open(Info{Route: "r", Protocol: "HTTP/2"}, &log)
 	}
-	s.OnResponseData([]byte("id: a b\ndata: x\n\n"))
+	s.OnResponseData([]byte("id: a b\ndata: x\n\n"), true)
 	clock = clock.Add(1500 * time.Millisecond)
-	s.Finish(End{UpstreamEnded: true}, &log)
-	s.Finish(End{}, &log)
+	s.Finish(&log)
+	s.Finish(&log)
 	if len(log) != 2 {
 		t.Fatalf("log = %q", log)
 	}
@@ -63,17 +73,17 @@ func TestActiveGaugeReturnsToZero(t *testing.T) {
 	streams := make([]*Stream, 3)
 	for i := range streams {
 		streams[i] = New(p, m, "test", nil)
-		streams[i].OnRequest(policy.Request{Method: "GET"}, "/")
+		streams[i].OnRequestHeaders(headers{":method": "GET", ":path": "/"}, true)
 		streams[i].Open(Info{}, &log)
 		streams[i].Open(Info{}, &log)
-		streams[i].OnResponseData([]byte("data: 1\n\ndata: 2\n\n"))
+		streams[i].OnResponseData([]byte("data: 1\n\ndata: 2\n\n"), false)
 	}
 	if active.n != 3 || opened.n != 3 || events.n != 6 {
 		t.Fatalf("active=%d opened=%d events=%d", active.n, opened.n, events.n)
 	}
 	for _, s := range streams {
-		s.Finish(End{}, &log)
-		s.Finish(End{}, &log)
+		s.Finish(&log)
+		s.Finish(&log)
 	}
 	if active.n != 0 {
 		t.Errorf("active = %d after all streams ended", active.n)
@@ -87,15 +97,15 @@ func TestStreamMemoryIsBoundedByTheIDLimit(t *testing.T) {
 	s := New(p, nil, "test", nil)
 	var log lines
 	s.Open(Info{}, &log)
-	s.OnResponseData([]byte("id: 1\ndata: "))
+	s.OnResponseData([]byte("id: 1\ndata: "), false)
 	chunk := make([]byte, 64<<10)
 	for i := range chunk {
 		chunk[i] = 'x'
 	}
 	for range 160 {
-		s.OnResponseData(chunk)
+		s.OnResponseData(chunk, false)
 	}
-	s.OnResponseData([]byte("\n\n"))
+	s.OnResponseData([]byte("\n\n"), false)
 	if held := s.scanner.BufferedBytes(); held > 4*idLimit {
 		t.Errorf("the stream holds %d bytes after a 10 MB line", held)
 	}
@@ -120,7 +130,7 @@ func TestClosedLineNamesTheEnd(t *testing.T) {
 		s := New(p, nil, "test", nil)
 		var log lines
 		s.Open(Info{Route: "r"}, &log)
-		s.Finish(tc.end, &log)
+		s.Finish(ended{&log, tc.end})
 		if len(log) != 2 || !strings.HasSuffix(log[1], " "+tc.want) {
 			t.Errorf("%+v: closed line %q, want it to end with %q", tc.end, log, tc.want)
 		}
@@ -142,10 +152,10 @@ func TestUnavailableAnswerIsNoStream(t *testing.T) {
 		{"other content", headers{"content-type": "text/plain"}, false},
 	} {
 		s := New(p, &Metrics{StreamsOpened: opened}, "test", nil)
-		s.OnRequest(policy.Request{Method: "GET", Origin: "https://localhost:8080", HasOrigin: true}, "/sse/events")
+		s.OnRequestHeaders(headers{":method": "GET", "origin": "https://localhost:8080", ":path": "/sse/events"}, true)
 		before := opened.n
 		var log lines
-		if got := s.OnResponseHeaders(tc.headers); got != tc.stream {
+		if got := s.OnResponseHeaders(tc.headers, false); got != tc.stream {
 			t.Errorf("%s: OnResponseHeaders = %v, want %v", tc.name, got, tc.stream)
 		} else if got {
 			s.Open(Info{}, &log)

@@ -60,11 +60,18 @@ func (t *testFilter) OnRequestHeaders(bool) abi.Status {
 	return abi.Continue
 }
 
-// OnResponseHeaders hands every response to the C body hook.
+// OnResponseHeaders edits the headers as the policy would (a set that
+// reads back, a removal) and hands every response to the C body hook.
 func (t *testFilter) OnResponseHeaders(bool) abi.Status {
 	if t.m.panicIn == "response_headers" {
 		panic("response_headers boom")
 	}
+	t.f.SetHeader(abi.ResponseHeaders, "cache-control", "no-cache")
+	t.f.SetHeader(abi.ResponseHeaders, "cache-control", "no-store")
+	if v, _ := t.f.Header(abi.ResponseHeaders, "cache-control"); v != "no-store" {
+		panic("cache-control reads back " + v)
+	}
+	t.f.RemoveHeader(abi.ResponseHeaders, "content-length")
 	t.f.CountBody(0, true)
 	return abi.Continue
 }
@@ -72,7 +79,9 @@ func (t *testFilter) OnResponseHeaders(bool) abi.Status {
 func (t *testFilter) OnStreamComplete() {
 	t.m.counts = t.f.BodyCounts()
 	t.m.upstreamEnded = t.f.UpstreamEnded()
-	t.f.PublishCounts()
+	t.f.SetMetadataNumber("sse", "events", float64(t.m.counts.Events))
+	t.f.SetMetadataNumber("sse", "bytes", float64(t.m.counts.Bytes))
+	t.f.SetMetadataString("sse", "last_event_id", t.m.counts.LastEventID)
 }
 
 func (t *testFilter) OnDestroy() { t.m.destroyed++ }
@@ -104,8 +113,12 @@ func TestHooksFromC(t *testing.T) {
 	fakeenvoy.AddBody("data: early\n\n")
 	fakeenvoy.ResponseBodyHook(h, false)
 	fakeenvoy.ClearBody()
+	fakeenvoy.SetHeader(fakeenvoy.ResponseHeaders, "content-length", "5")
 	if s := fakeenvoy.ResponseHeadersHook(h, false); s != int(abi.Continue) {
 		t.Errorf("response headers: %d", s)
+	}
+	if got, want := fakeenvoy.HeaderEdits(), "2 set cache-control=no-cache\n2 set cache-control=no-store\n2 remove content-length\n"; got != want {
+		t.Errorf("header edits\n%s\nwant\n%s", got, want)
 	}
 	fakeenvoy.AddBody("id: 1\ndata: a\n\nid: 2\nda")
 	fakeenvoy.AddBody("ta: b\n\n: hb\n\nid: 3\n")

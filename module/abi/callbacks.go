@@ -28,17 +28,6 @@ const (
 	ResponseTrailers
 )
 
-// BodyType selects a body buffer: the chunk the current hook received, or
-// what Envoy has buffered.
-type BodyType int32
-
-const (
-	ReceivedRequestBody BodyType = iota
-	BufferedRequestBody
-	ReceivedResponseBody
-	BufferedResponseBody
-)
-
 // Attribute is one of Envoy's attributes, numbered as the ABI's
 // attribute_id enum (only those the SSE module reads).
 type Attribute int32
@@ -46,8 +35,6 @@ type Attribute int32
 const (
 	// AttributeRequestProtocol: "HTTP/1.1", "HTTP/2"... (request.protocol).
 	AttributeRequestProtocol Attribute = 10
-	// AttributeResponseCode: response.code.
-	AttributeResponseCode Attribute = 15
 	// AttributeResponseCodeDetails: response.code_details (1.40).
 	AttributeResponseCodeDetails Attribute = 16
 	// AttributeResponseFlags: response.flags, the legacy bitmask (1.40).
@@ -71,26 +58,18 @@ const (
 // Header is one header of a local reply.
 type Header struct{ Key, Value string }
 
-// InEnvoy reports whether Envoy's callbacks are there, that is whether the
+// inEnvoy reports whether Envoy's callbacks are there, that is whether the
 // code runs inside the Envoy process rather than in a Go test binary.
-func InEnvoy() bool { return C.sse_in_envoy() != 0 }
+func inEnvoy() bool { return C.sse_in_envoy() != 0 }
 
 // Log writes msg to Envoy's log (component dynamic_modules), or to stderr
 // outside Envoy.
 func Log(level LogLevel, msg string) {
-	if !InEnvoy() {
+	if !inEnvoy() {
 		fmt.Fprintf(os.Stderr, "[%d] %s\n", level, msg)
 		return
 	}
 	C.envoy_dynamic_module_callback_log(C.int(level), moduleBuffer(msg))
-}
-
-// LogEnabled reports whether Envoy would write a line at level.
-func LogEnabled(level LogLevel) bool {
-	if !InEnvoy() {
-		return true
-	}
-	return bool(C.envoy_dynamic_module_callback_log_enabled(C.int(level)))
 }
 
 // moduleBuffer points Envoy at Go memory for the length of one call. The
@@ -154,11 +133,6 @@ func (f Filter) Header(t HeaderType, key string) (string, bool) {
 // 1.37 ABI does with one.
 func (f Filter) SetHeader(t HeaderType, key, value string) bool {
 	return bool(C.envoy_dynamic_module_callback_http_set_header(f.ptr, C.int(t), moduleBuffer(key), moduleBuffer(value)))
-}
-
-// AddHeader adds a value to a header.
-func (f Filter) AddHeader(t HeaderType, key, value string) bool {
-	return bool(C.envoy_dynamic_module_callback_http_add_header(f.ptr, C.int(t), moduleBuffer(key), moduleBuffer(value)))
 }
 
 // RemoveHeader removes every value of a header.

@@ -2,8 +2,11 @@ package abi
 
 // The event hooks Envoy 1.37.0 looks up by name. Module-side pointers are
 // handles (uintptr_t, the same register as a pointer in the C ABI); Envoy's
-// pointers stay opaque. Every hook recovers panics and fails open: the
-// stream continues as if the filter were not there.
+// pointers stay opaque. Every hook recovers panics, logs them and fails
+// open: a status hook returns Continue (recoverStatus), a config hook 0
+// (Envoy refuses the configuration), filter-new a pass-through stream. A
+// filter that must fail otherwise recovers in its own hook first (the SSE
+// module's response headers remove the CORS grant, then re-panic).
 
 /*
 #include "stream.h"
@@ -112,33 +115,42 @@ func filterOf(p C.uintptr_t) HTTPFilter {
 	return PassThrough{}
 }
 
+// recoverStatus is recoverHook for a hook that returns a status: on a panic
+// the hook returns Continue, its failure value.
+func recoverStatus(hook string, s *C.int) {
+	if r := recover(); r != nil {
+		logPanic(hook, r)
+		*s = C.int(Continue)
+	}
+}
+
 //export envoy_dynamic_module_on_http_filter_request_headers
 func envoy_dynamic_module_on_http_filter_request_headers(_ unsafe.Pointer, h C.uintptr_t, endOfStream C.bool) (s C.int) {
-	defer recoverHook("http_filter_request_headers")
+	defer recoverStatus("http_filter_request_headers", &s)
 	return C.int(filterOf(h).OnRequestHeaders(bool(endOfStream)))
 }
 
 //export envoy_dynamic_module_on_http_filter_request_body
 func envoy_dynamic_module_on_http_filter_request_body(_ unsafe.Pointer, h C.uintptr_t, endOfStream C.bool) (s C.int) {
-	defer recoverHook("http_filter_request_body")
+	defer recoverStatus("http_filter_request_body", &s)
 	return C.int(filterOf(h).OnRequestBody(bool(endOfStream)))
 }
 
 //export envoy_dynamic_module_on_http_filter_request_trailers
 func envoy_dynamic_module_on_http_filter_request_trailers(_ unsafe.Pointer, h C.uintptr_t) (s C.int) {
-	defer recoverHook("http_filter_request_trailers")
+	defer recoverStatus("http_filter_request_trailers", &s)
 	return C.int(filterOf(h).OnRequestTrailers())
 }
 
 //export envoy_dynamic_module_on_http_filter_response_headers
 func envoy_dynamic_module_on_http_filter_response_headers(_ unsafe.Pointer, h C.uintptr_t, endOfStream C.bool) (s C.int) {
-	defer recoverHook("http_filter_response_headers")
+	defer recoverStatus("http_filter_response_headers", &s)
 	return C.int(filterOf(h).OnResponseHeaders(bool(endOfStream)))
 }
 
 //export envoy_dynamic_module_on_http_filter_response_trailers
 func envoy_dynamic_module_on_http_filter_response_trailers(_ unsafe.Pointer, h C.uintptr_t) (s C.int) {
-	defer recoverHook("http_filter_response_trailers")
+	defer recoverStatus("http_filter_response_trailers", &s)
 	return C.int(filterOf(h).OnResponseTrailers())
 }
 

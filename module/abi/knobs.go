@@ -16,8 +16,6 @@ package abi
 #cgo nocallback envoy_dynamic_module_callback_http_get_header
 #cgo noescape envoy_dynamic_module_callback_http_set_header
 #cgo nocallback envoy_dynamic_module_callback_http_set_header
-#cgo noescape envoy_dynamic_module_callback_http_add_header
-#cgo nocallback envoy_dynamic_module_callback_http_add_header
 #cgo noescape envoy_dynamic_module_callback_http_filter_increment_counter
 #cgo nocallback envoy_dynamic_module_callback_http_filter_increment_counter
 #cgo noescape envoy_dynamic_module_callback_http_filter_increment_gauge
@@ -35,7 +33,6 @@ package abi
 #cgo nocallback envoy_dynamic_module_callback_get_most_specific_route_config
 #cgo noescape envoy_dynamic_module_callback_log
 #cgo nocallback envoy_dynamic_module_callback_log
-#cgo nocallback envoy_dynamic_module_callback_log_enabled
 
 */
 import "C"

@@ -38,7 +38,9 @@ type FilterConfig interface {
 
 // HTTPFilter gets one stream's events, one at a time on its worker thread.
 // Response body chunks are not among them: the C body hook counts them for
-// streams that asked it to (Filter.CountBody).
+// streams that asked it to (Filter.CountBody). A method that panics fails
+// open: the hook logs the panic and returns Continue. A filter whose failure
+// value differs recovers itself, does what failing means, and re-panics.
 type HTTPFilter interface {
 	OnRequestHeaders(endOfStream bool) Status
 	OnRequestBody(endOfStream bool) Status
@@ -75,6 +77,10 @@ func Register(m Module) { registered = m }
 // process: it logs the panic and lets the hook return its fail-open value.
 func recoverHook(hook string) {
 	if r := recover(); r != nil {
-		Log(LogError, fmt.Sprintf("sse: panic in %s, failing open: %v\n%s", hook, r, debug.Stack()))
+		logPanic(hook, r)
 	}
+}
+
+func logPanic(hook string, r any) {
+	Log(LogError, fmt.Sprintf("sse: panic in %s, failing open: %v\n%s", hook, r, debug.Stack()))
 }

@@ -80,12 +80,5 @@ func (f Filter) BodyCounts() Counts {
 	}
 }
 
-// PublishCounts sets the counts as the stream's dynamic metadata now.
-func (f Filter) PublishCounts() {
-	if f.stream != nil {
-		C.sse_stream_publish(f.ptr, f.stream)
-	}
-}
-
 // UpstreamEnded reports whether a body hook saw the end of the response.
 func (f Filter) UpstreamEnded() bool { return f.stream != nil && bool(f.stream.upstream_ended) }

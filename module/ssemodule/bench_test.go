@@ -5,7 +5,6 @@ import (
 
 	"example.com/sse-on-envoy/module/abi"
 	"example.com/sse-on-envoy/module/abi/fakeenvoy"
-	"example.com/sse-on-envoy/module/ssemodule"
 )
 
 // BenchmarkResponseBodyHook is the per-chunk cost of an SSE stream in the
@@ -14,16 +13,7 @@ import (
 // ABI in place, counts the event and bumps the events counter through the
 // ABI. One op is one chunk with one event.
 func BenchmarkResponseBodyHook(b *testing.B) {
-	fakeenvoy.Reset()
-	abi.Register(ssemodule.Module{})
-	abi.SetMetadataKeys(ssemodule.MetadataKeys)
-	cfg := fakeenvoy.ConfigNew("")
-	if cfg == 0 {
-		b.Fatalf("config refused: %s", fakeenvoy.LastLog())
-	}
-	defer fakeenvoy.ConfigDestroy(cfg)
-	h := fakeenvoy.FilterNew(cfg)
-	defer fakeenvoy.Destroy(h)
+	h := newCStream(b, "")
 	fakeenvoy.SetHeader(fakeenvoy.RequestHeaders, ":method", "GET")
 	fakeenvoy.SetHeader(fakeenvoy.RequestHeaders, ":path", "/sse/events")
 	fakeenvoy.RequestHeadersHook(h, true)

@@ -7,8 +7,6 @@
 package ssemodule
 
 import (
-	"bytes"
-	"fmt"
 	"time"
 
 	"example.com/sse-on-envoy/internal/policy"
@@ -54,8 +52,8 @@ type routeConfig struct{ policy *policy.Policy }
 // every worker thread: it is read-only after newFilterConfig.
 type filterConfig struct {
 	policy *policy.Policy
-	// stats are Envoy's ids of ssestream.Stats(), in that order.
-	stats []definedStat
+	// stats are Envoy's ids of the stats, by ssestream.StatID.
+	stats [ssestream.NumStats]definedStat
 	log   func(abi.LogLevel, string)
 	// now is the streams' clock; nil is time.Now (tests set it).
 	now func() time.Time
@@ -76,14 +74,14 @@ func newFilterConfig(d StatDefiner, raw []byte, log func(abi.LogLevel, string)) 
 		if err != nil {
 			return nil, err
 		}
-		c.stats = append(c.stats, definedStat{name: s.Name, id: id})
+		c.stats[s.ID] = definedStat{id: id, gauge: s.Kind == ssestream.KindGauge}
 	}
 	return c, nil
 }
 
 type definedStat struct {
-	name string
-	id   uint64
+	id    uint64
+	gauge bool
 }
 
 // StatName is what the module defines a stat as: its name within the
@@ -98,30 +96,14 @@ func StatName(name string) string {
 // eventsStat is Envoy's id of the events counter, which the C body hook
 // updates.
 func (c *filterConfig) eventsStat() (uint64, bool) {
-	for _, s := range c.stats {
-		if s.name == ssestream.StatEvents {
-			return s.id, true
-		}
-	}
-	return 0, false
+	return c.stats[ssestream.Events].id, true
 }
 
 // parsePolicy reads the settings from filter_config: a
 // google.protobuf.StringValue (or BytesValue) holding YAML or JSON in the
 // schema of envoy/sse-policy.yaml. Nothing at all means the defaults.
 func parsePolicy(raw []byte) (*policy.Policy, error) {
-	if len(bytes.TrimSpace(raw)) == 0 {
-		raw = []byte("{}")
-	}
-	cfg, err := policy.ParseYAMLOrJSON(raw)
-	if err != nil {
-		return nil, fmt.Errorf("filter_config: %w", err)
-	}
-	p, err := policy.New(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("filter_config: %w", err)
-	}
-	return p, nil
+	return policy.Load("filter_config", raw, policy.ParseYAMLOrJSON)
 }
 
 // ParseConfig checks a filter_config payload as the module does when Envoy

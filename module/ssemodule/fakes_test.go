@@ -28,6 +28,8 @@ type fakeEnvoy struct {
 	route         any
 	reply         *fakeReply
 	panicOnGet    bool
+	// panicOnSet > 0: the panicOnSet-th SetHeader panics.
+	panicOnSet int
 }
 
 type fakeReply struct {
@@ -69,6 +71,9 @@ func (e *fakeEnvoy) Header(t abi.HeaderType, key string) (string, bool) {
 }
 
 func (e *fakeEnvoy) SetHeader(t abi.HeaderType, key, value string) bool {
+	if e.panicOnSet--; e.panicOnSet == 0 {
+		panic("fake: header write")
+	}
 	if value == "" { // as the 1.37 ABI does
 		return e.RemoveHeader(t, key)
 	}
@@ -110,15 +115,10 @@ func (e *fakeEnvoy) BodyCounts() abi.Counts {
 	return abi.Counts{Events: e.scanner.Events(), Bytes: e.scanner.Bytes(), LastEventID: e.scanner.LastEventID()}
 }
 
-func (e *fakeEnvoy) PublishCounts() {
-	e.metadata["sse:events"] = float64(e.scanner.Events())
-	e.metadata["sse:bytes"] = float64(e.scanner.Bytes())
-	e.metadata["sse:last_event_id"] = e.scanner.LastEventID()
-}
-
 func (e *fakeEnvoy) UpstreamEnded() bool { return e.upstreamEnded }
 
-func (e *fakeEnvoy) SetMetadataString(ns, key, v string) { e.metadata[ns+":"+key] = v }
+func (e *fakeEnvoy) SetMetadataString(ns, key, v string)         { e.metadata[ns+":"+key] = v }
+func (e *fakeEnvoy) SetMetadataNumber(ns, key string, v float64) { e.metadata[ns+":"+key] = v }
 
 func (e *fakeEnvoy) AttributeString(a abi.Attribute) (string, bool) {
 	v, ok := e.attrs[a]

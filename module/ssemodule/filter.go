@@ -1,6 +1,7 @@
 package ssemodule
 
 import (
+	"fmt"
 	"time"
 
 	"example.com/sse-on-envoy/internal/policy"
@@ -17,7 +18,8 @@ const adapterName = "dynamic_module"
 // close to the truth, without paying three callbacks on every chunk.
 const metadataInterval = time.Second
 
-// MetadataKeys are the names the C body hook writes the counts under.
+// MetadataKeys are the names the C body hook writes the counts under; Go
+// writes every one of ssestream.MetadataKeys() at a stream's open and close.
 var MetadataKeys = abi.MetadataKeys{
 	Namespace:   ssestream.MetadataNamespace,
 	Events:      ssestream.MetadataEvents,
@@ -34,15 +36,15 @@ type Envoy interface {
 	RemoveHeader(t abi.HeaderType, key string) bool
 	SendResponse(status int, headers []abi.Header, body, details string)
 	SetMetadataString(ns, key, v string)
+	SetMetadataNumber(ns, key string, v float64)
 	AttributeString(a abi.Attribute) (string, bool)
 	AttributeInt(a abi.Attribute) (uint64, bool)
 	// CountBody hands the response body to the C body hook, which counts
 	// events (and the events stat) without entering Go; BodyCounts reads
-	// what it counted, PublishCounts writes that as metadata, UpstreamEnded
-	// says whether it saw the end of the response.
+	// what it counted, UpstreamEnded says whether it saw the end of the
+	// response.
 	CountBody(eventsCounter uint64, ok bool)
 	BodyCounts() abi.Counts
-	PublishCounts()
 	UpstreamEnded() bool
 	IncrementCounter(id, v uint64)
 	AddGauge(id uint64, delta int64)
@@ -55,32 +57,29 @@ var _ Envoy = abi.Filter{}
 func (c *filterConfig) NewFilter(f abi.Filter) abi.HTTPFilter { return c.newFilter(f) }
 
 func (c *filterConfig) newFilter(env Envoy) *filter {
-	f := &filter{env: env, cfg: c, stats: make([]envoyStat, len(c.stats))}
-	i := 0
-	f.metrics = ssestream.DefineMetrics(func(s ssestream.Stat) ssestream.Counter {
-		f.stats[i] = envoyStat{f: f, id: c.stats[i].id, gauge: s.Kind == ssestream.KindGauge}
-		i++
-		return &f.stats[i-1]
-	})
+	f := &filter{env: env, cfg: c}
+	for id := range f.stats {
+		f.stats[id] = envoyStat{f: f, stat: c.stats[id]}
+		f.metrics[id] = &f.stats[id]
+	}
 	return f
 }
 
 // envoyStat is one of Envoy's stats, updated through the stream that
 // counts (the ABI takes the filter, not the config, to update a stat).
 type envoyStat struct {
-	f     *filter
-	id    uint64
-	gauge bool
+	f    *filter
+	stat definedStat
 }
 
 func (s *envoyStat) Increment(delta int64) {
 	switch {
 	case s.f.gone:
 		// After stream-complete Envoy's side of the stream may be gone.
-	case s.gauge:
-		s.f.env.AddGauge(s.id, delta)
+	case s.stat.gauge:
+		s.f.env.AddGauge(s.stat.id, delta)
 	case delta > 0:
-		s.f.env.IncrementCounter(s.id, uint64(delta))
+		s.f.env.IncrementCounter(s.stat.id, uint64(delta))
 	}
 }
 
@@ -91,121 +90,107 @@ func (b bodyCounts) Events() uint64      { return b.env.BodyCounts().Events }
 func (b bodyCounts) Bytes() uint64       { return b.env.BodyCounts().Bytes }
 func (b bodyCounts) LastEventID() string { return b.env.BodyCounts().LastEventID }
 
-// filter follows one stream. Envoy calls its hooks one at a time on the
-// stream's worker thread, so it needs no locks.
+// filter translates the ABI's hooks into the stream's life
+// (ssestream.Stream) and is its ssestream.Host. Envoy calls its hooks one at
+// a time on the stream's worker thread, so it needs no locks.
+//
+// Every hook fails open (package abi recovers a panic and returns
+// Continue), except that response headers fail closed for CORS: see
+// OnResponseHeaders.
 type filter struct {
 	env     Envoy
 	cfg     *filterConfig
-	stats   []envoyStat // in ssestream.Stats() order
-	metrics *ssestream.Metrics
+	stats   [ssestream.NumStats]envoyStat
+	metrics ssestream.Metrics
 	stream  *ssestream.Stream
 
-	upstreamEnded bool
-	finished      bool
 	// gone: Envoy's side of the stream may no longer be called.
 	gone bool
-	// pendingReply waits for the end of a request body, as in the golang
-	// filter: a local reply while the client still sends one can crash
-	// Envoy 1.37 (envoyproxy/envoy#44320). Browsers' preflights carry none.
-	pendingReply *policy.Reply
 }
 
 var _ abi.HTTPFilter = (*filter)(nil)
+
+// The status each request hook returns for the stream's answer. After a
+// local reply a body hook must not buffer (StopNoBuffer).
+var (
+	headersStatus = [...]abi.Status{ssestream.Continue: abi.Continue, ssestream.Hold: abi.StopIteration, ssestream.SendReply: abi.StopIteration}
+	bodyStatus    = [...]abi.Status{ssestream.Continue: abi.Continue, ssestream.Hold: abi.StopAndBuffer, ssestream.SendReply: abi.StopNoBuffer}
+)
 
 func (f *filter) OnRequestHeaders(endOfStream bool) abi.Status {
 	p := f.cfg.policy
 	if rc, ok := f.env.RouteConfig().(*routeConfig); ok {
 		p = rc.policy
 	}
-	f.stream = ssestream.New(p, f.metrics, adapterName, f.cfg.now)
-	method, _ := f.env.Header(abi.RequestHeaders, ":method")
-	path, _ := f.env.Header(abi.RequestHeaders, ":path")
-	origin, hasOrigin := f.env.Header(abi.RequestHeaders, "origin")
-	requestMethod, _ := f.env.Header(abi.RequestHeaders, "access-control-request-method")
-	reply := f.stream.OnRequest(policy.Request{
-		Method:                     method,
-		Origin:                     origin,
-		HasOrigin:                  hasOrigin,
-		AccessControlRequestMethod: requestMethod,
-	}, path)
-	switch {
-	case reply == nil:
-		return abi.Continue
-	case !endOfStream:
-		// The body is dropped with the request; Envoy's buffer limit bounds it.
-		f.pendingReply = reply
-		return abi.StopIteration
-	}
-	f.sendLocalReply(reply)
-	return abi.StopIteration
+	f.stream = ssestream.New(p, &f.metrics, adapterName, f.cfg.now)
+	return headersStatus[f.send(f.stream.OnRequestHeaders(requestHeaders{f.env}, endOfStream))]
 }
 
 func (f *filter) OnRequestBody(endOfStream bool) abi.Status {
-	switch {
-	case f.pendingReply == nil:
+	if f.stream == nil {
 		return abi.Continue
-	case !endOfStream:
-		return abi.StopAndBuffer
 	}
-	f.sendLocalReply(f.pendingReply)
-	return abi.StopNoBuffer
+	return bodyStatus[f.send(f.stream.OnRequestBody(endOfStream))]
 }
 
 func (f *filter) OnRequestTrailers() abi.Status {
-	if f.pendingReply == nil {
+	if f.stream == nil {
 		return abi.Continue
 	}
-	f.sendLocalReply(f.pendingReply)
-	return abi.StopIteration
+	return headersStatus[f.send(f.stream.OnRequestTrailers())]
 }
 
-func (f *filter) sendLocalReply(reply *policy.Reply) {
-	f.pendingReply = nil
-	headers := make([]abi.Header, len(reply.Headers))
-	for i, kv := range reply.Headers {
-		headers[i] = abi.Header{Key: kv.Key, Value: kv.Value}
+// send sends the stream's local reply, if the step says so.
+func (f *filter) send(step ssestream.Step) ssestream.Action {
+	if step.Action == ssestream.SendReply {
+		headers := make([]abi.Header, len(step.Reply.Headers))
+		for i, kv := range step.Reply.Headers {
+			headers[i] = abi.Header{Key: kv.Key, Value: kv.Value}
+		}
+		f.env.SendResponse(step.Reply.Status, headers, step.Reply.Body, step.Reply.Details)
 	}
-	f.env.SendResponse(reply.Status, headers, reply.Body, reply.Details)
+	return step.Action
 }
 
+// OnResponseHeaders fails closed for CORS: should it panic half way, the
+// upstream's own grant (access-control-allow-origin: *, credentials) could
+// reach an origin the allow-list refuses, so a panic removes the grant
+// headers before package abi logs it and lets the stream continue.
 func (f *filter) OnResponseHeaders(endOfStream bool) abi.Status {
 	if f.stream == nil {
 		// A response without a request hook: an Envoy local reply sent
 		// before our filter ran. Nothing to apply.
 		return abi.Continue
 	}
-	if f.stream.OnResponseHeaders(responseHeaders{f.env}) {
+	defer func() {
+		if r := recover(); r != nil {
+			policy.RemoveGrant(responseHeaders{f.env})
+			panic(fmt.Sprintf("%v (CORS grant headers removed)", r))
+		}
+	}()
+	if f.stream.OnResponseHeaders(responseHeaders{f.env}, endOfStream) {
 		route, _ := f.env.AttributeString(abi.AttributeRouteName)
 		protocol, _ := f.env.AttributeString(abi.AttributeRequestProtocol)
-		f.stream.Open(ssestream.Info{Route: route, Protocol: protocol}, f)
 		f.stream.CountedBy(bodyCounts{f.env})
 		f.env.CountBody(f.cfg.eventsStat())
-		f.env.SetMetadataString(ssestream.MetadataNamespace, ssestream.MetadataProtocol, protocol)
-		f.env.PublishCounts()
+		f.stream.Open(ssestream.Info{Route: route, Protocol: protocol}, f)
 	}
-	f.upstreamEnded = f.upstreamEnded || endOfStream
 	return abi.Continue
 }
 
 func (f *filter) OnResponseTrailers() abi.Status {
-	f.upstreamEnded = true
+	if f.stream != nil {
+		f.stream.OnResponseEnd()
+	}
 	return abi.Continue
 }
 
 // OnStreamComplete runs before the access log, so the final counts and the
 // closing line are in place when it is written.
 func (f *filter) OnStreamComplete() {
-	if f.finished || f.stream == nil || !f.stream.IsSSE() {
-		return
+	if f.stream != nil {
+		f.stream.Finish(f)
 	}
-	f.finished = true
-	f.env.PublishCounts()
-	end := ssestream.End{UpstreamEnded: f.upstreamEnded || f.env.UpstreamEnded()}
-	if abi.EndKnown {
-		end.ResponseFlags, end.FlagsKnown = f.env.AttributeInt(abi.AttributeResponseFlags)
-		end.Details, _ = f.env.AttributeString(abi.AttributeResponseCodeDetails)
-	}
-	f.stream.Finish(end, f)
 }
 
 // OnDestroy is the backstop should a stream end without OnStreamComplete:
@@ -213,28 +198,53 @@ func (f *filter) OnStreamComplete() {
 // a filter after its stream is gone), so the active-streams gauge keeps it.
 func (f *filter) OnDestroy() {
 	f.gone = true
-	if f.finished || f.stream == nil || !f.stream.IsSSE() {
+	if f.stream != nil {
+		f.stream.Finish(f)
+	}
+}
+
+// SetMetadata implements ssestream.Host; nothing once Envoy's side is gone.
+func (f *filter) SetMetadata(key string, value any) {
+	if f.gone {
 		return
 	}
-	f.finished = true
-	f.stream.Finish(ssestream.End{UpstreamEnded: f.upstreamEnded}, f)
-}
-
-// Log implements ssestream.Logger on Envoy's dynamic_modules log component.
-func (f *filter) Log(level policy.Level, msg string) {
-	f.cfg.log(envoyLogLevel(level), msg)
-}
-
-func envoyLogLevel(l policy.Level) abi.LogLevel {
-	switch {
-	case l < policy.LevelInfo:
-		return abi.LogDebug
-	case l < policy.LevelWarn:
-		return abi.LogInfo
-	case l < policy.LevelError:
-		return abi.LogWarn
+	switch v := value.(type) {
+	case float64:
+		f.env.SetMetadataNumber(ssestream.MetadataNamespace, key, v)
+	case string:
+		f.env.SetMetadataString(ssestream.MetadataNamespace, key, v)
+	default:
+		f.env.SetMetadataString(ssestream.MetadataNamespace, key, fmt.Sprint(v))
 	}
-	return abi.LogError
+}
+
+// End implements ssestream.Host: the C body hook's end of the response
+// and, where the ABI gives them (abi.EndKnown), Envoy's flags and details.
+func (f *filter) End() ssestream.End {
+	if f.gone {
+		return ssestream.End{}
+	}
+	end := ssestream.End{UpstreamEnded: f.env.UpstreamEnded()}
+	if abi.EndKnown {
+		end.ResponseFlags, end.FlagsKnown = f.env.AttributeInt(abi.AttributeResponseFlags)
+		end.Details, _ = f.env.AttributeString(abi.AttributeResponseCodeDetails)
+	}
+	return end
+}
+
+// logLevels are Envoy's levels for the policy's.
+var logLevels = ssestream.Levels[abi.LogLevel]{abi.LogDebug, abi.LogInfo, abi.LogWarn, abi.LogError}
+
+// Log implements ssestream.Host on Envoy's dynamic_modules log component.
+func (f *filter) Log(level policy.Level, msg string) {
+	f.cfg.log(logLevels.Of(level), msg)
+}
+
+// requestHeaders is the request header map as ssestream.HeaderGetter.
+type requestHeaders struct{ env Envoy }
+
+func (h requestHeaders) Get(key string) (string, bool) {
+	return h.env.Header(abi.RequestHeaders, key)
 }
 
 // responseHeaders is the response header map as policy.HeaderEditor.

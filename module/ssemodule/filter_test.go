@@ -310,3 +310,35 @@ func TestPerRouteConfigReplacesThePolicy(t *testing.T) {
 		t.Errorf("route tag %q", got)
 	}
 }
+
+// A panic half way through the response headers must not leave the
+// upstream's own grant in place for an origin the allow-list refuses: the
+// hook removes the grant headers, then lets package abi log the panic and
+// fail open for the rest.
+func TestPanicInResponseHeadersRemovesTheGrant(t *testing.T) {
+	for _, origin := range []string{"https://evil.example", "http://localhost:3000"} {
+		t.Run(origin, func(t *testing.T) {
+			c, _, _ := newTestConfig(t, demoConfig)
+			env := newFakeEnvoy(":method", "GET", ":path", "/sse/events", "origin", origin)
+			f := c.newFilter(env)
+			f.OnRequestHeaders(true)
+			env.setHeaders(abi.ResponseHeaders, ":status", "200", "content-type", "text/event-stream",
+				"access-control-allow-origin", "*", "access-control-allow-credentials", "true")
+			env.panicOnSet = 1 // the first header the policy sets
+			func() {
+				defer func() {
+					if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "fake: header write") {
+						t.Errorf("recovered %v, want the fake's panic passed on for package abi to log", r)
+					}
+				}()
+				f.OnResponseHeaders(false)
+			}()
+			resp := env.headers[abi.ResponseHeaders]
+			for _, k := range []string{"access-control-allow-origin", "access-control-allow-credentials"} {
+				if v, ok := resp[k]; ok {
+					t.Errorf("%s = %q survived the panic", k, v)
+				}
+			}
+		})
+	}
+}

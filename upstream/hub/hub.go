@@ -66,9 +66,9 @@ type Message struct {
 	Sent time.Time
 }
 
-// SentComment is the prefix of the comment that carries Message.Sent:
-// ": sent=<unix nanoseconds>", right before the event's id line.
-const SentComment = "sent="
+// SentComment is the prefix of the comment that carries Message.Sent
+// (sse.SentComment, the wire format's fact).
+const SentComment = sse.SentComment
 
 // encode is the one place an event's wire bytes are built.
 func encode(id uint64, typ, data string, sent time.Time) (sse.Event, []byte) {
@@ -80,9 +80,7 @@ func encode(id uint64, typ, data string, sent time.Time) (sse.Event, []byte) {
 	}
 	wire := make([]byte, 0, size)
 	if !sent.IsZero() {
-		wire = append(wire, ": "+SentComment...)
-		wire = strconv.AppendInt(wire, sent.UnixNano(), 10)
-		wire = append(wire, '\n')
+		wire = sse.AppendSentComment(wire, sent)
 	}
 	return e, e.AppendTo(wire)
 }

@@ -9,14 +9,15 @@ import (
 	"strconv"
 	"time"
 
+	"example.com/sse-on-envoy/internal/routes"
 	"example.com/sse-on-envoy/internal/sse"
 	"example.com/sse-on-envoy/upstream/hub"
 )
 
 // Paths, header names and the event type.
 const (
-	EventsPath   = "/sse/events"
-	HealthPath   = "/healthz"
+	EventsPath   = routes.EventsPath
+	HealthPath   = routes.HealthPath
 	ReplayHeader = "X-Sse-Replay"
 	EventType    = "DAD_JOKE"
 	// LastEventIDParam is the query fallback for clients that cannot set

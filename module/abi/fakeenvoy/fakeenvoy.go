@@ -59,8 +59,54 @@ bool envoy_dynamic_module_callback_http_get_header(void* f, int t, sse_buffer ke
   result->length = strlen(fake_values[t][i]);
   return true;
 }
-bool envoy_dynamic_module_callback_http_set_header(void* f, int t, sse_buffer key, sse_buffer value) { return true; }
-bool envoy_dynamic_module_callback_http_add_header(void* f, int t, sse_buffer key, sse_buffer value) { return true; }
+// The header edits since the last reset, one "<type> set|add|remove key[=value]"
+// line each, oldest first; set and remove also change the map Gets read.
+static char fake_edits[4096];
+static size_t fake_edits_len;
+static void fake_note_edit(int t, const char* op, sse_buffer key, sse_buffer value, bool with_value) {
+  int n = snprintf(fake_edits + fake_edits_len, sizeof(fake_edits) - fake_edits_len, "%d %s %.*s%s%.*s\n", t, op,
+                   (int)key.length, key.ptr, with_value ? "=" : "", with_value ? (int)value.length : 0,
+                   with_value ? value.ptr : "");
+  if (n > 0 && fake_edits_len + (size_t)n < sizeof(fake_edits)) fake_edits_len += (size_t)n;
+}
+static char* fake_dup(sse_buffer b) {
+  char* p = malloc(b.length + 1);
+  memcpy(p, b.ptr, b.length);
+  p[b.length] = 0;
+  return p;
+}
+static void fake_remove(int t, sse_buffer key) {
+  for (int i; (i = fake_find(t, key)) >= 0;) {
+    free((void*)fake_keys[t][i]);
+    free((void*)fake_values[t][i]);
+    fake_nheaders[t]--;
+    fake_keys[t][i] = fake_keys[t][fake_nheaders[t]];
+    fake_values[t][i] = fake_values[t][fake_nheaders[t]];
+  }
+}
+static void fake_append(int t, sse_buffer key, sse_buffer value) {
+  if (fake_nheaders[t] == FAKE_MAX) return;
+  int i = fake_nheaders[t]++;
+  fake_keys[t][i] = fake_dup(key);
+  fake_values[t][i] = fake_dup(value);
+}
+// An empty value removes the header, as the 1.37 ABI does: RemoveHeader
+// sends one.
+bool envoy_dynamic_module_callback_http_set_header(void* f, int t, sse_buffer key, sse_buffer value) {
+  fake_remove(t, key);
+  if (value.length == 0) {
+    fake_note_edit(t, "remove", key, value, false);
+    return true;
+  }
+  fake_note_edit(t, "set", key, value, true);
+  fake_append(t, key, value);
+  return true;
+}
+bool envoy_dynamic_module_callback_http_add_header(void* f, int t, sse_buffer key, sse_buffer value) {
+  fake_note_edit(t, "add", key, value, true);
+  fake_append(t, key, value);
+  return true;
+}
 void envoy_dynamic_module_callback_http_send_response(void* f, uint32_t status, sse_header* h, size_t n, sse_buffer body, sse_buffer details) {
   fake_reply_status = status;
 }
@@ -149,6 +195,8 @@ static void fake_reset(void) {
   fake_metadata_len = 0;
   fake_metadata[0] = 0;
   fake_metadata_sets = 0;
+  fake_edits_len = 0;
+  fake_edits[0] = 0;
 }
 static void fake_add_body(const char* p, size_t n) {
   fake_body[fake_nbody].ptr = p;
@@ -161,6 +209,7 @@ static const char* fake_log(void) { return fake_last_log; }
 static int fake_logs(void) { return fake_nlogs; }
 static uint32_t fake_reply(void) { return fake_reply_status; }
 static const char* fake_metadata_lines(void) { return fake_metadata; }
+static const char* fake_header_edits(void) { return fake_edits; }
 static int fake_metadata_count(void) { return fake_metadata_sets; }
 static void fake_clear_body(void) {
   for (size_t i = 0; i < fake_nbody; i++) free((void*)fake_body[i].ptr);
@@ -244,6 +293,12 @@ func Logs() int       { return int(C.fake_logs()) }
 // the calls.
 func Metadata() string  { return C.GoString(C.fake_metadata_lines()) }
 func MetadataSets() int { return int(C.fake_metadata_count()) }
+
+// HeaderEdits are the header edits since the last Reset, one
+// "<type> set key=value", "<type> add key=value" or "<type> remove key"
+// line each (type as abi numbers header maps: 0 request, 2 response),
+// oldest first. Set and remove also change what the module reads back.
+func HeaderEdits() string { return C.GoString(C.fake_header_edits()) }
 
 // ClearBody empties the chunk the response-body hook sees.
 func ClearBody() { C.fake_clear_body() }

@@ -1,0 +1,25 @@
+// Package routes names the HTTP paths the upstream serves and Envoy routes,
+// for the upstream (upstream/server) and everything that reaches it through
+// Envoy or directly: the load tools, the local stack, the tests.
+package routes
+
+const (
+	// EventsPath is the upstream's SSE stream; Envoy routes PlainPrefix to
+	// it as it is.
+	EventsPath = "/sse/events"
+	// HealthPath is the upstream's health check.
+	HealthPath = "/healthz"
+	// PlainPrefix is Envoy's route to the upstream over plain HTTP/1.1.
+	PlainPrefix = "/sse"
+	// TLSPrefix is Envoy's route to the upstream over TLS (h2 through
+	// ALPN); Envoy rewrites it to PlainPrefix.
+	TLSPrefix = "/sse-with-tls"
+)
+
+// TLS is path (under PlainPrefix) as Envoy's TLS route serves it.
+func TLS(path string) string {
+	if len(path) >= len(PlainPrefix) && path[:len(PlainPrefix)] == PlainPrefix {
+		return TLSPrefix + path[len(PlainPrefix):]
+	}
+	return path
+}

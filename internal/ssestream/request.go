@@ -1,0 +1,108 @@
+package ssestream
+
+import "example.com/sse-on-envoy/internal/policy"
+
+// HeaderGetter reads a header: every adapter's request and response header
+// maps (Envoy's lower-cased keys, pseudo-headers included) fit it.
+type HeaderGetter interface {
+	Get(key string) (string, bool)
+}
+
+// ReadRequest is what the policy reads of request headers, and the path for
+// the log lines: the one place an adapter's headers become a policy.Request.
+func ReadRequest(h HeaderGetter) (req policy.Request, path string) {
+	req.Method, _ = h.Get(":method")
+	req.Origin, req.HasOrigin = h.Get("origin")
+	req.AccessControlRequestMethod, _ = h.Get("access-control-request-method")
+	path, _ = h.Get(":path")
+	return req, path
+}
+
+// Action is what an adapter does after a request event.
+type Action int
+
+const (
+	// Continue forwards the request event.
+	Continue Action = iota
+	// Hold stops the request and buffers what comes (Envoy's buffer limit
+	// bounds it): a local reply waits for the request to end.
+	Hold
+	// SendReply sends Step.Reply now instead of forwarding the request.
+	SendReply
+)
+
+func (a Action) String() string {
+	switch a {
+	case Hold:
+		return "hold"
+	case SendReply:
+		return "send_reply"
+	}
+	return "continue"
+}
+
+// Step is the answer to a request event: an action and, for SendReply, the
+// reply to send.
+type Step struct {
+	Action Action
+	Reply  *policy.Reply
+}
+
+// replyHold holds a local reply until the request has ended: Envoy 1.37.1
+// can crash when a filter sends a local reply while the client is still
+// sending a body (envoyproxy/envoy#44320), so a request with a body gets its
+// answer at the body's end (or its trailers). The body is dropped with the
+// request. Browsers' preflights carry no body, so they are answered at once.
+type replyHold struct{ pending *policy.Reply }
+
+func (r *replyHold) headers(reply *policy.Reply, endOfStream bool) Step {
+	switch {
+	case reply == nil:
+		return Step{}
+	case !endOfStream:
+		r.pending = reply
+		return Step{Action: Hold}
+	}
+	return Step{Action: SendReply, Reply: reply}
+}
+
+func (r *replyHold) body(endOfStream bool) Step {
+	switch {
+	case r.pending == nil:
+		return Step{}
+	case !endOfStream:
+		return Step{Action: Hold}
+	}
+	return r.release()
+}
+
+func (r *replyHold) trailers() Step {
+	if r.pending == nil {
+		return Step{}
+	}
+	return r.release()
+}
+
+func (r *replyHold) release() Step {
+	reply := r.pending
+	r.pending = nil
+	return Step{Action: SendReply, Reply: reply}
+}
+
+// Levels are an adapter's own log levels for debug, info, warn and error,
+// in that order: the one mapping from policy.Level, for adapters whose
+// logger is not slog.
+type Levels[T any] [4]T
+
+// Of maps a policy level to the adapter's: below info is debug, and so on.
+func (l Levels[T]) Of(level policy.Level) T {
+	switch {
+	case level < policy.LevelInfo:
+		return l[0]
+	case level < policy.LevelWarn:
+		return l[1]
+	case level < policy.LevelError:
+		return l[2]
+	}
+	return l[3]
+}

@@ -1,0 +1,88 @@
+package ssestream
+
+import (
+	"testing"
+
+	"example.com/sse-on-envoy/internal/policy"
+)
+
+// The held local reply, event by event: a preflight with a body is answered
+// at the body's end or its trailers, once; an ordinary request is never held.
+func TestReplyHold(t *testing.T) {
+	p, _ := policy.New(nil)
+	preflight := headers{":method": "OPTIONS", ":path": "/", "origin": "https://localhost:8080", "access-control-request-method": "GET"}
+	get := headers{":method": "GET", ":path": "/"}
+	type event struct {
+		name string
+		do   func(*Stream) Step
+		want Action
+	}
+	hdrs := func(h headers, end bool) func(*Stream) Step {
+		return func(s *Stream) Step { return s.OnRequestHeaders(h, end) }
+	}
+	body := func(end bool) func(*Stream) Step { return func(s *Stream) Step { return s.OnRequestBody(end) } }
+	trailers := func(s *Stream) Step { return s.OnRequestTrailers() }
+	for name, events := range map[string][]event{
+		"preflight without a body": {{"headers(end)", hdrs(preflight, true), SendReply}},
+		"preflight with a body": {
+			{"headers", hdrs(preflight, false), Hold},
+			{"body", body(false), Hold},
+			{"body(end)", body(true), SendReply},
+		},
+		"preflight with trailers": {
+			{"headers", hdrs(preflight, false), Hold},
+			{"body", body(false), Hold},
+			{"trailers", trailers, SendReply},
+			{"trailers again", trailers, Continue},
+		},
+		"request with a body": {
+			{"headers", hdrs(get, false), Continue},
+			{"body", body(false), Continue},
+			{"body(end)", body(true), Continue},
+			{"trailers", trailers, Continue},
+		},
+	} {
+		s := New(p, nil, "test", nil)
+		for _, e := range events {
+			step := e.do(s)
+			if step.Action != e.want || (step.Reply != nil) != (e.want == SendReply) {
+				t.Errorf("%s: %s: %v (reply %v), want %v", name, e.name, step.Action, step.Reply != nil, e.want)
+			}
+			if step.Reply != nil && step.Reply.Status != 204 {
+				t.Errorf("%s: %s: reply %d, want 204", name, e.name, step.Reply.Status)
+			}
+		}
+	}
+}
+
+func TestLevelsMapsEveryPolicyLevel(t *testing.T) {
+	l := Levels[string]{"d", "i", "w", "e"}
+	for level, want := range map[policy.Level]string{
+		policy.LevelDebug - 4: "d", policy.LevelDebug: "d", policy.LevelInfo: "i", policy.LevelWarn: "w",
+		policy.LevelError: "e", policy.LevelError + 4: "e",
+	} {
+		if got := l.Of(level); got != want {
+			t.Errorf("%v: %q, want %q", level, got, want)
+		}
+	}
+}
+
+func TestReadRequest(t *testing.T) {
+	req, path := ReadRequest(headers{":method": "OPTIONS", ":path": "/p", "origin": "", "access-control-request-method": "GET"})
+	if want := (policy.Request{Method: "OPTIONS", HasOrigin: true, AccessControlRequestMethod: "GET"}); req != want || path != "/p" {
+		t.Errorf("%+v %q", req, path)
+	}
+}
+
+func TestMetadataKeysAreTheSummarysKeys(t *testing.T) {
+	md := Summary{Events: 1, Bytes: 2, LastEventID: "3", Protocol: "HTTP/2"}.Metadata()
+	keys := MetadataKeys()
+	if len(md) != len(keys) {
+		t.Fatalf("metadata %v, keys %q", md, keys)
+	}
+	for _, k := range keys {
+		if _, ok := md[k]; !ok {
+			t.Errorf("key %s not in %v", k, md)
+		}
+	}
+}
