@@ -2,6 +2,8 @@ package mercure
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -206,4 +208,13 @@ func NewID() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("urn:uuid:%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// LogKey is the event log's key for an update id: a hash, since ids are
+// arbitrary text and a NATS subject token is not (no dots, spaces or
+// wildcards). 52 base32 characters of SHA-256: collisions are not a
+// practical concern, and the hub still checks the id it reads back.
+func LogKey(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:]))
 }

@@ -68,6 +68,8 @@ type HandlerOptions struct {
 	Older func(ctx context.Context, from, to uint64) ([]*hub.Message, error)
 	// Metrics, when set, counts replays by outcome.
 	Metrics *Metrics
+	// Mercure, when set, serves the Mercure hub at MercurePath.
+	Mercure http.Handler
 }
 
 func (o HandlerOptions) withDefaults() HandlerOptions {
@@ -94,6 +96,9 @@ func NewHandler(h *hub.Hub, o HandlerOptions) http.Handler {
 	// only: the mux's own would also allow HEAD, which makes no sense for a
 	// stream.
 	mux.HandleFunc(EventsPath, s.serveEvents)
+	if s.opts.Mercure != nil {
+		mux.Handle(MercurePath, s.opts.Mercure)
+	}
 	if s.opts.Metrics != nil {
 		mux.Handle("GET "+MetricsPath, s.opts.Metrics.Handler())
 	}
