@@ -528,6 +528,14 @@ func (l *Log) Follow(ctx context.Context, sink func(Record), reset func()) {
 // same one.
 const watchEvery = time.Second
 
+// restartStalledAfter is how many checks in a row the consumer may be
+// stalled before the follower drops it and starts a new one after the last
+// sequence it delivered. An ordered consumer recovers from a lost stream
+// leader by itself, with a backoff that can leave it waiting for tens of
+// seconds (or for good when its reset raced the election); a new consumer
+// only needs the new leader.
+const restartStalledAfter = 3
+
 // watch cancels the follower (closing replaced first) when the stream is
 // no longer the one created at created, or holds less than was delivered
 // from it: an ordered consumer would otherwise wait for a sequence it
@@ -537,6 +545,7 @@ func (l *Log) watch(ctx context.Context, created time.Time, replaced chan<- stru
 	defer t.Stop()
 	defer l.setLagErr("")
 	var prevLast uint64 // the stream's last sequence at the previous check
+	stalled := 0        // checks in a row that found the consumer stalled
 	for {
 		select {
 		case <-ctx.Done():
@@ -563,8 +572,17 @@ func (l *Log) watch(ctx context.Context, created time.Time, replaced chan<- stru
 				// quorum, say) although the connection is up.
 				if l.caughtUp.Load() && delivered < prevLast {
 					err = fmt.Errorf("stalled at %d, the stream has %d", delivered, info.State.LastSeq)
+					stalled++
+				} else {
+					stalled = 0
 				}
 				prevLast = info.State.LastSeq
+				if stalled >= restartStalledAfter {
+					l.log.Warn("event log consumer stalled; starting a new one", "delivered", delivered, "last", info.State.LastSeq)
+					l.setLagErr(err.Error())
+					cancel()
+					return
+				}
 			}
 		}
 		if err != nil && ctx.Err() == nil {
