@@ -414,6 +414,11 @@ func (l *Log) info(ctx context.Context, s jetstream.Stream) (*jetstream.StreamIn
 	return info, nil
 }
 
+// MaxPayload is the largest message NATS accepts (0 before the first
+// connection), so that a caller can refuse an oversized message as the
+// client's doing rather than fail to store it.
+func (l *Log) MaxPayload() int64 { return l.nc.MaxPayload() }
+
 // Connected reports whether the NATS connection is up.
 func (l *Log) Connected() bool { return l.nc.IsConnected() }
 

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"example.com/sse-on-envoy/internal/sse"
 )
@@ -138,6 +139,13 @@ func parseForm(form url.Values, l Limits) (*Update, error) {
 	for name, vs := range form {
 		if name != "topic" && len(vs) > 1 {
 			return nil, badRequest("field %.32q given %d times; only topic may repeat", name, len(vs))
+		}
+		// An SSE stream is UTF-8: anything else would reach subscribers
+		// altered, so it is refused rather than silently replaced.
+		for _, v := range vs {
+			if !utf8.ValidString(v) {
+				return nil, badRequest("field %.32q is not valid UTF-8", name)
+			}
 		}
 	}
 	topics := form["topic"]

@@ -74,6 +74,8 @@ func TestParsePublishRejects(t *testing.T) {
 		{"retry not digits", "topic=a&retry=soon", formType, 400},
 		{"retry negative", "topic=a&retry=-5", formType, 400},
 		{"retry empty", "topic=a&retry=", formType, 400},
+		{"data not UTF-8", "topic=a&data=%FF%FE", formType, 400},
+		{"topic not UTF-8", "topic=%C3%28", formType, 400},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

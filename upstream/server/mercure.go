@@ -134,6 +134,12 @@ func (m *mercureHub) publish(w http.ResponseWriter, r *http.Request) {
 		m.refuse(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
+	// JSON escaping can grow data past what NATS accepts: the client's
+	// doing, so a 413 rather than a failed store.
+	if mp := m.cfg.Log.MaxPayload(); mp > 0 && int64(len(data)) > mp {
+		m.refuse(w, r, http.StatusRequestEntityTooLarge, "update too large once encoded; send less data")
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), mercurePublishTimeout)
 	defer cancel()
 	res, err := m.cfg.Log.PublishKeyed(ctx, mercure.LogKey(u.ID), data)
@@ -193,7 +199,7 @@ func (m *mercureHub) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer sub.Close()
-	rp, lastID, err := m.decide(r.Context(), id)
+	rp, lastID, err := m.decide(r.Context(), id, sub)
 	if err != nil {
 		// Without the log no replay can be decided; a live-only stream
 		// would lose updates silently. An empty 200 with retry brings the
@@ -201,7 +207,9 @@ func (m *mercureHub) subscribe(w http.ResponseWriter, r *http.Request) {
 		m.retryLater(w, log, "event log unavailable", err)
 		return
 	}
-	h.Set("Last-Event-ID", lastID)
+	if lastID != "" {
+		h.Set("Last-Event-ID", lastID)
+	}
 	h.Set(ReplayOutcomeHeader, string(rp.Outcome))
 	w.WriteHeader(http.StatusOK)
 	log = log.With("replay", string(rp.Outcome))
@@ -223,8 +231,12 @@ func (m *mercureHub) retryLater(w http.ResponseWriter, log *slog.Logger, why str
 
 // decide reads what the log holds and where id is in it, and hands both
 // to mercure.Decide. lastID is the Last-Event-ID response header: the id
-// of the newest update stored, "earliest" if none.
-func (m *mercureHub) decide(ctx context.Context, id mercure.EventID) (rp mercure.Replay, lastID string, err error) {
+// of the newest update stored, "earliest" if none, "" (no header) when
+// that update is private and sub is not entitled to know of it.
+//
+// An id naming a private update sub is not entitled to counts as unknown:
+// otherwise the replay outcome would tell anyone which private ids exist.
+func (m *mercureHub) decide(ctx context.Context, id mercure.EventID, sub *fanout.Subscription) (rp mercure.Replay, lastID string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, mercureLookupTimeout)
 	defer cancel()
 	first, last, err := m.cfg.Log.Bounds(ctx)
@@ -239,7 +251,7 @@ func (m *mercureHub) decide(ctx context.Context, id mercure.EventID) (rp mercure
 		}
 		if found {
 			u, derr := mercure.UnmarshalUpdate([]byte(rec.Data))
-			at.Found = derr == nil && u.ID == id.String()
+			at.Found = derr == nil && u.ID == id.String() && sub.Entitled(u)
 			at.Seq = rec.Seq
 		}
 	}
@@ -254,8 +266,9 @@ func (m *mercureHub) decide(ctx context.Context, id mercure.EventID) (rp mercure
 		if err != nil {
 			return rp, "", err
 		}
+		lastID = ""
 		if found {
-			if u, err := mercure.UnmarshalUpdate([]byte(rec.Data)); err == nil {
+			if u, err := mercure.UnmarshalUpdate([]byte(rec.Data)); err == nil && sub.Entitled(u) {
 				lastID = u.ID
 			}
 		}

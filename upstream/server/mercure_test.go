@@ -409,3 +409,55 @@ func TestMercurePrivateTopicWithoutClaim(t *testing.T) {
 		t.Fatal("the private update leaked")
 	}
 }
+
+// Private ids stay hidden from subscribers not entitled to them: the
+// Last-Event-ID response header leaves them out, and naming one as
+// Last-Event-ID is "unknown", as if it did not exist.
+func TestMercurePrivateIDsStayHidden(t *testing.T) {
+	r := startMercure(t)
+	mustPublish(t, r.plain, url.Values{"topic": {"urn:s"}, "id": {"public-1"}})
+	mustPublish(t, r.plain, url.Values{"topic": {"urn:s"}, "id": {"secret-2"}, "private": {""}})
+	tests := []struct {
+		name, token, lastEventID string
+		header                   string
+		outcome                  mercure.Outcome
+	}{
+		{"anonymous", "", "", "", mercure.OutcomeNew},
+		{"anonymous naming the private id", "", "secret-2", "", mercure.OutcomeUnknown},
+		{"anonymous naming the public id", "", "public-1", "", mercure.OutcomeResumed},
+		{"claim for another topic", subscriberToken(t, "urn:other"), "secret-2", "", mercure.OutcomeUnknown},
+		{"entitled", subscriberToken(t, "urn:s"), "secret-2", "secret-2", mercure.OutcomeResumed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			if tt.token != "" {
+				h.Set("Authorization", "Bearer "+tt.token)
+			}
+			if tt.lastEventID != "" {
+				h.Set("Last-Event-ID", tt.lastEventID)
+			}
+			s := subscribe(t, r.plain, url.Values{"topic": {"urn:s"}}, h)
+			defer s.resp.Body.Close()
+			if got := s.resp.Header.Get("Last-Event-ID"); got != tt.header {
+				t.Errorf("Last-Event-ID %q, want %q", got, tt.header)
+			}
+			if got := s.resp.Header.Get(ReplayOutcomeHeader); got != string(tt.outcome) {
+				t.Errorf("outcome %q, want %q", got, tt.outcome)
+			}
+		})
+	}
+}
+
+// Data that JSON escaping grows past what NATS accepts is refused with a
+// 413, not a failed store.
+func TestMercureEncodedTooLarge(t *testing.T) {
+	cfg := mercureConfig(t, embeddedLog(t))
+	cfg.Mercure.Limits.MaxData = 300 << 10
+	r := startServer(t, cfg, nil)
+	waitHealthy(t, r.plain)
+	res := post(t, r.plain, publisherToken(t, "*"), url.Values{"topic": {"urn:a"}, "data": {strings.Repeat("\x01", 300<<10)}})
+	if res.status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("got %+v, want 413", res)
+	}
+}

@@ -77,9 +77,14 @@ type Subscription struct {
 // what its token grants. Replay uses it too, so replayed and live updates
 // follow the same rule.
 func (s *Subscription) CanReceive(u *mercure.Update) bool {
-	if !s.topics.MatchAny(u.Topics) {
-		return false
-	}
+	return s.topics.MatchAny(u.Topics) && s.Entitled(u)
+}
+
+// Entitled reports whether the subscriber's token lets it know of u at
+// all: u is public, or one of its topics is granted. Whatever names an
+// update to a subscriber (its id in a response header, whether its id
+// resumes a replay) must check this first.
+func (s *Subscription) Entitled(u *mercure.Update) bool {
 	return !u.Private || s.allowed.MatchAny(u.Topics)
 }
 
