@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"example.com/sse-on-envoy/internal/sse"
+	"example.com/sse-on-envoy/upstream/replay"
 )
 
 // Update is one published update.
@@ -187,7 +188,11 @@ func parseForm(form url.Values, l Limits) (*Update, error) {
 
 // Earliest is the Last-Event-ID that asks for the whole history; no
 // update may carry it as its id.
-const Earliest = "earliest"
+const Earliest = replay.EarliestKeyword
+
+// LastEventID is how subscribers name their last event: the header, else
+// the lastEventID query parameter, and "earliest" for everything held.
+var LastEventID = replay.Syntax{Query: "lastEventID", Earliest: true}
 
 // CheckID reports whether a publisher's id is acceptable: non-empty,
 // bounded, not "earliest", not starting with "#" (the spec keeps those for

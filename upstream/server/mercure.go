@@ -13,6 +13,7 @@ import (
 	"example.com/sse-on-envoy/upstream/eventlog"
 	"example.com/sse-on-envoy/upstream/mercure"
 	"example.com/sse-on-envoy/upstream/mercure/fanout"
+	"example.com/sse-on-envoy/upstream/replay"
 )
 
 // MercurePath is the Mercure hub's URL path.
@@ -158,7 +159,7 @@ func (m *mercureHub) publish(w http.ResponseWriter, r *http.Request) {
 }
 
 // ReplayOutcomeHeader says what the subscriber's Last-Event-ID led to
-// (mercure.Outcome), as X-Sse-Replay does for the seed stream.
+// (replay.Outcome), as X-Sse-Replay does for the seed stream.
 const ReplayOutcomeHeader = "X-Mercure-Replay"
 
 func (m *mercureHub) subscribe(w http.ResponseWriter, r *http.Request) {
@@ -181,7 +182,7 @@ func (m *mercureHub) subscribe(w http.ResponseWriter, r *http.Request) {
 	if c != nil {
 		allowed = c.Subscribe
 	}
-	id := mercure.ParseEventID(r, mercure.LastEventIDParam)
+	id := mercure.LastEventID.FromRequest(r)
 	start := time.Now()
 	log := m.opts.Logger.With("proto", r.Proto, "remote", r.RemoteAddr, "topics", len(raw),
 		"authenticated", c != nil, "last_event_id", truncate(id.String(), 64))
@@ -230,20 +231,20 @@ func (m *mercureHub) retryLater(w http.ResponseWriter, log *slog.Logger, why str
 }
 
 // decide reads what the log holds and where id is in it, and hands both
-// to mercure.Decide. lastID is the Last-Event-ID response header: the id
+// to replay.Decide. lastID is the Last-Event-ID response header: the id
 // of the newest update stored, "earliest" if none, "" (no header) when
 // that update is private and sub is not entitled to know of it.
 //
 // An id naming a private update sub is not entitled to counts as unknown:
 // otherwise the replay outcome would tell anyone which private ids exist.
-func (m *mercureHub) decide(ctx context.Context, id mercure.EventID, sub *fanout.Subscription) (rp mercure.Replay, lastID string, err error) {
+func (m *mercureHub) decide(ctx context.Context, id replay.EventID, sub *fanout.Subscription) (rp replay.Replay, lastID string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, mercureLookupTimeout)
 	defer cancel()
 	first, last, err := m.cfg.Log.Bounds(ctx)
 	if err != nil {
 		return rp, "", err
 	}
-	var at mercure.Position
+	var at replay.Position
 	if !id.None() && !id.Earliest() {
 		rec, found, err := m.cfg.Log.LastByKey(ctx, mercure.LogKey(id.String()))
 		if err != nil {
@@ -255,7 +256,7 @@ func (m *mercureHub) decide(ctx context.Context, id mercure.EventID, sub *fanout
 			at.Seq = rec.Seq
 		}
 	}
-	rp = mercure.Decide(id, at, mercure.Bounds{First: first, Last: last})
+	rp = replay.Decide(id, at, replay.Bounds{First: first, Last: last})
 	lastID = mercure.Earliest
 	switch {
 	case last == 0 || last < first:
@@ -277,7 +278,7 @@ func (m *mercureHub) decide(ctx context.Context, id mercure.EventID, sub *fanout
 }
 
 // run replays rp, then streams live updates until something ends it.
-func (m *mercureHub) run(r *http.Request, sub *fanout.Subscription, rp mercure.Replay, st *stream) string {
+func (m *mercureHub) run(r *http.Request, sub *fanout.Subscription, rp replay.Replay, st *stream) string {
 	var buf []byte
 	if m.opts.Retry > 0 {
 		buf = sse.AppendRetry(buf, m.opts.Retry)

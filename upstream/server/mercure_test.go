@@ -15,6 +15,7 @@ import (
 	"example.com/sse-on-envoy/internal/sse"
 	"example.com/sse-on-envoy/upstream/eventlog"
 	"example.com/sse-on-envoy/upstream/mercure"
+	"example.com/sse-on-envoy/upstream/replay"
 )
 
 var (
@@ -158,8 +159,8 @@ func (s *clientStream) readUntil(t *testing.T, marker string) []string {
 func TestMercurePublishSubscribe(t *testing.T) {
 	r := startMercure(t)
 	sub := subscribe(t, r.plain, url.Values{"topic": {"https://example.com/books/{id}"}}, nil)
-	if got := sub.resp.Header.Get(ReplayOutcomeHeader); got != string(mercure.OutcomeNew) {
-		t.Errorf("%s = %q, want %q", ReplayOutcomeHeader, got, mercure.OutcomeNew)
+	if got := sub.resp.Header.Get(ReplayOutcomeHeader); got != string(replay.New) {
+		t.Errorf("%s = %q, want %q", ReplayOutcomeHeader, got, replay.New)
 	}
 	if got := sub.resp.Header.Get("Last-Event-ID"); got != mercure.Earliest {
 		t.Errorf("Last-Event-ID on an empty log = %q, want earliest", got)
@@ -251,18 +252,18 @@ func TestMercureReplay(t *testing.T) {
 		name     string
 		query    url.Values
 		header   http.Header
-		outcome  mercure.Outcome
+		outcome  replay.Outcome
 		replayed []string
 	}{
-		{"header", url.Values{"topic": {"urn:a"}}, http.Header{"Last-Event-Id": {"a1"}}, mercure.OutcomeResumed, []string{"a3"}},
-		{"query", url.Values{"topic": {"urn:a"}, "lastEventID": {"a1"}}, nil, mercure.OutcomeResumed, []string{"a3"}},
-		{"header wins over query", url.Values{"topic": {"urn:a"}, "lastEventID": {"a1"}}, http.Header{"Last-Event-Id": {"a3"}}, mercure.OutcomeResumed, nil},
-		{"earliest", url.Values{"topic": {"urn:a", "urn:b"}, "lastEventID": {"earliest"}}, nil, mercure.OutcomeEarliest, []string{"a1", "b1", "a3"}},
-		{"earliest with a claim", url.Values{"topic": {"*"}, "lastEventID": {"earliest"}, "authorization": {subscriberToken(t, "urn:a")}}, nil, mercure.OutcomeEarliest, []string{"a1", "b1", "a2", "a3"}},
-		{"from another topic's id", url.Values{"topic": {"urn:b"}}, http.Header{"Last-Event-Id": {"a1"}}, mercure.OutcomeResumed, []string{"b1"}},
-		{"up to date", url.Values{"topic": {"*"}}, http.Header{"Last-Event-Id": {"a3"}}, mercure.OutcomeResumed, nil},
-		{"unknown id", url.Values{"topic": {"*"}}, http.Header{"Last-Event-Id": {"never-issued"}}, mercure.OutcomeUnknown, nil},
-		{"no id", url.Values{"topic": {"*"}}, nil, mercure.OutcomeNew, nil},
+		{"header", url.Values{"topic": {"urn:a"}}, http.Header{"Last-Event-Id": {"a1"}}, replay.Resumed, []string{"a3"}},
+		{"query", url.Values{"topic": {"urn:a"}, "lastEventID": {"a1"}}, nil, replay.Resumed, []string{"a3"}},
+		{"header wins over query", url.Values{"topic": {"urn:a"}, "lastEventID": {"a1"}}, http.Header{"Last-Event-Id": {"a3"}}, replay.Resumed, nil},
+		{"earliest", url.Values{"topic": {"urn:a", "urn:b"}, "lastEventID": {"earliest"}}, nil, replay.Earliest, []string{"a1", "b1", "a3"}},
+		{"earliest with a claim", url.Values{"topic": {"*"}, "lastEventID": {"earliest"}, "authorization": {subscriberToken(t, "urn:a")}}, nil, replay.Earliest, []string{"a1", "b1", "a2", "a3"}},
+		{"from another topic's id", url.Values{"topic": {"urn:b"}}, http.Header{"Last-Event-Id": {"a1"}}, replay.Resumed, []string{"b1"}},
+		{"up to date", url.Values{"topic": {"*"}}, http.Header{"Last-Event-Id": {"a3"}}, replay.Resumed, nil},
+		{"unknown id", url.Values{"topic": {"*"}}, http.Header{"Last-Event-Id": {"never-issued"}}, replay.Unknown, nil},
+		{"no id", url.Values{"topic": {"*"}}, nil, replay.New, nil},
 	}
 	subs := make([]*clientStream, len(tests))
 	for i, tt := range tests {
@@ -420,13 +421,13 @@ func TestMercurePrivateIDsStayHidden(t *testing.T) {
 	tests := []struct {
 		name, token, lastEventID string
 		header                   string
-		outcome                  mercure.Outcome
+		outcome                  replay.Outcome
 	}{
-		{"anonymous", "", "", "", mercure.OutcomeNew},
-		{"anonymous naming the private id", "", "secret-2", "", mercure.OutcomeUnknown},
-		{"anonymous naming the public id", "", "public-1", "", mercure.OutcomeResumed},
-		{"claim for another topic", subscriberToken(t, "urn:other"), "secret-2", "", mercure.OutcomeUnknown},
-		{"entitled", subscriberToken(t, "urn:s"), "secret-2", "secret-2", mercure.OutcomeResumed},
+		{"anonymous", "", "", "", replay.New},
+		{"anonymous naming the private id", "", "secret-2", "", replay.Unknown},
+		{"anonymous naming the public id", "", "public-1", "", replay.Resumed},
+		{"claim for another topic", subscriberToken(t, "urn:other"), "secret-2", "", replay.Unknown},
+		{"entitled", subscriberToken(t, "urn:s"), "secret-2", "secret-2", replay.Resumed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
