@@ -96,21 +96,7 @@ func New(cfg Config) *Server {
 	cfg.Handler.Metrics = m
 	if cfg.Log != nil {
 		cfg.Handler.Health = cfg.Log.Health
-		cfg.Handler.StreamLast = func(ctx context.Context) (uint64, error) {
-			_, last, err := cfg.Log.Bounds(ctx)
-			return last, err
-		}
-		cfg.Handler.Older = func(ctx context.Context, from, to uint64) ([]*hub.Message, error) {
-			recs, err := cfg.Log.Range(ctx, from, to)
-			if err != nil {
-				return nil, err
-			}
-			out := make([]*hub.Message, len(recs))
-			for i, r := range recs {
-				out[i] = hub.NewMessage(r.Seq, r.Stored, r.Type, r.Data, r.Sent)
-			}
-			return out, nil
-		}
+		cfg.Handler.Log = logReplay{cfg.Log}
 	}
 	var mh *mercureHub
 	if cfg.Mercure != nil {
@@ -129,6 +115,25 @@ func New(cfg Config) *Server {
 		}
 	}
 	return &Server{cfg: cfg, hub: h, handler: NewHandler(h, cfg.Handler), metrics: m, mercure: mh}
+}
+
+// logReplay reads the event log for the seed's replays.
+type logReplay struct{ l *eventlog.Log }
+
+func (r logReplay) Bounds(ctx context.Context) (first, last uint64, err error) {
+	return r.l.Bounds(ctx)
+}
+
+func (r logReplay) Range(ctx context.Context, from, to uint64) ([]*hub.Message, error) {
+	recs, err := r.l.Range(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*hub.Message, len(recs))
+	for i, rec := range recs {
+		out[i] = hub.NewMessage(rec.Seq, rec.Stored, rec.Type, rec.Data, rec.Sent)
+	}
+	return out, nil
 }
 
 // Hub is the server's event hub.
