@@ -77,6 +77,9 @@ func (m *mercureHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // refuse answers a client error. 401s say how to authenticate, as RFC
 // 6750 asks.
 func (m *mercureHub) refuse(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	if r.Method == http.MethodPost {
+		m.opts.Metrics.mercurePublish(MercureRefused)
+	}
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="mercure"`)
 	}
@@ -148,9 +151,15 @@ func (m *mercureHub) publish(w http.ResponseWriter, r *http.Request) {
 		// Not the client's fault, and safe to retry with the same id: the
 		// log stores it once.
 		m.opts.Logger.Warn("mercure publish failed", "id", truncate(u.ID, 64), "err", err)
+		m.opts.Metrics.mercurePublish(MercureFailed)
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "event log unavailable, retry with the same id", http.StatusServiceUnavailable)
 		return
+	}
+	if res.Duplicate {
+		m.opts.Metrics.mercurePublish(MercureDuplicate)
+	} else {
+		m.opts.Metrics.mercurePublish(MercureStored)
 	}
 	m.opts.Logger.Debug("mercure update published", "id", truncate(u.ID, 64), "seq", res.Seq, "duplicate", res.Duplicate, "topics", len(u.Topics), "private", u.Private)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -214,6 +223,7 @@ func (m *mercureHub) subscribe(w http.ResponseWriter, r *http.Request) {
 	h.Set(ReplayOutcomeHeader, string(rp.Outcome))
 	w.WriteHeader(http.StatusOK)
 	log = log.With("replay", string(rp.Outcome))
+	m.opts.Metrics.mercureReplay(rp.Outcome)
 	log.Info("mercure subscription open")
 
 	st := &stream{w: w, rc: http.NewResponseController(w), timeout: m.opts.WriteTimeout}

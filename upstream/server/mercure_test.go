@@ -299,6 +299,17 @@ func TestMercureRetriedPublishStoredOnce(t *testing.T) {
 	if got := sub.readUntil(t, marker); !slices.Equal(got, []string{"order-42", "marker"}) {
 		t.Fatalf("got %q, want the update once", got)
 	}
+	for result, want := range map[string]string{MercureStored: "2", MercureDuplicate: "2", MercureRefused: "0", MercureFailed: "0"} {
+		if got := scrape(t, http.DefaultClient, r.plain, MetricMercurePublishes+`{result="`+result+`"}`); got != want {
+			t.Errorf("%s{result=%q} = %s, want %s", MetricMercurePublishes, result, got, want)
+		}
+	}
+	if got := scrape(t, http.DefaultClient, r.plain, MetricMercureReplays+`{outcome="earliest"}`); got != "1" {
+		t.Errorf("earliest replays %s, want 1", got)
+	}
+	if got := scrape(t, http.DefaultClient, r.plain, MetricMercureSubscribers); got != "1" {
+		t.Errorf("%s = %s, want 1", MetricMercureSubscribers, got)
+	}
 }
 
 // Bad input gets a clear 4xx, never a 5xx.

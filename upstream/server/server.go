@@ -101,6 +101,7 @@ func New(cfg Config) *Server {
 	var mh *mercureHub
 	if cfg.Mercure != nil {
 		mh = newMercureHub(*cfg.Mercure, fanout.New(cfg.Mercure.Queue), cfg.Handler)
+		m.addMercure(mh.fan.Stats)
 		cfg.Handler.Mercure = mh
 		if events := cfg.Handler.Health; events != nil {
 			cfg.Handler.Health = func() error {
