@@ -3,9 +3,12 @@ package mercure
 import (
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net/http"
 	"os"
 	"strings"
@@ -26,6 +29,8 @@ type Key struct {
 	alg    string
 	secret []byte
 	public *rsa.PublicKey
+	// byKID, from a JWKS, picks the public key by the token's kid.
+	byKID map[string]*rsa.PublicKey
 }
 
 // minSecret keeps a typo'd or placeholder HMAC secret from passing as a
@@ -50,7 +55,8 @@ func NewRSAKey(pub *rsa.PublicKey) (Key, error) {
 
 // LoadKey builds a key for alg from a secret given as a value or from a
 // file: for HS256 the file holds the secret (one trailing newline is
-// dropped), for RS256 a PEM public key (PKIX, PKCS #1 or a certificate).
+// dropped), for RS256 a PEM public key (PKIX, PKCS #1 or a certificate) or
+// a JWKS (JSON; the token's kid picks the key).
 // With neither value nor file, the key is the zero Key.
 func LoadKey(alg, value, file string) (Key, error) {
 	if value != "" && file != "" {
@@ -74,6 +80,9 @@ func LoadKey(alg, value, file string) (Key, error) {
 		}
 		return NewHMACKey(raw)
 	case RS256:
+		if trimmed := strings.TrimSpace(string(raw)); strings.HasPrefix(trimmed, "{") {
+			return parseJWKS([]byte(trimmed))
+		}
 		pub, err := ParseRSAPublicKeyPEM(raw)
 		if err != nil {
 			return Key{}, err
@@ -113,6 +122,44 @@ func ParseRSAPublicKeyPEM(b []byte) (*rsa.PublicKey, error) {
 		return nil, fmt.Errorf("mercure: RS256 key: %T is not an RSA public key", key)
 	}
 	return pub, nil
+}
+
+// parseJWKS reads the RSA signing keys of a JWK Set (RFC 7517). Keys of
+// other types or for other algorithms are skipped; a set with none usable
+// is an error, as is a kid given twice.
+func parseJWKS(b []byte) (Key, error) {
+	var set struct {
+		Keys []struct {
+			Kty, Kid, Alg, Use string
+			N, E               string
+		} `json:"keys"`
+	}
+	if err := json.Unmarshal(b, &set); err != nil {
+		return Key{}, fmt.Errorf("mercure: JWKS: %w", err)
+	}
+	k := Key{alg: RS256, byKID: map[string]*rsa.PublicKey{}}
+	for _, jk := range set.Keys {
+		if jk.Kty != "RSA" || (jk.Alg != "" && jk.Alg != RS256) || (jk.Use != "" && jk.Use != "sig") {
+			continue
+		}
+		n, errN := base64.RawURLEncoding.DecodeString(jk.N)
+		e, errE := base64.RawURLEncoding.DecodeString(jk.E)
+		if errN != nil || errE != nil || len(e) == 0 || len(e) > 4 {
+			return Key{}, fmt.Errorf("mercure: JWKS key %q: bad n or e", jk.Kid)
+		}
+		pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
+		if _, err := NewRSAKey(pub); err != nil {
+			return Key{}, fmt.Errorf("JWKS key %q: %w", jk.Kid, err)
+		}
+		if _, dup := k.byKID[jk.Kid]; dup {
+			return Key{}, fmt.Errorf("mercure: JWKS: kid %q given twice", jk.Kid)
+		}
+		k.byKID[jk.Kid] = pub
+	}
+	if len(k.byKID) == 0 {
+		return Key{}, errors.New("mercure: JWKS holds no RSA signing key")
+	}
+	return k, nil
 }
 
 // Configured reports whether k can verify anything.
@@ -163,6 +210,13 @@ func (k Key) Verify(token string, now time.Time) (*Claims, error) {
 	_, err := jwt.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
 		if k.alg == HS256 {
 			return k.secret, nil
+		}
+		if k.byKID != nil {
+			kid, _ := t.Header["kid"].(string)
+			if pub, ok := k.byKID[kid]; ok {
+				return pub, nil
+			}
+			return nil, fmt.Errorf("no key with kid %.64q in the JWKS", kid)
 		}
 		return k.public, nil
 	},

@@ -8,10 +8,12 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -206,5 +208,73 @@ func TestTokenFrom(t *testing.T) {
 				t.Fatalf("error %v does not wrap ErrUnauthorized", err)
 			}
 		})
+	}
+}
+
+func jwk(kid string, pub *rsa.PublicKey) map[string]string {
+	return map[string]string{
+		"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig",
+		"n": base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
+		"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
+	}
+}
+
+func TestJWKS(t *testing.T) {
+	a, _ := rsa.GenerateKey(rand.Reader, 2048)
+	b, _ := rsa.GenerateKey(rand.Reader, 2048)
+	dir := t.TempDir()
+	write := func(name string, v any) string {
+		raw, _ := json.Marshal(v)
+		f := filepath.Join(dir, name)
+		must(t, os.WriteFile(f, raw, 0o600))
+		return f
+	}
+	set := write("jwks.json", map[string]any{"keys": []any{
+		jwk("a", &a.PublicKey),
+		jwk("b", &b.PublicKey),
+		map[string]string{"kty": "EC", "kid": "ec", "crv": "P-256"}, // skipped
+	}})
+	k, err := LoadKey("RS256", "", set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signKID := func(priv *rsa.PrivateKey, kid string) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodRS256, grant([]string{"*"}, nil))
+		if kid != "" {
+			tok.Header["kid"] = kid
+		}
+		s, err := tok.SignedString(priv)
+		must(t, err)
+		return s
+	}
+	tests := []struct {
+		name  string
+		token string
+		valid bool
+	}{
+		{"kid a", signKID(a, "a"), true},
+		{"kid b", signKID(b, "b"), true},
+		{"kid a signed by b", signKID(b, "a"), false},
+		{"unknown kid", signKID(a, "c"), false},
+		{"no kid with two keys", signKID(a, ""), false},
+		{"the EC kid", signKID(a, "ec"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := k.Verify(tt.token, time.Now()); (err == nil) != tt.valid {
+				t.Fatalf("Verify: %v, want valid %v", err, tt.valid)
+			}
+		})
+	}
+	for name, v := range map[string]any{
+		"empty":       map[string]any{"keys": []any{}},
+		"only EC":     map[string]any{"keys": []any{map[string]string{"kty": "EC"}}},
+		"kid twice":   map[string]any{"keys": []any{jwk("a", &a.PublicKey), jwk("a", &b.PublicKey)}},
+		"bad modulus": map[string]any{"keys": []any{map[string]string{"kty": "RSA", "n": "!!", "e": "AQAB"}}},
+		"small key":   map[string]any{"keys": []any{map[string]string{"kty": "RSA", "n": "AQAB", "e": "AQAB"}}},
+	} {
+		if _, err := LoadKey("RS256", "", write(strings.ReplaceAll(name, " ", "-")+".json", v)); err == nil {
+			t.Errorf("JWKS %s accepted", name)
+		}
 	}
 }
