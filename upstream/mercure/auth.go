@@ -173,6 +173,9 @@ type Claims struct {
 	// Publish and Subscribe are the mercure claim's selectors; nil when
 	// the token grants none.
 	Publish, Subscribe *Selectors
+	// Expires is the token's exp, zero without one: what it grants ends
+	// then, including a subscription opened with it.
+	Expires time.Time
 }
 
 // mercureClaims is the token's payload. Decoding into fixed types is what
@@ -228,6 +231,9 @@ func (k Key) Verify(token string, now time.Time) (*Claims, error) {
 		return nil, fmt.Errorf("%w: %w", ErrUnauthorized, err)
 	}
 	claims := &Claims{}
+	if c.ExpiresAt != nil {
+		claims.Expires = c.ExpiresAt.Time
+	}
 	if c.Mercure == nil {
 		return claims, nil
 	}

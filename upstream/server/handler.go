@@ -42,6 +42,9 @@ const (
 	// EndLogReset: the event log's sequence started over (its stream was
 	// replaced); the client reconnects and starts afresh.
 	EndLogReset = "log_reset"
+	// EndTokenExpired: the Mercure subscriber's token expired; what it
+	// granted ends with it (the client must come back with a new one).
+	EndTokenExpired = "token_expired"
 )
 
 // ReplayLog is what a replay needs of the shared event log.

@@ -227,7 +227,11 @@ func (m *mercureHub) subscribe(w http.ResponseWriter, r *http.Request) {
 	log.Info("mercure subscription open")
 
 	st := &stream{w: w, rc: http.NewResponseController(w), timeout: m.opts.WriteTimeout}
-	end := m.run(r, sub, rp, st)
+	var expires time.Time
+	if c != nil {
+		expires = c.Expires
+	}
+	end := m.run(r, sub, rp, st, expires)
 	log.Info("mercure subscription closed", "end", end, "events", st.events, "heartbeats", st.heartbeats,
 		"duration", time.Since(start).Round(time.Millisecond).String())
 }
@@ -288,7 +292,7 @@ func (m *mercureHub) decide(ctx context.Context, id replay.EventID, sub *fanout.
 }
 
 // run replays rp, then streams live updates until something ends it.
-func (m *mercureHub) run(r *http.Request, sub *fanout.Subscription, rp replay.Replay, st *stream) string {
+func (m *mercureHub) run(r *http.Request, sub *fanout.Subscription, rp replay.Replay, st *stream, expires time.Time) string {
 	var buf []byte
 	if m.opts.Retry > 0 {
 		buf = sse.AppendRetry(buf, m.opts.Retry)
@@ -319,10 +323,20 @@ func (m *mercureHub) run(r *http.Request, sub *fanout.Subscription, rp replay.Re
 
 	hb := time.NewTicker(m.opts.Heartbeat)
 	defer hb.Stop()
+	// A token expiring mid-stream ends the stream: private updates must
+	// not outlive the grant.
+	var expired <-chan time.Time
+	if !expires.IsZero() {
+		t := time.NewTimer(time.Until(expires))
+		defer t.Stop()
+		expired = t.C
+	}
 	for {
 		select {
 		case <-r.Context().Done():
 			return EndClientGone
+		case <-expired:
+			return EndTokenExpired
 		case <-sub.Done():
 			switch err := sub.Err(); {
 			case errors.Is(err, fanout.ErrSlowConsumer):

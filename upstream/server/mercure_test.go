@@ -473,3 +473,35 @@ func TestMercureEncodedTooLarge(t *testing.T) {
 		t.Fatalf("got %+v, want 413", res)
 	}
 }
+
+// A subscription ends when its token expires: what the token granted
+// (private updates) does not outlive it.
+func TestMercureSubscriptionEndsWithItsToken(t *testing.T) {
+	r := startMercure(t)
+	tok := hmacToken(t, subSecret, jwt.MapClaims{
+		"exp":     time.Now().Add(1500 * time.Millisecond).Unix(),
+		"mercure": map[string]any{"subscribe": []string{"*"}},
+	})
+	s := subscribe(t, r.plain, url.Values{"topic": {"*"}}, http.Header{"Authorization": {"Bearer " + tok}})
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, s.resp.Body)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the stream ended with %v, want a normal end", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("the stream outlived its token")
+	}
+	waitFor(t, "the close logged", func() bool {
+		for _, rec := range r.logs.records("mercure subscription closed") {
+			if rec["end"] == EndTokenExpired {
+				return true
+			}
+		}
+		return false
+	})
+}
