@@ -505,3 +505,31 @@ func TestMercureSubscriptionEndsWithItsToken(t *testing.T) {
 		return false
 	})
 }
+
+// A page on an allowed origin publishes with the cookie; the same cookie
+// from elsewhere, or without an Origin, is refused.
+func TestMercureCookiePublishing(t *testing.T) {
+	cfg := mercureConfig(t, embeddedLog(t))
+	cfg.Mercure.CookieOrigins = []string{"https://app.example"}
+	r := startServer(t, cfg, nil)
+	waitHealthy(t, r.plain)
+	tests := []struct {
+		origin string
+		status int
+	}{
+		{"https://app.example", http.StatusOK},
+		{"https://evil.example", http.StatusForbidden},
+		{"", http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		req, _ := http.NewRequestWithContext(testContext(t), http.MethodPost, r.plain+MercurePath, strings.NewReader("topic=urn:a&data=x"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(&http.Cookie{Name: mercure.CookieName, Value: publisherToken(t, "*")})
+		if tt.origin != "" {
+			req.Header.Set("Origin", tt.origin)
+		}
+		if got := do(t, req); got.status != tt.status {
+			t.Errorf("Origin %q: %+v, want %d", tt.origin, got, tt.status)
+		}
+	}
+}
