@@ -21,6 +21,7 @@ import (
 	"example.com/sse-on-envoy/internal/cli"
 	"example.com/sse-on-envoy/upstream/eventlog"
 	"example.com/sse-on-envoy/upstream/hub"
+	"example.com/sse-on-envoy/upstream/mercure"
 	"example.com/sse-on-envoy/upstream/server"
 )
 
@@ -43,6 +44,21 @@ type config struct {
 	natsReplicas    int
 	dataDir         string
 	stamp           bool
+	mercure         mercureFlags
+}
+
+// mercureFlags configure the Mercure hub at /.well-known/mercure.
+type mercureFlags struct {
+	stream         string
+	history        int
+	dedupWindow    time.Duration
+	pubAlg, pubKey string
+	pubKeyFile     string
+	subAlg, subKey string
+	subKeyFile     string
+	maxTopics      int
+	maxData        int
+	cookieOrigins  string
 }
 
 // defaultDataDir is relative to the working directory, so that processes
@@ -74,6 +90,19 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.dataDir, "data", defaultDataDir, "embedded NATS's JetStream storage (relative to the working directory); unused with -nats-url")
 	fs.BoolVar(&c.stamp, "stamp", false, "stamp each event with its publish time, sent as a ': sent=<unix ns>' comment before its id line (latency measurements)")
 	fs.IntVar(&c.queue, "queue", hub.DefaultQueue, "events queued per client before a slow client is cut")
+	m := &c.mercure
+	fs.StringVar(&m.stream, "mercure-stream", "MERCURE", "JetStream stream of the Mercure hub's updates")
+	fs.IntVar(&m.history, "mercure-history", 10000, "Mercure updates kept for replay (the stream's count limit; -history-age applies too)")
+	fs.DurationVar(&m.dedupWindow, "mercure-dedup-window", eventlog.DefaultDuplicates, "a publish retried with the same id within this window is stored once (JetStream's duplicate window; at most -history-age)")
+	fs.StringVar(&m.pubAlg, "mercure-publisher-jwt-alg", mercure.HS256, "algorithm of publishers' tokens: HS256 or RS256")
+	fs.StringVar(&m.pubKey, "mercure-publisher-jwt-key", "", "HS256 secret verifying publishers' tokens; without a key nobody can publish")
+	fs.StringVar(&m.pubKeyFile, "mercure-publisher-jwt-key-file", "", "file with the publishers' key: the HS256 secret, or for RS256 a public key in PEM or a JWKS")
+	fs.StringVar(&m.subAlg, "mercure-subscriber-jwt-alg", mercure.HS256, "algorithm of subscribers' tokens: HS256 or RS256")
+	fs.StringVar(&m.subKey, "mercure-subscriber-jwt-key", "", "HS256 secret verifying subscribers' tokens; without a key subscribers are anonymous (public updates only)")
+	fs.StringVar(&m.subKeyFile, "mercure-subscriber-jwt-key-file", "", "file with the subscribers' key: the HS256 secret, or for RS256 a public key in PEM or a JWKS")
+	fs.IntVar(&m.maxTopics, "mercure-max-topics", mercure.DefaultMaxTopics, "topics per update and selectors per subscription")
+	fs.IntVar(&m.maxData, "mercure-max-data", mercure.DefaultMaxData, "bytes of data per update (larger: 413)")
+	fs.StringVar(&m.cookieOrigins, "mercure-cookie-origins", "", "comma-separated origins whose pages may publish with the mercureAuthorization cookie (others must send the Authorization header)")
 	if err := fs.Parse(args, getenv, stderr); err != nil {
 		return c, fs, err
 	}
@@ -131,6 +160,9 @@ func (c config) validate(fs *cli.FlagSet) error {
 			return cli.Usagef("%s must be at least 1, got %d", fs.Flag(n.name), n.v)
 		}
 	}
+	if err := c.mercure.validate(fs, c); err != nil {
+		return err
+	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return cli.Usagef("%s and %s go together: give both or neither", fs.Flag("tls-cert"), fs.Flag("tls-key"))
 	}
@@ -138,6 +170,53 @@ func (c config) validate(fs *cli.FlagSet) error {
 		return cli.Usagef("nothing to serve: -addr is empty and no -tls-cert/-tls-key given")
 	}
 	return nil
+}
+
+func (m mercureFlags) validate(fs *cli.FlagSet, c config) error {
+	if m.stream == "" || strings.ContainsAny(m.stream, ". *>\t") {
+		return cli.Usagef("%s must be a non-empty name without dots, spaces or wildcards, got %q", fs.Flag("mercure-stream"), m.stream)
+	}
+	if m.stream == c.natsStream {
+		return cli.Usagef("%s must differ from -nats-stream %q", fs.Flag("mercure-stream"), c.natsStream)
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{{"mercure-history", m.history}, {"mercure-max-topics", m.maxTopics}, {"mercure-max-data", m.maxData}} {
+		if n.v < 1 {
+			return cli.Usagef("%s must be at least 1, got %d", fs.Flag(n.name), n.v)
+		}
+	}
+	if m.dedupWindow <= 0 {
+		return cli.Usagef("%s must be positive, got %v", fs.Flag("mercure-dedup-window"), m.dedupWindow)
+	}
+	if _, err := m.keys(); err != nil {
+		return cli.Usagef("%v (flags -mercure-publisher-jwt-* and -mercure-subscriber-jwt-*)", err)
+	}
+	return nil
+}
+
+// keys loads both roles' keys.
+func (m mercureFlags) keys() ([2]mercure.Key, error) {
+	pub, err := mercure.LoadKey(m.pubAlg, m.pubKey, m.pubKeyFile)
+	if err != nil {
+		return [2]mercure.Key{}, fmt.Errorf("publisher key: %w", err)
+	}
+	sub, err := mercure.LoadKey(m.subAlg, m.subKey, m.subKeyFile)
+	if err != nil {
+		return [2]mercure.Key{}, fmt.Errorf("subscriber key: %w", err)
+	}
+	return [2]mercure.Key{pub, sub}, nil
+}
+
+func (m mercureFlags) origins() []string {
+	var out []string
+	for o := range strings.SplitSeq(m.cookieOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // run is main without the process; it ends when ctx does.
@@ -215,12 +294,45 @@ func serve(ctx context.Context, c config, log *slog.Logger) error {
 	}
 	defer evlog.Close()
 	cfg.Log = evlog
+	keys, err := c.mercure.keys()
+	if err != nil {
+		closeAll()
+		return err
+	}
+	cfg.Mercure = &server.MercureConfig{
+		Log: evlog.Sibling(eventlog.Config{
+			Stream:     c.mercure.stream,
+			History:    c.mercure.history,
+			MaxAge:     c.historyAge,
+			Duplicates: c.mercure.dedupWindow,
+			Replicas:   c.natsReplicas,
+			Keyed:      true,
+			// Only live updates feed the fan-out; replays read the stream.
+			Preload: 1,
+			Logger:  log,
+		}),
+		PublisherKey:  keys[0],
+		SubscriberKey: keys[1],
+		Limits:        mercure.Limits{MaxTopics: c.mercure.maxTopics, MaxData: c.mercure.maxData},
+		CookieOrigins: c.mercure.origins(),
+		Queue:         c.queue,
+	}
+	log.Info("mercure hub", "path", server.MercurePath, "stream", c.mercure.stream, "history", c.mercure.history,
+		"dedup_window", c.mercure.dedupWindow.String(),
+		"publisher_key", keyDesc(keys[0]), "subscriber_key", keyDesc(keys[1]))
 	log.Info("upstream starting",
 		"interval", c.interval.String(), "heartbeat", c.heartbeat.String(), "retry", c.retry.String(),
 		"history", c.history, "memory_history", c.memoryWindow(), "history_age", c.historyAge.String(), "queue", c.queue,
 		"write_timeout", c.writeTimeout.String(), "shutdown_timeout", c.shutdownTimeout.String(),
 		"idle_timeout", c.idleTimeout.String(), "nats", natsDescription(c), "stream", c.natsStream, "stamp", c.stamp)
 	return server.New(cfg).Run(ctx, plain, secure)
+}
+
+func keyDesc(k mercure.Key) string {
+	if !k.Configured() {
+		return "none"
+	}
+	return k.Alg()
 }
 
 // defaultMemoryCap bounds the default in-memory window: a long -history is

@@ -104,6 +104,27 @@ func TestParseConfig(t *testing.T) {
 		{"memory window capped by default", []string{"-history", "50000"}, env(), func(c config) bool { return c.memoryWindow() == 10000 }, ""},
 		{"memory window within history", []string{"-history", "20", "-memory-history", "100"}, env(), func(c config) bool { return c.memoryWindow() == 20 }, ""},
 		{"too many replicas", []string{"-nats-url", "nats://x", "-nats-replicas", "7"}, env(), nil, "must be 1 to 5"},
+		{"mercure defaults", nil, env(), func(c config) bool {
+			m := c.mercure
+			return m.stream == "MERCURE" && m.history == 10000 && m.dedupWindow == 2*time.Minute &&
+				m.pubAlg == "HS256" && m.pubKey == "" && m.maxTopics == 64 && m.maxData == 256<<10
+		}, ""},
+		{"mercure from the environment", nil, env(
+			"UPSTREAM_MERCURE_PUBLISHER_JWT_KEY", "publisher-secret-0123456789abcdef",
+			"UPSTREAM_MERCURE_SUBSCRIBER_JWT_KEY", "subscriber-secret-0123456789abcde",
+			"UPSTREAM_MERCURE_COOKIE_ORIGINS", "https://a.example, https://b.example",
+			"UPSTREAM_MERCURE_DEDUP_WINDOW", "10m",
+		), func(c config) bool {
+			keys, err := c.mercure.keys()
+			return err == nil && keys[0].Alg() == "HS256" && keys[1].Alg() == "HS256" &&
+				c.mercure.dedupWindow == 10*time.Minute &&
+				strings.Join(c.mercure.origins(), " ") == "https://a.example https://b.example"
+		}, ""},
+		{"mercure short secret", []string{"-mercure-publisher-jwt-key", "short"}, env(), nil, "publisher key: mercure: HS256 secret of 5 bytes"},
+		{"mercure RS256 key missing", []string{"-mercure-subscriber-jwt-alg", "RS256", "-mercure-subscriber-jwt-key-file", "/nonexistent.pem"}, env(), nil, "subscriber key"},
+		{"mercure unknown alg", []string{"-mercure-publisher-jwt-alg", "none", "-mercure-publisher-jwt-key", "x"}, env(), nil, "unsupported JWT algorithm"},
+		{"mercure stream clash", []string{"-mercure-stream", "SSE_EVENTS"}, env(), nil, "-mercure-stream (env UPSTREAM_MERCURE_STREAM) must differ"},
+		{"mercure zero data", []string{"-mercure-max-data", "0"}, env(), nil, "-mercure-max-data"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

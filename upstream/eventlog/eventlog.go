@@ -72,7 +72,12 @@ type Config struct {
 	// Replicas is how many NATS servers keep a copy of the stream (1 for
 	// the embedded server; 3 is usual in a cluster).
 	Replicas int
-	Logger   *slog.Logger
+	// Keyed makes each message's subject carry a key (the stream's subject
+	// followed by ".<key>"), so that the newest message of a key can be
+	// looked up (LastByKey): how a Mercure update id finds its sequence.
+	// Keys are tokens chosen by the caller, never client text.
+	Keyed  bool
+	Logger *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -103,6 +108,14 @@ func (c Config) withDefaults() Config {
 // Subject is where the events of stream are published.
 func Subject(stream string) string { return "sse.events." + stream }
 
+// subjects are what the stream holds: one subject, or one per key.
+func (c Config) subjects() string {
+	if c.Keyed {
+		return Subject(c.Stream) + ".*"
+	}
+	return Subject(c.Stream)
+}
+
 // Record is one stored event.
 type Record struct {
 	Seq    uint64
@@ -118,8 +131,10 @@ type Log struct {
 	log      *slog.Logger
 	embedded *server.Server
 	unlock   func() // releases the data directory, with the embedded server
-	nc       *nats.Conn
-	js       jetstream.JetStream
+	// sibling: the connection belongs to another Log, which closes it.
+	sibling bool
+	nc      *nats.Conn
+	js      jetstream.JetStream
 
 	mu     sync.Mutex
 	stream jetstream.Stream // nil until set up
@@ -219,8 +234,22 @@ func startEmbedded(dir string) (_ *server.Server, unlock func(), err error) {
 	return ns, unlock, nil
 }
 
+// Sibling is a Log on another stream (cfg.Stream, with cfg's limits)
+// over l's connection: one NATS connection, or one embedded server, per
+// process whatever the number of streams. Closing the sibling does
+// nothing; closing l ends both.
+func (l *Log) Sibling(cfg Config) *Log {
+	cfg = cfg.withDefaults()
+	s := &Log{cfg: cfg, log: cfg.Logger.With("stream", cfg.Stream), sibling: true, nc: l.nc, js: l.js}
+	s.consumerErr = "not started"
+	return s
+}
+
 // Close disconnects and stops the embedded server, if any.
 func (l *Log) Close() {
+	if l.sibling {
+		return
+	}
 	if l.nc != nil {
 		l.nc.Close()
 	}
@@ -247,7 +276,7 @@ func (l *Log) ensureStream(ctx context.Context) (jetstream.Stream, error) {
 	}
 	s, err := l.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:       l.cfg.Stream,
-		Subjects:   []string{Subject(l.cfg.Stream)},
+		Subjects:   []string{l.cfg.subjects()},
 		Storage:    jetstream.FileStorage,
 		Retention:  jetstream.LimitsPolicy,
 		Discard:    jetstream.DiscardOld,
@@ -304,6 +333,64 @@ func (l *Log) Publish(ctx context.Context, msgID, typ, data string, sent time.Ti
 	return PublishResult{Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
 }
 
+// PublishKeyed stores data under key on a Keyed log; key is also the
+// message id, so a publish retried within the de-duplication window is
+// stored once (Duplicate, with the sequence of the first).
+func (l *Log) PublishKeyed(ctx context.Context, key string, data []byte) (PublishResult, error) {
+	if !l.cfg.Keyed {
+		return PublishResult{}, errors.New("eventlog: PublishKeyed on a stream without keys")
+	}
+	if _, err := l.ensureStream(ctx); err != nil {
+		return PublishResult{}, err
+	}
+	m := nats.NewMsg(Subject(l.cfg.Stream) + "." + key)
+	m.Data = data
+	ack, err := l.js.PublishMsg(ctx, m, jetstream.WithMsgID(key))
+	if err != nil {
+		l.forgetStream()
+		return PublishResult{}, fmt.Errorf("eventlog: publish %s: %w", key, err)
+	}
+	return PublishResult{Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+// LastByKey is the newest stored message published under key; found is
+// false when the stream holds none (never published, or expired).
+func (l *Log) LastByKey(ctx context.Context, key string) (r Record, found bool, err error) {
+	s, err := l.ensureStream(ctx)
+	if err != nil {
+		return Record{}, false, err
+	}
+	m, err := s.GetLastMsgForSubject(ctx, Subject(l.cfg.Stream)+"."+key)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return Record{}, false, nil
+	case err != nil:
+		return Record{}, false, fmt.Errorf("eventlog: look up %s: %w", key, err)
+	}
+	return rawRecord(m), true, nil
+}
+
+// Get is the message at seq; found is false when the stream does not
+// hold it.
+func (l *Log) Get(ctx context.Context, seq uint64) (r Record, found bool, err error) {
+	s, err := l.ensureStream(ctx)
+	if err != nil {
+		return Record{}, false, err
+	}
+	m, err := s.GetMsg(ctx, seq)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return Record{}, false, nil
+	case err != nil:
+		return Record{}, false, fmt.Errorf("eventlog: get %d: %w", seq, err)
+	}
+	return rawRecord(m), true, nil
+}
+
+func rawRecord(m *jetstream.RawStreamMsg) Record {
+	return Record{Seq: m.Sequence, Stored: m.Time, Type: m.Header.Get(TypeHeader), Data: string(m.Data)}
+}
+
 // Bounds are the first and last sequences the stream holds (0, 0 before
 // the first event; first > last once everything expired).
 func (l *Log) Bounds(ctx context.Context) (first, last uint64, err error) {
@@ -326,6 +413,11 @@ func (l *Log) info(ctx context.Context, s jetstream.Stream) (*jetstream.StreamIn
 	}
 	return info, nil
 }
+
+// MaxPayload is the largest message NATS accepts (0 before the first
+// connection), so that a caller can refuse an oversized message as the
+// client's doing rather than fail to store it.
+func (l *Log) MaxPayload() int64 { return l.nc.MaxPayload() }
 
 // Connected reports whether the NATS connection is up.
 func (l *Log) Connected() bool { return l.nc.IsConnected() }
@@ -441,6 +533,14 @@ func (l *Log) Follow(ctx context.Context, sink func(Record), reset func()) {
 // same one.
 const watchEvery = time.Second
 
+// restartStalledAfter is how many checks in a row the consumer may be
+// stalled before the follower drops it and starts a new one after the last
+// sequence it delivered. An ordered consumer recovers from a lost stream
+// leader by itself, with a backoff that can leave it waiting for tens of
+// seconds (or for good when its reset raced the election); a new consumer
+// only needs the new leader.
+const restartStalledAfter = 3
+
 // watch cancels the follower (closing replaced first) when the stream is
 // no longer the one created at created, or holds less than was delivered
 // from it: an ordered consumer would otherwise wait for a sequence it
@@ -450,6 +550,7 @@ func (l *Log) watch(ctx context.Context, created time.Time, replaced chan<- stru
 	defer t.Stop()
 	defer l.setLagErr("")
 	var prevLast uint64 // the stream's last sequence at the previous check
+	stalled := 0        // checks in a row that found the consumer stalled
 	for {
 		select {
 		case <-ctx.Done():
@@ -476,8 +577,17 @@ func (l *Log) watch(ctx context.Context, created time.Time, replaced chan<- stru
 				// quorum, say) although the connection is up.
 				if l.caughtUp.Load() && delivered < prevLast {
 					err = fmt.Errorf("stalled at %d, the stream has %d", delivered, info.State.LastSeq)
+					stalled++
+				} else {
+					stalled = 0
 				}
 				prevLast = info.State.LastSeq
+				if stalled >= restartStalledAfter {
+					l.log.Warn("event log consumer stalled; starting a new one", "delivered", delivered, "last", info.State.LastSeq)
+					l.setLagErr(err.Error())
+					cancel()
+					return
+				}
 			}
 		}
 		if err != nil && ctx.Err() == nil {

@@ -16,7 +16,7 @@ func BenchmarkPublish(b *testing.B) {
 			defer h.Close()
 			subs := make([]*Subscription, n)
 			for i := range subs {
-				subs[i], _, _ = h.Subscribe("")
+				subs[i], _, _ = h.Subscribe()
 			}
 			b.ReportAllocs()
 			i := 0

@@ -5,8 +5,9 @@
 // by the Hub itself (Publish: one process, one sequence) or given to it
 // (Append: the sequence of a shared event log, so that every replica feeding
 // its Hub from the same log hands out the same ids). Because ids are
-// contiguous, the history is a ring indexed by id and a resume point is found
-// without searching.
+// contiguous, the history is a ring indexed by id: any part of it is found
+// without searching. What a reconnecting client is owed is decided by
+// package replay; the Hub says what it holds (Subscribe's Window, Held).
 //
 // Publish never blocks: a subscriber whose queue is full is cut (its Done
 // channel closes with ErrSlowConsumer) rather than holding the others back.
@@ -167,7 +168,7 @@ func (h *Hub) appendLocked(id uint64, stored time.Time, typ, data string, sent t
 	m := NewMessage(id, stored, typ, data, sent)
 	h.ring[(m.ID-1)%uint64(len(h.ring))] = m
 	// Sending while holding the lock orders every subscriber's queue by id
-	// and makes Subscribe's history snapshot and live queue meet exactly.
+	// and makes Subscribe's window and live queue meet exactly.
 	for s := range h.subs {
 		select {
 		case s.c <- m:

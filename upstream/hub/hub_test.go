@@ -3,8 +3,6 @@ package hub
 import (
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -39,47 +37,38 @@ func span(from, to uint64) []uint64 {
 	return out
 }
 
-func TestSubscribeResume(t *testing.T) {
-	// History 10 after 25 events holds ids 16..25.
+// The window is what the Hub holds; Held returns any part of it.
+func TestWindowAndHeld(t *testing.T) {
 	tests := []struct {
-		name        string
-		published   int
-		lastEventID string
-		status      ReplayStatus
-		header      string
-		ids         []uint64
+		name      string
+		published int
+		window    Window
+		from, to  uint64
+		held      []uint64
 	}{
-		{"new client gets only the newest", 25, "", ReplayNone, "none", []uint64{25}},
-		{"new client before any event", 0, "", ReplayNone, "none", []uint64{}},
-		{"strictly after the id", 25, "20", ReplayResumed, "replayed 5", span(21, 25)},
-		{"oldest held id", 25, "16", ReplayResumed, "replayed 9", span(17, 25)},
-		{"just before the oldest held is no gap", 25, "15", ReplayResumed, "replayed 10", span(16, 25)},
-		{"up to date", 25, "25", ReplayResumed, "replayed 0", []uint64{}},
-		{"older than history", 25, "3", ReplayGap, "gap 10", span(16, 25)},
-		{"zero before history rolled", 5, "0", ReplayResumed, "replayed 5", span(1, 5)},
-		{"zero after history rolled", 25, "0", ReplayGap, "gap 10", span(16, 25)},
-		{"from the future", 25, "26", ReplayFuture, "future-last-event-id", []uint64{25}},
-		{"future on an empty hub", 0, "1", ReplayFuture, "future-last-event-id", []uint64{}},
-		{"not a number", 25, "abc", ReplayInvalid, "invalid-last-event-id", []uint64{25}},
-		{"negative", 25, "-1", ReplayInvalid, "invalid-last-event-id", []uint64{25}},
-		{"sign", 25, "+20", ReplayInvalid, "invalid-last-event-id", []uint64{25}},
-		{"overflow", 25, "99999999999999999999999", ReplayInvalid, "invalid-last-event-id", []uint64{25}},
+		{"history 10 after 25 events", 25, Window{16, 25}, 20, 25, span(20, 25)},
+		{"before the window", 25, Window{16, 25}, 1, 17, span(16, 17)},
+		{"beyond the newest", 25, Window{16, 25}, 24, 99, span(24, 25)},
+		{"newest only", 25, Window{16, 25}, 25, 25, span(25, 25)},
+		{"empty range", 25, Window{16, 25}, 26, 25, []uint64{}},
+		{"before the history rolled", 5, Window{1, 5}, 0, 5, span(1, 5)},
+		{"no event yet", 0, Window{1, 0}, 1, 1, []uint64{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := New(Options{History: 10, Queue: 4})
 			defer h.Close()
 			publishN(t, h, tc.published)
-			sub, res, err := h.Subscribe(tc.lastEventID)
+			sub, win, err := h.Subscribe()
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer sub.Close()
-			if res.Status != tc.status || res.Header() != tc.header {
-				t.Errorf("status %v header %q, want %v %q", res.Status, res.Header(), tc.status, tc.header)
+			if win != tc.window {
+				t.Errorf("window %+v, want %+v", win, tc.window)
 			}
-			if got := ids(res.Events); fmt.Sprint(got) != fmt.Sprint(tc.ids) {
-				t.Errorf("events %v, want %v", got, tc.ids)
+			if got := ids(h.Held(tc.from, tc.to)); fmt.Sprint(got) != fmt.Sprint(tc.held) {
+				t.Errorf("Held(%d, %d) = %v, want %v", tc.from, tc.to, got, tc.held)
 			}
 		})
 	}
@@ -111,12 +100,13 @@ func TestNoGapNoDuplicateBetweenReplayAndLive(t *testing.T) {
 	errs := make(chan error, 20)
 	for i := range 20 {
 		wg.Go(func() {
-			sub, res, err := h.Subscribe(strconv.Itoa(i % 10))
+			sub, win, err := h.Subscribe()
 			if err != nil {
 				errs <- err
 				return
 			}
 			defer sub.Close()
+			replayed := h.Held(uint64(i%10)+1, win.Last)
 			next := uint64(i%10) + 1
 			check := func(m *Message) error {
 				if m.ID != next {
@@ -125,7 +115,7 @@ func TestNoGapNoDuplicateBetweenReplayAndLive(t *testing.T) {
 				next++
 				return nil
 			}
-			for _, m := range res.Events {
+			for _, m := range replayed {
 				if err := check(m); err != nil {
 					errs <- err
 					return
@@ -156,8 +146,8 @@ func TestNoGapNoDuplicateBetweenReplayAndLive(t *testing.T) {
 func TestPublishNeverBlocksAndCutsSlowSubscriber(t *testing.T) {
 	h := New(Options{Queue: 2})
 	defer h.Close()
-	slow, _, _ := h.Subscribe("")
-	fast, _, _ := h.Subscribe("")
+	slow, _, _ := h.Subscribe()
+	fast, _, _ := h.Subscribe()
 	defer fast.Close()
 
 	done := make(chan struct{})
@@ -206,7 +196,7 @@ func TestPublishNeverBlocksAndCutsSlowSubscriber(t *testing.T) {
 
 func TestCloseEndsSubscriptions(t *testing.T) {
 	h := New(Options{})
-	sub, _, _ := h.Subscribe("")
+	sub, _, _ := h.Subscribe()
 	h.Close()
 	h.Close()
 	select {
@@ -220,7 +210,7 @@ func TestCloseEndsSubscriptions(t *testing.T) {
 	if _, err := h.Publish("T", "x"); !errors.Is(err, ErrClosed) {
 		t.Errorf("Publish after Close: %v", err)
 	}
-	if _, _, err := h.Subscribe(""); !errors.Is(err, ErrClosed) {
+	if _, _, err := h.Subscribe(); !errors.Is(err, ErrClosed) {
 		t.Errorf("Subscribe after Close: %v", err)
 	}
 }
@@ -228,7 +218,7 @@ func TestCloseEndsSubscriptions(t *testing.T) {
 func TestUnsubscribe(t *testing.T) {
 	h := New(Options{})
 	defer h.Close()
-	sub, _, _ := h.Subscribe("")
+	sub, _, _ := h.Subscribe()
 	sub.Close()
 	sub.Close()
 	if n := h.Stats().Subscribers; n != 0 {
@@ -253,26 +243,27 @@ func TestHistoryIsBounded(t *testing.T) {
 	if n != 3 {
 		t.Fatalf("history holds %d events, want 3", n)
 	}
-	_, res, _ := h.Subscribe("0")
-	if got := fmt.Sprint(ids(res.Events)); got != "[998 999 1000]" {
-		t.Errorf("replay %s", got)
+	_, win, _ := h.Subscribe()
+	if got := fmt.Sprint(ids(h.Held(0, win.Last))); win != (Window{998, 1000}) || got != "[998 999 1000]" {
+		t.Errorf("window %+v, held %s", win, got)
 	}
 }
 
-func FuzzResumeNeverPanics(f *testing.F) {
-	for _, s := range []string{"", "0", "5", "18446744073709551615", "x", " 1"} {
-		f.Add(s)
+func FuzzHeldNeverPanics(f *testing.F) {
+	for _, r := range [][2]uint64{{0, 0}, {1, 10}, {5, 3}, {0, 18446744073709551615}, {18446744073709551615, 18446744073709551615}} {
+		f.Add(r[0], r[1])
 	}
 	h := New(Options{History: 4})
 	publishN(f, h, 10)
-	f.Fuzz(func(t *testing.T, id string) {
-		sub, res, err := h.Subscribe(id)
-		if err != nil {
-			t.Fatal(err)
+	f.Fuzz(func(t *testing.T, from, to uint64) {
+		got := h.Held(from, to)
+		if len(got) > 4 {
+			t.Fatalf("Held(%d, %d): %d events from a history of 4", from, to, len(got))
 		}
-		sub.Close()
-		if len(res.Events) > 4 || strings.TrimSpace(res.Header()) == "" {
-			t.Fatalf("%q: %d events, header %q", id, len(res.Events), res.Header())
+		for i, m := range got {
+			if m.ID < from || m.ID > to || (i > 0 && m.ID != got[i-1].ID+1) {
+				t.Fatalf("Held(%d, %d) = %v", from, to, ids(got))
+			}
 		}
 	})
 }
@@ -283,18 +274,13 @@ func FuzzResumeNeverPanics(f *testing.F) {
 func TestAppend(t *testing.T) {
 	at := time.Unix(1000, 0)
 	tests := []struct {
-		name        string
-		appended    []uint64
-		lastEventID string
-		header      string
-		ids         []uint64
+		name     string
+		appended []uint64
+		window   Window
 	}{
-		{"log starting mid-sequence", []uint64{40, 41, 42}, "40", "replayed 2", span(41, 42)},
-		{"before the first appended", []uint64{40, 41, 42}, "10", "gap 3", span(40, 42)},
-		{"redelivery ignored", []uint64{1, 2, 2, 1, 3}, "0", "replayed 3", span(1, 3)},
-		{"jump restarts the history", []uint64{1, 2, 3, 7, 8}, "2", "gap 2", span(7, 8)},
-		{"jump, resuming after it", []uint64{1, 2, 3, 7, 8}, "7", "replayed 1", span(8, 8)},
-		{"future", []uint64{1, 2}, "3", "future-last-event-id", []uint64{2}},
+		{"log starting mid-sequence", []uint64{40, 41, 42}, Window{40, 42}},
+		{"redelivery ignored", []uint64{1, 2, 2, 1, 3}, Window{1, 3}},
+		{"jump restarts the history", []uint64{1, 2, 3, 7, 8}, Window{7, 8}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -305,13 +291,14 @@ func TestAppend(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			sub, res, err := h.Subscribe(tc.lastEventID)
+			sub, win, err := h.Subscribe()
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer sub.Close()
-			if res.Header() != tc.header || fmt.Sprint(ids(res.Events)) != fmt.Sprint(tc.ids) {
-				t.Errorf("%s with %v: %q %v, want %q %v", tc.lastEventID, tc.appended, res.Header(), ids(res.Events), tc.header, tc.ids)
+			held := ids(h.Held(0, win.Last))
+			if win != tc.window || fmt.Sprint(held) != fmt.Sprint(span(tc.window.First, tc.window.Last)) {
+				t.Errorf("%v: window %+v holding %v, want %+v", tc.appended, win, held, tc.window)
 			}
 		})
 	}
@@ -329,31 +316,16 @@ func TestHistoryMaxAge(t *testing.T) {
 		}
 	}
 	now = time.Unix(1004, 0) // cutoff 994: ids 1 and 2 expired
-	tests := []struct{ lastEventID, header string }{
-		{"1", "gap 3"},
-		{"2", "replayed 3"},
-		{"4", "replayed 1"},
-	}
-	for _, tc := range tests {
-		sub, res, err := h.Subscribe(tc.lastEventID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sub.Close()
-		if res.Header() != tc.header {
-			t.Errorf("Last-Event-ID %s: %q, want %q", tc.lastEventID, res.Header(), tc.header)
-		}
+	sub, win, _ := h.Subscribe()
+	sub.Close()
+	if win != (Window{3, 5}) {
+		t.Errorf("window %+v, want 3..5", win)
 	}
 	now = time.Unix(2000, 0) // everything expired
-	sub, res, _ := h.Subscribe("")
+	sub, win, _ = h.Subscribe()
 	sub.Close()
-	if len(res.Events) != 0 {
-		t.Errorf("a new client got %v from an expired history", ids(res.Events))
-	}
-	sub, res, _ = h.Subscribe("5")
-	sub.Close()
-	if res.Header() != "replayed 0" {
-		t.Errorf("an up-to-date client with an expired history: %q", res.Header())
+	if win != (Window{6, 5}) || len(h.Held(0, 5)) != 0 {
+		t.Errorf("an expired history: window %+v, held %v", win, ids(h.Held(0, 5)))
 	}
 }
 
@@ -372,48 +344,5 @@ func TestStampedWire(t *testing.T) {
 	}
 	if m, _ = h.Append(8, time.Now(), "T", "c", time.Time{}); string(m.Wire) != "id: 8\nevent: T\ndata: c\n\n" {
 		t.Errorf("unstamped wire %q", m.Wire)
-	}
-}
-
-// WithOlder completes a gap only with consecutive events ending right
-// before the hub's window, and closes it when they reach the client's id.
-func TestWithOlder(t *testing.T) {
-	h := New(Options{History: 3})
-	defer h.Close()
-	for id := uint64(1); id <= 10; id++ { // the hub holds 8..10
-		if _, err := h.Append(id, time.Now(), "T", "x", time.Time{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sub, gap, err := h.Subscribe("2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub.Close()
-	msgs := func(ids ...uint64) []*Message {
-		var out []*Message
-		for _, id := range ids {
-			out = append(out, NewMessage(id, time.Now(), "T", "x", time.Time{}))
-		}
-		return out
-	}
-	tests := []struct {
-		name   string
-		older  []*Message
-		header string
-		ids    []uint64
-	}{
-		{"closes the gap", msgs(3, 4, 5, 6, 7), "replayed 8", span(3, 10)},
-		{"narrows the gap", msgs(5, 6, 7), "gap 6", span(5, 10)},
-		{"none found", nil, "gap 3", span(8, 10)},
-		{"hole in the middle", msgs(3, 4, 6, 7), "gap 3", span(8, 10)},
-		{"not ending before the window", msgs(3, 4, 5), "gap 3", span(8, 10)},
-		{"reaching before the client's id", msgs(2, 3, 4, 5, 6, 7), "gap 3", span(8, 10)},
-	}
-	for _, tc := range tests {
-		got := gap.WithOlder(tc.older)
-		if got.Header() != tc.header || fmt.Sprint(ids(got.Events)) != fmt.Sprint(tc.ids) {
-			t.Errorf("%s: %q %v, want %q %v", tc.name, got.Header(), ids(got.Events), tc.header, tc.ids)
-		}
 	}
 }

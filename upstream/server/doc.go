@@ -3,6 +3,11 @@
 // hub on a ticker, and Run, which serves one hub on a plain and a TLS
 // listener and shuts both down gracefully.
 //
+// With Config.Mercure it also serves the Mercure hub at
+// /.well-known/mercure (mercure.go): publishes stored in a keyed JetStream
+// stream, subscriptions fed by a mercure/fanout.Fanout, replays decided by
+// replay.Decide like the seed stream's.
+//
 // # Resuming
 //
 // A client resumes with the Last-Event-ID header or, for clients that cannot

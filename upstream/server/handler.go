@@ -12,6 +12,7 @@ import (
 	"example.com/sse-on-envoy/internal/routes"
 	"example.com/sse-on-envoy/internal/sse"
 	"example.com/sse-on-envoy/upstream/hub"
+	"example.com/sse-on-envoy/upstream/replay"
 )
 
 // Paths, header names and the event type.
@@ -42,7 +43,24 @@ const (
 	// EndLogReset: the event log's sequence started over (its stream was
 	// replaced); the client reconnects and starts afresh.
 	EndLogReset = "log_reset"
+	// EndTokenExpired: the Mercure subscriber's token expired; what it
+	// granted ends with it (the client must come back with a new one).
+	EndTokenExpired = "token_expired"
 )
+
+// ReplayLog is what a replay needs of the shared event log.
+type ReplayLog interface {
+	// Bounds are the first and last ids the log holds.
+	Bounds(ctx context.Context) (first, last uint64, err error)
+	// Range reads the events with ids from..to the log still holds, in
+	// order (the oldest may be missing).
+	Range(ctx context.Context, from, to uint64) ([]*hub.Message, error)
+}
+
+// seedIDs is how clients of the seed's stream name their last event: the
+// header, else the lastEventId query parameter; ids are the log's
+// sequence numbers, and there is no "earliest".
+var seedIDs = replay.Syntax{Query: LastEventIDParam}
 
 // HandlerOptions configure NewHandler. Zero values take the defaults.
 type HandlerOptions struct {
@@ -57,18 +75,15 @@ type HandlerOptions struct {
 	// Health, when set, decides /healthz: an error is answered 503 with
 	// its text, so that a load balancer stops sending new streams here.
 	Health func() error
-	// StreamLast, when set, returns the shared log's newest id. It tells a
-	// Last-Event-ID this replica has not received yet but the log has
-	// (the client was on a replica slightly ahead) from one that was never
-	// issued.
-	StreamLast func(context.Context) (uint64, error)
-	// Older, when set, reads events older than the hub's window back from
-	// the shared log (ids from..to), so that a client whose Last-Event-ID
-	// is older than what this process keeps in memory, but still in the
-	// log, is replayed in full.
-	Older func(ctx context.Context, from, to uint64) ([]*hub.Message, error)
+	// Log, when set, is the shared event log behind the hub: a replay
+	// reaching beyond this process's window (older than it, or newer: the
+	// client came from a replica slightly ahead) is decided on, and read
+	// from, what the log holds.
+	Log ReplayLog
 	// Metrics, when set, counts replays by outcome.
 	Metrics *Metrics
+	// Mercure, when set, serves the Mercure hub at MercurePath.
+	Mercure http.Handler
 }
 
 func (o HandlerOptions) withDefaults() HandlerOptions {
@@ -95,6 +110,9 @@ func NewHandler(h *hub.Hub, o HandlerOptions) http.Handler {
 	// only: the mux's own would also allow HEAD, which makes no sense for a
 	// stream.
 	mux.HandleFunc(EventsPath, s.serveEvents)
+	if s.opts.Mercure != nil {
+		mux.Handle(MercurePath, s.opts.Mercure)
+	}
 	if s.opts.Metrics != nil {
 		mux.Handle("GET "+MetricsPath, s.opts.Metrics.Handler())
 	}
@@ -125,15 +143,12 @@ func (s *streamer) serveEvents(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	lastID := r.Header.Get("Last-Event-ID")
-	if lastID == "" {
-		lastID = r.URL.Query().Get(LastEventIDParam)
-	}
+	id := seedIDs.FromRequest(r)
 	start := time.Now()
 	log := s.opts.Logger.With(
 		"proto", r.Proto,
 		"remote", r.RemoteAddr,
-		"last_event_id", truncate(lastID, 64),
+		"last_event_id", truncate(id.String(), 64),
 	)
 	if fwd := r.Header.Get("X-Forwarded-For"); fwd != "" {
 		log = log.With("forwarded_for", fwd)
@@ -145,7 +160,7 @@ func (s *streamer) serveEvents(w http.ResponseWriter, r *http.Request) {
 	// Tells nginx-style proxies in front of us not to buffer the stream.
 	h.Set("X-Accel-Buffering", "no")
 
-	sub, resume, err := s.hub.Subscribe(lastID)
+	sub, win, err := s.hub.Subscribe()
 	if err != nil {
 		// Shutting down. A 503 would make browsers stop for good; an empty
 		// 200 stream makes them reconnect, to another replica if any.
@@ -157,29 +172,23 @@ func (s *streamer) serveEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer sub.Close()
-	var skipTo uint64
-	switch resume.Status {
-	case hub.ReplayFuture:
-		resume, skipTo = s.checkAhead(r.Context(), lastID, resume)
-	case hub.ReplayGap:
-		resume = s.backfill(r.Context(), resume, log)
-	}
-	h.Set(ReplayHeader, resume.Header())
+	p := s.plan(r.Context(), id, win, log)
+	h.Set(ReplayHeader, p.header())
 	w.WriteHeader(http.StatusOK)
-	log = log.With("replay", resume.Header())
-	switch resume.Status {
-	case hub.ReplayGap:
+	log = log.With("replay", p.header())
+	switch p.rp.Outcome {
+	case replay.Gap:
 		// Not an error of ours, but the client lost events: say so.
 		log.Warn("last-event-id out of the history window: events lost to this client",
-			"oldest_replayed", firstID(resume))
-	case hub.ReplayFuture:
+			"oldest_replayed", firstID(p.events))
+	case replay.Future:
 		log.Warn("last-event-id from the future: not issued by this event log; treated as a new client")
 	}
-	s.opts.Metrics.replay(resume.Outcome())
+	s.opts.Metrics.replay(p.outcome())
 	log.Info("sse stream open")
 
-	st := stream{w: w, rc: http.NewResponseController(w), timeout: s.opts.WriteTimeout, lastID: skipTo}
-	end := s.run(r, sub, resume, &st)
+	st := stream{w: w, rc: http.NewResponseController(w), timeout: s.opts.WriteTimeout, lastID: p.skip}
+	end := s.run(r, sub, p.events, &st)
 	log.Info("sse stream closed",
 		"end", end,
 		"events", st.events,
@@ -189,7 +198,7 @@ func (s *streamer) serveEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 // run writes the stream until something ends it and says what did.
-func (s *streamer) run(r *http.Request, sub *hub.Subscription, resume hub.Resume, st *stream) string {
+func (s *streamer) run(r *http.Request, sub *hub.Subscription, replayed []*hub.Message, st *stream) string {
 	var buf []byte
 	if s.opts.Retry > 0 {
 		buf = sse.AppendRetry(buf, s.opts.Retry)
@@ -199,7 +208,7 @@ func (s *streamer) run(r *http.Request, sub *hub.Subscription, resume hub.Resume
 	if err := st.write(buf); err != nil {
 		return writeEnd(err, sub)
 	}
-	for _, m := range resume.Events {
+	for _, m := range replayed {
 		if err := st.writeEvent(m); err != nil {
 			return writeEnd(err, sub)
 		}
@@ -291,57 +300,162 @@ func (st *stream) write(p []byte) error {
 	return st.rc.Flush()
 }
 
-// checkAhead asks the shared log whether a Last-Event-ID beyond this
-// replica's newest was issued. If so the client is up to date (ReplayAhead)
-// and gets nothing up to its id again; if not, or if the log cannot say,
-// the id stays "from the future" and the client is handled as a new one.
-func (s *streamer) checkAhead(ctx context.Context, lastID string, resume hub.Resume) (hub.Resume, uint64) {
-	if s.opts.StreamLast == nil {
-		return resume, 0
-	}
-	id, err := strconv.ParseUint(lastID, 10, 64)
-	if err != nil {
-		return resume, 0
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	last, err := s.opts.StreamLast(ctx)
-	if err != nil || id > last {
-		return resume, 0
-	}
-	return hub.Resume{Status: hub.ReplayAhead}, id
+// seedReplay is what one client of the seed's stream gets before the
+// live feed.
+type seedReplay struct {
+	rp replay.Replay
+	// ahead: the client's id is past this replica's newest, but the log
+	// has it (the client came from a replica a little ahead).
+	ahead  bool
+	events []*hub.Message
+	// skip: live events up to this id are already sent or known to the
+	// client.
+	skip uint64
 }
 
-// maxBackfill bounds how many events one client is replayed from the log
-// beyond the hub's window: a client further behind gets a gap.
-const maxBackfill = 10000
+// header is the x-sse-replay value.
+func (p seedReplay) header() string {
+	switch p.rp.Outcome {
+	case replay.Resumed:
+		return "replayed " + strconv.Itoa(len(p.events))
+	case replay.Gap:
+		return "gap " + strconv.Itoa(len(p.events))
+	case replay.Unknown:
+		return "invalid-last-event-id"
+	case replay.Future:
+		return "future-last-event-id"
+	}
+	return "none"
+}
 
-// backfill completes a gap from the shared log. Live events queue on the
-// subscription meanwhile, so the seam stays exact; if the log cannot say,
-// the gap stands (reported as such, never a wrong replay).
-func (s *streamer) backfill(ctx context.Context, resume hub.Resume, log *slog.Logger) hub.Resume {
-	if s.opts.Older == nil || resume.Oldest <= resume.After+1 {
-		return resume
+// outcome names the replay in one word, for metrics.
+func (p seedReplay) outcome() string {
+	switch p.rp.Outcome {
+	case replay.Resumed:
+		if p.ahead {
+			return "ahead"
+		}
+		return "replayed"
+	case replay.Gap:
+		return "gap"
+	case replay.Unknown:
+		return "invalid"
+	case replay.Future:
+		return "future"
 	}
-	from := resume.After + 1
-	if resume.Oldest-from > maxBackfill {
-		from = resume.Oldest - maxBackfill
+	return "none"
+}
+
+// Bounds on the calls a replay makes to the shared log.
+const (
+	boundsTimeout = 2 * time.Second
+	rangeTimeout  = 5 * time.Second
+	// maxBackfill bounds how many events one client is replayed from the
+	// log beyond the hub's window: a client further behind gets a gap.
+	maxBackfill = 10000
+)
+
+// plan decides with replay.Decide what the client is owed and gathers it.
+// The hub's window is enough unless the client's id lies outside it; then
+// the log's bounds extend it (if the log cannot say, the window decides).
+func (s *streamer) plan(ctx context.Context, id replay.EventID, win hub.Window, log *slog.Logger) seedReplay {
+	var at replay.Position
+	if n, ok := id.Seq(); ok {
+		at = replay.Position{Seq: n, Found: true}
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	held := replay.Bounds{First: win.First, Last: win.Last}
+	if at.Found && (at.Seq > win.Last || at.Seq+1 < win.First) {
+		held = s.withLog(ctx, held)
+	}
+	p := seedReplay{rp: replay.Decide(id, at, held)}
+	switch p.rp.Outcome {
+	case replay.Resumed, replay.Gap:
+	default:
+		// A new client (or one whose id means nothing here) gets the
+		// newest event at once, not the history: curl shows output
+		// immediately, and there is no replay burst on every connect.
+		p.events = s.hub.Held(win.Last, win.Last)
+		return p
+	}
+	p.ahead = at.Seq > win.Last
+	p.events = s.gather(ctx, p.rp, win, log)
+	// What could not be gathered (the log failed, or dropped events
+	// meanwhile) is decided again on what could: a smaller replay, and a
+	// gap, never a hole.
+	if want := min(p.rp.To, win.Last); p.rp.From <= want {
+		got := want + 1
+		if len(p.events) > 0 {
+			got = p.events[0].ID
+		}
+		if got != p.rp.From {
+			held.First = got
+			p.rp = replay.Decide(id, at, held)
+		}
+	}
+	p.skip = p.rp.From - 1
+	return p
+}
+
+// withLog extends the hub's bounds with the log's: newer ids the log has
+// and this replica has not received yet, older ones up to maxBackfill
+// before the window.
+func (s *streamer) withLog(ctx context.Context, held replay.Bounds) replay.Bounds {
+	if s.opts.Log == nil {
+		return held
+	}
+	ctx, cancel := context.WithTimeout(ctx, boundsTimeout)
 	defer cancel()
-	older, err := s.opts.Older(ctx, from, resume.Oldest-1)
+	first, last, err := s.opts.Log.Bounds(ctx)
+	if err != nil {
+		return held
+	}
+	out := held
+	out.Last = max(held.Last, last)
+	lo := max(first, 1)
+	if held.First > maxBackfill {
+		lo = max(lo, held.First-maxBackfill)
+	}
+	out.First = min(held.First, lo)
+	return out
+}
+
+// gather collects the replay's events up to the hub's newest at subscribe
+// time (the live feed carries the rest): from the hub's window, and from
+// the log for those older than it. The result is consecutive and ends at
+// the window's newest; it may start later than asked.
+func (s *streamer) gather(ctx context.Context, rp replay.Replay, win hub.Window, log *slog.Logger) []*hub.Message {
+	to := min(rp.To, win.Last)
+	if rp.From > to {
+		return nil
+	}
+	mem := s.hub.Held(max(rp.From, win.First), to)
+	start := to + 1
+	if len(mem) > 0 {
+		start = mem[0].ID
+	}
+	if rp.From >= start || s.opts.Log == nil {
+		return mem
+	}
+	ctx, cancel := context.WithTimeout(ctx, rangeTimeout)
+	defer cancel()
+	older, err := s.opts.Log.Range(ctx, rp.From, start-1)
 	if err != nil {
 		log.Warn("replay from the event log failed; replaying what this replica holds", "err", err)
-		return resume
+		return mem
 	}
-	return resume.WithOlder(older)
+	// Only a consecutive run ending right before the window joins it.
+	i := len(older)
+	for i > 0 && older[i-1].ID == start-uint64(len(older)-i)-1 {
+		i--
+	}
+	return append(older[i:len(older):len(older)], mem...)
 }
 
-func firstID(r hub.Resume) uint64 {
-	if len(r.Events) == 0 {
+func firstID(ms []*hub.Message) uint64 {
+	if len(ms) == 0 {
 		return 0
 	}
-	return r.Events[0].ID
+	return ms[0].ID
 }
 
 // truncate keeps a client-chosen value from bloating every log line.

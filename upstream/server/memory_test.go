@@ -36,7 +36,7 @@ func BenchmarkIdleStreamMemory(b *testing.B) {
 // buffers once the headers are out.
 func hijackedStream(h *hub.Hub) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sub, _, err := h.Subscribe(r.Header.Get("Last-Event-ID"))
+		sub, _, err := h.Subscribe()
 		if err != nil {
 			return
 		}

@@ -9,6 +9,8 @@ import (
 
 	"example.com/sse-on-envoy/upstream/eventlog"
 	"example.com/sse-on-envoy/upstream/hub"
+	"example.com/sse-on-envoy/upstream/mercure/fanout"
+	"example.com/sse-on-envoy/upstream/replay"
 )
 
 // MetricsPath serves the Prometheus metrics.
@@ -24,6 +26,19 @@ const (
 	MetricNATSConnected = "sse_upstream_nats_connected"
 	MetricLastSequence  = "sse_upstream_last_sequence"
 	MetricHealthy       = "sse_upstream_healthy"
+
+	MetricMercureSubscribers = "sse_upstream_mercure_subscribers"
+	MetricMercurePublishes   = "sse_upstream_mercure_publishes_total"
+	MetricMercureReplays     = "sse_upstream_mercure_replays_total"
+	MetricMercureSlowCuts    = "sse_upstream_mercure_slow_client_cuts_total"
+)
+
+// Mercure publish results, the label of MetricMercurePublishes.
+const (
+	MercureStored    = "stored"
+	MercureDuplicate = "duplicate" // a retry of an id already stored
+	MercureRefused   = "refused"   // a 4xx: the client's doing
+	MercureFailed    = "error"     // the event log could not store it
 )
 
 // Publish results, the label of MetricPublished.
@@ -40,6 +55,46 @@ type Metrics struct {
 	reg       *prometheus.Registry
 	replays   *prometheus.CounterVec
 	published *prometheus.CounterVec
+	// The Mercure hub's; nil without it.
+	mercureReplays, mercurePublishes *prometheus.CounterVec
+}
+
+// addMercure registers the Mercure hub's metrics.
+func (m *Metrics) addMercure(stats func() fanout.Stats) {
+	m.mercureReplays = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricMercureReplays,
+		Help: "Mercure subscriptions opened, by what their Last-Event-ID led to (X-Mercure-Replay).",
+	}, []string{"outcome"})
+	m.mercurePublishes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricMercurePublishes,
+		Help: "Mercure publish requests, by result: stored, duplicate (a retried id), refused (4xx), error (event log unavailable).",
+	}, []string{"result"})
+	for _, o := range []replay.Outcome{replay.New, replay.Earliest, replay.Resumed, replay.Gap, replay.Unknown, replay.Future} {
+		m.mercureReplays.WithLabelValues(string(o))
+	}
+	for _, r := range []string{MercureStored, MercureDuplicate, MercureRefused, MercureFailed} {
+		m.mercurePublishes.WithLabelValues(r)
+	}
+	m.reg.MustRegister(m.mercureReplays, m.mercurePublishes,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: MetricMercureSubscribers, Help: "Open Mercure subscriptions.",
+		}, func() float64 { return float64(stats().Subscribers) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: MetricMercureSlowCuts, Help: "Mercure subscriptions cut because their queue was full.",
+		}, func() float64 { return float64(stats().Cut) }),
+	)
+}
+
+func (m *Metrics) mercureReplay(o replay.Outcome) {
+	if m != nil && m.mercureReplays != nil {
+		m.mercureReplays.WithLabelValues(string(o)).Inc()
+	}
+}
+
+func (m *Metrics) mercurePublish(result string) {
+	if m != nil && m.mercurePublishes != nil {
+		m.mercurePublishes.WithLabelValues(result).Inc()
+	}
 }
 
 func newMetrics(h *hub.Hub, log *eventlog.Log) *Metrics {

@@ -15,6 +15,7 @@ import (
 	"example.com/sse-on-envoy/upstream/eventlog"
 	"example.com/sse-on-envoy/upstream/hub"
 	"example.com/sse-on-envoy/upstream/jokes"
+	"example.com/sse-on-envoy/upstream/mercure/fanout"
 )
 
 // Defaults for zero Config fields that HandlerOptions does not cover.
@@ -40,6 +41,8 @@ type Config struct {
 	// are the log's sequence. Without it the hub numbers events itself
 	// (one process, ids from 1). Run does not close it.
 	Log *eventlog.Log
+	// Mercure, when set, serves the Mercure hub on both listeners.
+	Mercure *MercureConfig
 	// Stamp makes the publisher record its clock on each event, sent to
 	// clients as a ": sent=<unix ns>" comment before the event's id line.
 	Stamp bool
@@ -82,6 +85,7 @@ type Server struct {
 	hub     *hub.Hub
 	handler http.Handler
 	metrics *Metrics
+	mercure *mercureHub // nil without Config.Mercure
 }
 
 // New builds a Server; nothing runs until Run.
@@ -92,23 +96,45 @@ func New(cfg Config) *Server {
 	cfg.Handler.Metrics = m
 	if cfg.Log != nil {
 		cfg.Handler.Health = cfg.Log.Health
-		cfg.Handler.StreamLast = func(ctx context.Context) (uint64, error) {
-			_, last, err := cfg.Log.Bounds(ctx)
-			return last, err
-		}
-		cfg.Handler.Older = func(ctx context.Context, from, to uint64) ([]*hub.Message, error) {
-			recs, err := cfg.Log.Range(ctx, from, to)
-			if err != nil {
-				return nil, err
+		cfg.Handler.Log = logReplay{cfg.Log}
+	}
+	var mh *mercureHub
+	if cfg.Mercure != nil {
+		mh = newMercureHub(*cfg.Mercure, fanout.New(cfg.Mercure.Queue), cfg.Handler)
+		m.addMercure(mh.fan.Stats)
+		cfg.Handler.Mercure = mh
+		if events := cfg.Handler.Health; events != nil {
+			cfg.Handler.Health = func() error {
+				if err := events(); err != nil {
+					return err
+				}
+				if err := cfg.Mercure.Log.Health(); err != nil {
+					return fmt.Errorf("mercure: %w", err)
+				}
+				return nil
 			}
-			out := make([]*hub.Message, len(recs))
-			for i, r := range recs {
-				out[i] = hub.NewMessage(r.Seq, r.Stored, r.Type, r.Data, r.Sent)
-			}
-			return out, nil
 		}
 	}
-	return &Server{cfg: cfg, hub: h, handler: NewHandler(h, cfg.Handler), metrics: m}
+	return &Server{cfg: cfg, hub: h, handler: NewHandler(h, cfg.Handler), metrics: m, mercure: mh}
+}
+
+// logReplay reads the event log for the seed's replays.
+type logReplay struct{ l *eventlog.Log }
+
+func (r logReplay) Bounds(ctx context.Context) (first, last uint64, err error) {
+	return r.l.Bounds(ctx)
+}
+
+func (r logReplay) Range(ctx context.Context, from, to uint64) ([]*hub.Message, error) {
+	recs, err := r.l.Range(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*hub.Message, len(recs))
+	for i, rec := range recs {
+		out[i] = hub.NewMessage(rec.Seq, rec.Stored, rec.Type, rec.Data, rec.Sent)
+	}
+	return out, nil
 }
 
 // Hub is the server's event hub.
@@ -150,6 +176,9 @@ func (s *Server) Run(ctx context.Context, plain, secure net.Listener) error {
 	// end still reach the streams; it stops once the hub is closed.
 	followCtx, stopFollower := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopFollower()
+	if s.mercure != nil {
+		wg.Go(func() { s.mercure.cfg.Log.Follow(followCtx, s.mercure.dispatch, s.mercure.fan.Reset) })
+	}
 	if s.cfg.Log != nil {
 		wg.Go(func() { s.cfg.Log.Follow(followCtx, s.append, s.hub.Reset) })
 		if s.cfg.Interval > 0 {
@@ -220,7 +249,7 @@ func (s *Server) Run(ctx context.Context, plain, secure net.Listener) error {
 		})
 	}
 	sw.Wait()
-	s.hub.Close() // in case no server was started
+	s.closeHubs() // in case no server was started
 	stopFollower()
 	wg.Wait()
 	log.Info("shut down")
@@ -240,8 +269,16 @@ func (s *Server) httpServer(tlsConf *tls.Config) *http.Server {
 	// Shutdown does not wait for streaming handlers to notice anything;
 	// closing the hub (after Shutdown closed the listeners) is what makes
 	// them return. Both servers may call it; it is idempotent.
-	srv.RegisterOnShutdown(s.hub.Close)
+	srv.RegisterOnShutdown(s.closeHubs)
 	return srv
+}
+
+// closeHubs ends every stream, the seed's and the Mercure hub's.
+func (s *Server) closeHubs() {
+	s.hub.Close()
+	if s.mercure != nil {
+		s.mercure.fan.Close()
+	}
 }
 
 func (s *Server) publish(ctx context.Context, next func() string) {

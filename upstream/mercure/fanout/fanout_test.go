@@ -1,0 +1,123 @@
+package fanout
+
+import (
+	"errors"
+	"strconv"
+	"testing"
+
+	"example.com/sse-on-envoy/upstream/mercure"
+)
+
+func sels(t *testing.T, raw ...string) *mercure.Selectors {
+	t.Helper()
+	if raw == nil {
+		return nil
+	}
+	s, err := mercure.ParseSelectors(raw, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestDispatchRule(t *testing.T) {
+	book := []string{"https://example.com/books/1", "urn:shelf:1"}
+	tests := []struct {
+		name    string
+		topics  []string
+		allowed []string
+		update  mercure.Update
+		want    bool
+	}{
+		{"exact, public", []string{"https://example.com/books/1"}, nil, mercure.Update{Topics: book}, true},
+		{"exact alternate topic", []string{"urn:shelf:1"}, nil, mercure.Update{Topics: book}, true},
+		{"other topic", []string{"urn:shelf:2"}, nil, mercure.Update{Topics: book}, false},
+		{"template", []string{"https://example.com/books/{id}"}, nil, mercure.Update{Topics: book}, true},
+		{"star", []string{"*"}, nil, mercure.Update{Topics: book}, true},
+		{"private, anonymous", []string{"*"}, nil, mercure.Update{Topics: book, Private: true}, false},
+		{"private, claim for another topic", []string{"*"}, []string{"urn:shelf:2"}, mercure.Update{Topics: book, Private: true}, false},
+		{"private, claim for an alternate", []string{"https://example.com/books/1"}, []string{"urn:shelf:1"}, mercure.Update{Topics: book, Private: true}, true},
+		{"private, claim template", []string{"urn:shelf:1"}, []string{"https://example.com/books/{id}"}, mercure.Update{Topics: book, Private: true}, true},
+		{"private, claim but not subscribed", []string{"urn:other"}, []string{"*"}, mercure.Update{Topics: book, Private: true}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := New(4)
+			defer f.Close()
+			s, err := f.Subscribe(sels(t, tt.topics...), sels(t, tt.allowed...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			u := tt.update
+			u.ID = "x"
+			f.Dispatch(NewItem(1, &u))
+			got := len(s.C()) == 1
+			if got != tt.want || s.CanReceive(&u) != tt.want {
+				t.Fatalf("received %v (CanReceive %v), want %v", got, s.CanReceive(&u), tt.want)
+			}
+		})
+	}
+}
+
+func TestOnceForSeveralMatchingTopics(t *testing.T) {
+	f := New(4)
+	defer f.Close()
+	indexed, _ := f.Subscribe(sels(t, "urn:a", "urn:b"), nil)
+	scanned, _ := f.Subscribe(sels(t, "urn:a", "urn:{x}"), nil)
+	f.Dispatch(NewItem(1, &mercure.Update{ID: "1", Topics: []string{"urn:a", "urn:b"}}))
+	if len(indexed.C()) != 1 || len(scanned.C()) != 1 {
+		t.Fatalf("queued %d and %d items, want 1 each", len(indexed.C()), len(scanned.C()))
+	}
+	if n := f.Stats().Subscribers; n != 2 {
+		t.Fatalf("%d subscribers, want 2", n)
+	}
+	indexed.Close()
+	indexed.Close()
+	scanned.Close()
+	if n := f.Stats().Subscribers; n != 0 {
+		t.Fatalf("%d subscribers after Close, want 0", n)
+	}
+}
+
+func TestSlowConsumerIsCut(t *testing.T) {
+	f := New(2)
+	slow, _ := f.Subscribe(sels(t, "urn:a"), nil)
+	fast, _ := f.Subscribe(sels(t, "*"), nil)
+	for i := range 3 {
+		f.Dispatch(NewItem(uint64(i+1), &mercure.Update{ID: "x", Topics: []string{"urn:a"}}))
+		if i < 2 {
+			<-fast.C()
+		}
+	}
+	select {
+	case <-slow.Done():
+	default:
+		t.Fatal("a subscriber with a full queue is not cut")
+	}
+	if !errors.Is(slow.Err(), ErrSlowConsumer) || f.Stats().Cut != 1 {
+		t.Fatalf("Err %v, cut %d", slow.Err(), f.Stats().Cut)
+	}
+	f.Reset()
+	if !errors.Is(fast.Err(), ErrReset) {
+		t.Fatalf("after Reset: %v", fast.Err())
+	}
+	f.Close()
+	if _, err := f.Subscribe(sels(t, "*"), nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Subscribe after Close: %v", err)
+	}
+}
+
+// BenchmarkDispatchIndexed: an update no one follows costs nothing per
+// indexed subscriber.
+func BenchmarkDispatchIndexed(b *testing.B) {
+	f := New(1)
+	for i := range 10000 {
+		s, _ := mercure.ParseSelectors([]string{"urn:topic:" + strconv.Itoa(i)}, 0)
+		_, _ = f.Subscribe(s, nil)
+	}
+	it := NewItem(1, &mercure.Update{ID: "x", Topics: []string{"urn:none"}})
+	b.ResetTimer()
+	for b.Loop() {
+		f.Dispatch(it)
+	}
+}
