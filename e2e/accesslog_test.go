@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"example.com/sse-on-envoy/internal/localstack"
+	"example.com/sse-on-envoy/internal/tooling/localstack"
 )
 
 // accessLogEntry is one JSON line of Envoy's access log (envoy.yaml's

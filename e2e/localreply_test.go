@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"example.com/sse-on-envoy/internal/envoyconfig"
-	"example.com/sse-on-envoy/internal/localstack"
+	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
+	"example.com/sse-on-envoy/internal/tooling/localstack"
 )
 
 // With no upstream at all, Envoy's own 503 would end every EventSource for

@@ -12,7 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"example.com/sse-on-envoy/internal/localstack"
+	"example.com/sse-on-envoy/internal/tooling/localstack"
 	"example.com/sse-on-envoy/internal/sse"
 )
 

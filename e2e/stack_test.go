@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"example.com/sse-on-envoy/internal/localstack"
+	"example.com/sse-on-envoy/internal/tooling/localstack"
 	"example.com/sse-on-envoy/internal/sse"
 )
 

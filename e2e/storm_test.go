@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"example.com/sse-on-envoy/internal/envoyconfig"
+	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
 	"example.com/sse-on-envoy/internal/sse"
 )
 

@@ -11,8 +11,8 @@ import (
 
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
-	"example.com/sse-on-envoy/internal/envoyconfig"
-	"example.com/sse-on-envoy/internal/localstack"
+	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
+	"example.com/sse-on-envoy/internal/tooling/localstack"
 	"example.com/sse-on-envoy/internal/policy"
 )
 

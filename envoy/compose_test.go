@@ -13,7 +13,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 
-	"example.com/sse-on-envoy/internal/envoyconfig"
+	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
 )
 
 // Docker cannot run here, so docker-compose.yml is checked the way Compose

@@ -7,7 +7,7 @@ import (
 	"regexp"
 	"testing"
 
-	"example.com/sse-on-envoy/internal/sharedobject"
+	"example.com/sse-on-envoy/internal/tooling/sharedobject"
 	"example.com/sse-on-envoy/module/abi"
 )
 

@@ -20,9 +20,9 @@ import (
 	"strings"
 	"time"
 
-	"example.com/sse-on-envoy/internal/benchload"
+	"example.com/sse-on-envoy/internal/tooling/benchload"
 	"example.com/sse-on-envoy/internal/cli"
-	"example.com/sse-on-envoy/internal/fdlimit"
+	"example.com/sse-on-envoy/internal/tooling/fdlimit"
 )
 
 func main() {

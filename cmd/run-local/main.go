@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"example.com/sse-on-envoy/internal/cli"
-	"example.com/sse-on-envoy/internal/localstack"
+	"example.com/sse-on-envoy/internal/tooling/localstack"
 )
 
 func main() { cli.Main("run-local", run) }

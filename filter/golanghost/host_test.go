@@ -22,8 +22,8 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"example.com/sse-on-envoy/internal/envoyconfig"
-	"example.com/sse-on-envoy/internal/sharedobject"
+	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
+	"example.com/sse-on-envoy/internal/tooling/sharedobject"
 	"example.com/sse-on-envoy/internal/ssestream"
 )
 

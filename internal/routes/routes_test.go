@@ -40,3 +40,32 @@ func TestNothingUnderInternalImportsTheUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// What ships (the three adapters, the upstream, the core they share and the
+// two servers' commands) never imports the tooling that runs and measures
+// it; tests may.
+func TestTheProductDoesNotImportTheTooling(t *testing.T) {
+	repo := filepath.Join("..", "..")
+	product := []string{"filter", "module", "extproc", "upstream", "cmd/upstream", "cmd/extproc",
+		"internal/policy", "internal/sse", "internal/ssestream", "internal/routes", "internal/cli"}
+	for _, dir := range product {
+		err := filepath.WalkDir(filepath.Join(repo, dir), func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return err
+			}
+			f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+			if err != nil {
+				return err
+			}
+			for _, imp := range f.Imports {
+				if p, _ := strconv.Unquote(imp.Path.Value); strings.HasPrefix(p, "example.com/sse-on-envoy/internal/tooling") {
+					t.Errorf("%s imports %s", path, p)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"example.com/sse-on-envoy/internal/loadtest"
+	"example.com/sse-on-envoy/internal/tooling/loadtest"
 	"example.com/sse-on-envoy/upstream/server"
 )
 
-// The load client (internal/loadtest) against the real upstream, stamping:
+// The load client (internal/tooling/loadtest) against the real upstream, stamping:
 // every event arrives once, in order, with a plausible latency.
 
 const loadTestTimeout = 15 * time.Second

@@ -5,7 +5,7 @@ import (
 	"syscall"
 	"testing"
 
-	"example.com/sse-on-envoy/internal/envoyconfig"
+	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
 )
 
 func TestConnectionCap(t *testing.T) {

@@ -15,8 +15,8 @@ import (
 	"sync"
 	"time"
 
-	"example.com/sse-on-envoy/internal/loadtest"
-	"example.com/sse-on-envoy/internal/localstack"
+	"example.com/sse-on-envoy/internal/tooling/loadtest"
+	"example.com/sse-on-envoy/internal/tooling/localstack"
 	"example.com/sse-on-envoy/internal/policy"
 	"example.com/sse-on-envoy/internal/routes"
 )

@@ -23,7 +23,7 @@ import (
 	"syscall"
 	"time"
 
-	"example.com/sse-on-envoy/internal/envoyconfig"
+	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
 	"example.com/sse-on-envoy/internal/sse"
 )
 
