@@ -1,9 +1,10 @@
 package ssestream
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
-	"strings"
+	"sync"
 	"time"
 )
 
@@ -12,16 +13,31 @@ import (
 // everywhere: Envoy's logger takes a plain string, and the ext_proc server
 // logs the same line through slog.
 func logLine(msg string, attrs ...slog.Attr) string {
-	var b strings.Builder
-	b.WriteString(msg)
-	b.WriteByte(' ')
-	h := slog.NewTextHandler(&b, &slog.HandlerOptions{ReplaceAttr: attrsOnly})
+	w := lineWriters.Get().(*lineWriter)
+	defer lineWriters.Put(w)
+	w.buf.Reset()
+	w.buf.WriteString(msg)
+	w.buf.WriteByte(' ')
 	r := slog.NewRecord(time.Time{}, slog.LevelInfo, "", 0)
 	r.AddAttrs(attrs...)
-	// A strings.Builder never fails a write.
-	_ = h.Handle(context.Background(), r)
-	return strings.TrimRight(b.String(), "\n")
+	// A bytes.Buffer never fails a write.
+	_ = w.handler.Handle(context.Background(), r)
+	return string(bytes.TrimRight(w.buf.Bytes(), "\n"))
 }
+
+// lineWriter is a buffer with a text handler writing into it: a line is
+// rendered twice per stream on Envoy's worker threads, and a handler and a
+// buffer made for each cost more than the line itself.
+type lineWriter struct {
+	buf     bytes.Buffer
+	handler slog.Handler
+}
+
+var lineWriters = sync.Pool{New: func() any {
+	w := &lineWriter{}
+	w.handler = slog.NewTextHandler(&w.buf, &slog.HandlerOptions{ReplaceAttr: attrsOnly})
+	return w
+}}
 
 // attrsOnly drops the level and message slog's text handler writes before
 // the attributes (a zero time is already left out).
