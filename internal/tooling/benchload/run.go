@@ -15,10 +15,10 @@ import (
 	"sync"
 	"time"
 
-	"example.com/sse-on-envoy/internal/tooling/loadtest"
-	"example.com/sse-on-envoy/internal/tooling/localstack"
 	"example.com/sse-on-envoy/internal/policy"
 	"example.com/sse-on-envoy/internal/routes"
+	"example.com/sse-on-envoy/internal/tooling/loadtest"
+	"example.com/sse-on-envoy/internal/tooling/localstack"
 )
 
 // Env is what every case shares: the repository, the binaries, a work

@@ -15,9 +15,9 @@ import (
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 
+	"example.com/sse-on-envoy/internal/policy"
 	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
 	"example.com/sse-on-envoy/internal/tooling/localstack"
-	"example.com/sse-on-envoy/internal/policy"
 )
 
 // Variant is one way of serving the streams.

@@ -23,8 +23,8 @@ import (
 	"syscall"
 	"time"
 
-	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
 	"example.com/sse-on-envoy/internal/sse"
+	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
 )
 
 // Config says what to open.

@@ -19,9 +19,9 @@ import (
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 
 	"example.com/sse-on-envoy/demo"
+	"example.com/sse-on-envoy/internal/policy"
 	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
 	"example.com/sse-on-envoy/internal/tooling/fdlimit"
-	"example.com/sse-on-envoy/internal/policy"
 	"example.com/sse-on-envoy/module/abi"
 )
 

@@ -10,8 +10,8 @@ import (
 
 	xdstype "github.com/cncf/xds/go/xds/type/v3"
 
-	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
 	"example.com/sse-on-envoy/internal/policy"
+	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
 )
 
 func repoRoot(t *testing.T) string {
