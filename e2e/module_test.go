@@ -18,9 +18,9 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"example.com/sse-on-envoy/internal/ssestream"
 	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
 	"example.com/sse-on-envoy/internal/tooling/localstack"
-	"example.com/sse-on-envoy/internal/ssestream"
 	"example.com/sse-on-envoy/module/abi"
 	"example.com/sse-on-envoy/module/ssemodule"
 )

@@ -12,8 +12,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"example.com/sse-on-envoy/internal/tooling/localstack"
 	"example.com/sse-on-envoy/internal/sse"
+	"example.com/sse-on-envoy/internal/tooling/localstack"
 )
 
 // startReplicatedStack is startStack with n upstream replicas sharing one

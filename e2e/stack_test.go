@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"example.com/sse-on-envoy/internal/tooling/localstack"
 	"example.com/sse-on-envoy/internal/sse"
+	"example.com/sse-on-envoy/internal/tooling/localstack"
 )
 
 // Upstream timing for the tests: events fast enough to see several in a

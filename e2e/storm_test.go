@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
 	"example.com/sse-on-envoy/internal/sse"
+	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
 )
 
 // stormResult counts how the streams of one leg of a storm were answered.

@@ -25,8 +25,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"example.com/sse-on-envoy/filter/ssefilter"
-	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
 	"example.com/sse-on-envoy/internal/policy"
+	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
 	"example.com/sse-on-envoy/module/ssemodule"
 )
 

@@ -20,8 +20,8 @@ import (
 	"strings"
 	"time"
 
-	"example.com/sse-on-envoy/internal/tooling/benchload"
 	"example.com/sse-on-envoy/internal/cli"
+	"example.com/sse-on-envoy/internal/tooling/benchload"
 	"example.com/sse-on-envoy/internal/tooling/fdlimit"
 )
 
