@@ -505,3 +505,50 @@ func TestAccessLogHasNoQuery(t *testing.T) {
 		})
 	}
 }
+
+// A browser publisher's preflight (POST with Authorization and Content-Type)
+// passes the policy every adapter runs, and a credentialed subscriber gets
+// its exact origin with credentials.
+func TestPolicyLetsBrowsersPublishToMercure(t *testing.T) {
+	data, err := os.ReadFile("sse-policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.Load("sse-policy.yaml", data, policy.ParseYAMLOrJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const origin = "http://localhost:3000"
+	d := p.Decide(policy.Request{Method: "OPTIONS", Origin: origin, HasOrigin: true, AccessControlRequestMethod: "POST"})
+	if d.Reply == nil || d.Reply.Status != 204 {
+		t.Fatalf("preflight for POST: %+v", d.Reply)
+	}
+	got := map[string]string{}
+	for _, h := range d.Reply.Headers {
+		got[h.Key] = h.Value
+	}
+	tokens := func(v string) []string {
+		var out []string
+		for _, s := range strings.Split(v, ",") {
+			out = append(out, strings.ToLower(strings.TrimSpace(s)))
+		}
+		return out
+	}
+	for _, m := range []string{"get", "post"} {
+		if !slices.Contains(tokens(got["access-control-allow-methods"]), m) {
+			t.Errorf("allow-methods %q lacks %s", got["access-control-allow-methods"], m)
+		}
+	}
+	for _, h := range []string{"authorization", "content-type", "last-event-id"} {
+		if !slices.Contains(tokens(got["access-control-allow-headers"]), h) {
+			t.Errorf("allow-headers %q lacks %s", got["access-control-allow-headers"], h)
+		}
+	}
+	if got["access-control-allow-origin"] != origin || got["access-control-allow-credentials"] != "true" {
+		t.Errorf("preflight grant %q credentials %q, want the exact origin with credentials", got["access-control-allow-origin"], got["access-control-allow-credentials"])
+	}
+	sub := p.Decide(policy.Request{Method: "GET", Origin: origin, HasOrigin: true})
+	if sub.AllowOrigin != origin {
+		t.Errorf("a subscriber from %s gets allow-origin %q", origin, sub.AllowOrigin)
+	}
+}
