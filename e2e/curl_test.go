@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"example.com/sse-on-envoy/internal/tooling/localstack"
 	"example.com/sse-on-envoy/internal/sse"
 	"example.com/sse-on-envoy/internal/ssestream"
+	"example.com/sse-on-envoy/internal/tooling/localstack"
 	"example.com/sse-on-envoy/module/ssemodule"
 )
 
