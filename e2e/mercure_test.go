@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"example.com/sse-on-envoy/internal/sse"
 	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
 	"example.com/sse-on-envoy/internal/tooling/localstack"
@@ -494,4 +496,96 @@ func TestMercureKillReplica(t *testing.T) {
 		t.Logf("%d of %d subscribers resumed on the other replica; all had updates 1..%d %v after the kill -9; %d publishes retried",
 			moved, len(followers), total, time.Since(killed).Round(100*time.Millisecond), retried)
 	})
+}
+
+// mercurePage is what the demo page shows of its Mercure subscriptions.
+type mercurePage struct {
+	State   string `json:"state"`
+	Mode    string `json:"mode"`
+	Updates []struct {
+		ID   string `json:"id"`
+		Data string `json:"data"`
+	} `json:"updates"`
+}
+
+// The demo page in Chromium subscribes through Envoy (anonymous and with the
+// token as the query parameter on 8443, with the token as the cookie on
+// 8080), publishes with the
+// publisher token (fetch with Authorization: a real CORS preflight) and
+// shows the updates arrive: the private one only where a token went along.
+func TestMercureDemoPage(t *testing.T) {
+	ctx := browser(t)
+	s := startStackWith(t, localstack.AdapterModule)
+	pub, sub, err := localstack.DevTokens(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The hub on 8443 (h2).
+	page := fmt.Sprintf("%s/?hub=%s#publisher=%s&subscriber=%s", s.DemoURL, url.QueryEscape(s.HTTPSURL), pub, sub)
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(page)); err != nil {
+		t.Fatal(err)
+	}
+	// The cookie goes to Envoy on the page's own host and scheme
+	// (http://localhost): to https it would be a cross-site cookie.
+	plainHub := strings.Replace(s.HTTPURL, "127.0.0.1", "localhost", 1)
+	js := fmt.Sprintf(`mercureSubscribe(%[1]q, "none"); mercureSubscribe(%[1]q, "query"); mercureSubscribe(%[1]q, "cookie", %[2]q); true`, booksTopics, plainHub)
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js)); err != nil {
+		t.Fatal(err)
+	}
+	read := func() []mercurePage {
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[[]mercurePage](`window.mercure.subscriptions.map(m => ({state: m.state, mode: m.mode, updates: m.updates}))`))
+		if err != nil {
+			t.Fatalf("reading the page: %v", err)
+		}
+		return got
+	}
+	if !waitFor(20*time.Second, func() bool {
+		for _, m := range read() {
+			if m.State != "open" {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("the page's subscriptions did not open: %+v", read())
+	}
+	type published struct {
+		Status int    `json:"status"`
+		Answer string `json:"answer"`
+	}
+	var ids []string
+	for _, js := range []string{
+		`mercurePublish("https://example.com/books/1", "public", false)`,
+		`mercurePublish("https://example.com/books/2", "private", true)`,
+		`mercurePublish("https://example.com/books/3", "marker", false)`,
+	} {
+		p, err := chromedp.Run(ctx, chromedp.Evaluate[published](js, chromedp.EvalAwaitPromise))
+		if err != nil || p.Status != 200 {
+			t.Fatalf("%s from the page: %+v %v", js, p, err)
+		}
+		ids = append(ids, p.Answer)
+	}
+	want := map[string][]string{"none": {ids[0], ids[2]}, "query": ids, "cookie": ids}
+	var got []mercurePage
+	ok := waitFor(15*time.Second, func() bool {
+		got = read()
+		for _, m := range got {
+			if len(m.Updates) < len(want[m.Mode]) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, m := range got {
+		var seen []string
+		for _, u := range m.Updates {
+			seen = append(seen, u.ID)
+		}
+		if !slices.Equal(seen, want[m.Mode]) {
+			t.Errorf("%s subscription shows %q, want %q", m.Mode, seen, want[m.Mode])
+		}
+	}
+	if !ok {
+		t.Errorf("the page did not show every update within 15 s: %+v", got)
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -179,6 +180,8 @@ func printMercure(w io.Writer, s *localstack.Stack, publisher, subscriber string
 	fmt.Fprintf(&b, "Mercure hub at %s%s and %s%s (development keys; tokens valid %s):\n\n", s.HTTPURL, hub, s.HTTPSURL, hub, tokenTTL)
 	fmt.Fprintf(&b, "  export PUBLISHER_TOKEN=%s\n", publisher)
 	fmt.Fprintf(&b, "  export SUBSCRIBER_TOKEN=%s\n\n", subscriber)
+	fmt.Fprintf(&b, "  demo page with both tokens (in the fragment, never sent to a server):\n  %s/?hub=%s#publisher=%s&subscriber=%s\n\n",
+		s.DemoURL, url.QueryEscape(s.HTTPSURL), publisher, subscriber)
 	b.WriteString("  # subscribe (public updates; the token adds private ones)\n")
 	fmt.Fprintf(&b, "  curl -N -g '%s%s?topic=https://example.com/books/{id}'\n", s.HTTPURL, hub)
 	fmt.Fprintf(&b, "  curl -N -g --cacert %s -H \"Authorization: Bearer $SUBSCRIBER_TOKEN\" '%s%s?topic=https://example.com/books/{id}'\n", s.CAFile, s.HTTPSURL, hub)
