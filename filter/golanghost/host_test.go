@@ -22,9 +22,9 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"example.com/sse-on-envoy/internal/ssestream"
 	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
 	"example.com/sse-on-envoy/internal/tooling/sharedobject"
-	"example.com/sse-on-envoy/internal/ssestream"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.pb from envoy/envoy.yaml")
