@@ -1,5 +1,7 @@
 // Package demo serves the browser demo page: EventSource streams from the
-// page's origin to Envoy, to see CORS and the HTTP/1.1 connection limit.
+// page's origin to Envoy, to see CORS and the HTTP/1.1 connection limit, and
+// the Mercure hub through Envoy (subscribe to topics, publicly or with the
+// subscriber token; publish with the publisher token; watch updates arrive).
 package demo
 
 import (

@@ -21,6 +21,9 @@ func TestHandlerServesThePage(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Errorf("%s: %d, want %d", path, resp.StatusCode, want)
 		}
+		if want == 200 && !strings.Contains(string(body), "function mercureSubscribe(") {
+			t.Errorf("%s: no Mercure section", path)
+		}
 		if want == 200 && !strings.Contains(string(body), "new EventSource(url, { withCredentials: true })") {
 			t.Errorf("%s: not the demo page", path)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
+	"example.com/sse-on-envoy/internal/tooling/localstack"
 )
 
 // Docker cannot run here, so docker-compose.yml is checked the way Compose
@@ -240,4 +241,23 @@ func sortedCopy(s []string) []string {
 	c := slices.Clone(s)
 	slices.Sort(c)
 	return c
+}
+
+// Every replica verifies Mercure tokens with the same keys: by default the
+// development keys `make run-local` prints tokens for.
+func TestComposeReplicasShareMercureKeys(t *testing.T) {
+	t.Setenv("MERCURE_PUBLISHER_JWT_KEY", "")
+	t.Setenv("MERCURE_SUBSCRIBER_JWT_KEY", "")
+	p := loadCompose(t)
+	for _, name := range replicaServices {
+		env := p.Services[name].Environment
+		for k, want := range map[string]string{
+			localstack.PublisherKeyEnv:  localstack.DevPublisherKey,
+			localstack.SubscriberKeyEnv: localstack.DevSubscriberKey,
+		} {
+			if v := env[k]; v == nil || *v != want {
+				t.Errorf("%s: %s = %v, want the development key %q", name, k, v, want)
+			}
+		}
+	}
 }

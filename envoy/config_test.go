@@ -17,6 +17,7 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	streamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
+	bufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/buffer/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -28,6 +29,7 @@ import (
 	"example.com/sse-on-envoy/internal/policy"
 	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
 	"example.com/sse-on-envoy/module/ssemodule"
+	"example.com/sse-on-envoy/upstream/mercure"
 )
 
 // heartbeat is the upstream's default comment interval: idle timeouts must
@@ -253,8 +255,8 @@ func httpFilterNames(h *hcmv3.HttpConnectionManager) []string {
 func TestGolangFilter(t *testing.T) {
 	b := load(t, "envoy.yaml")
 	for _, listener := range []string{envoyconfig.ListenerHTTP, envoyconfig.ListenerHTTPS} {
-		if names := httpFilterNames(hcms(t, b, listener)[0]); !slices.Equal(names, []string{envoyconfig.GolangFilter, "envoy.filters.http.router"}) {
-			t.Errorf("%s: filters %q, want the golang filter before the router", listener, names)
+		if names := httpFilterNames(hcms(t, b, listener)[0]); !slices.Equal(names, []string{envoyconfig.GolangFilter, envoyconfig.BufferFilter, "envoy.filters.http.router"}) {
+			t.Errorf("%s: filters %q, want the golang filter, then the buffer (Mercure publishes) and the router", listener, names)
 		}
 	}
 	filters, err := envoyconfig.GolangFilters(b)
@@ -337,8 +339,8 @@ func TestAdapterConfigsMatchGolangConfig(t *testing.T) {
 func TestModuleFilter(t *testing.T) {
 	b := load(t, "envoy-module.yaml")
 	for _, listener := range []string{envoyconfig.ListenerHTTP, envoyconfig.ListenerHTTPS} {
-		if names := httpFilterNames(hcms(t, b, listener)[0]); !slices.Equal(names, []string{envoyconfig.ModuleFilter, "envoy.filters.http.router"}) {
-			t.Errorf("%s: filters %q, want the dynamic module before the router", listener, names)
+		if names := httpFilterNames(hcms(t, b, listener)[0]); !slices.Equal(names, []string{envoyconfig.ModuleFilter, envoyconfig.BufferFilter, "envoy.filters.http.router"}) {
+			t.Errorf("%s: filters %q, want the dynamic module, then the buffer (Mercure publishes) and the router", listener, names)
 		}
 	}
 	filters, err := envoyconfig.ModuleFilters(b)
@@ -380,7 +382,7 @@ func TestModuleFilter(t *testing.T) {
 func TestExtProcFilters(t *testing.T) {
 	b := load(t, "envoy-extproc.yaml")
 	h := hcms(t, b, envoyconfig.ListenerHTTP)[0]
-	if names := httpFilterNames(h); !slices.Equal(names, []string{"sse_policy", "sse_observe", "envoy.filters.http.router"}) {
+	if names := httpFilterNames(h); !slices.Equal(names, []string{"sse_policy", "sse_observe", envoyconfig.BufferFilter, "envoy.filters.http.router"}) {
 		t.Fatalf("filters %q", names)
 	}
 	var policyFilter, observer extprocv3.ExternalProcessor
@@ -430,4 +432,123 @@ func sameJSON(t *testing.T, a, b proto.Message) bool {
 		return v
 	}
 	return reflect.DeepEqual(decode(a), decode(b))
+}
+
+// The Mercure hub is routed on both listeners to the replicas, streams like
+// /sse/, and its publish bodies are buffered with the upstream's own limit.
+func TestMercureRoute(t *testing.T) {
+	for _, name := range configs {
+		t.Run(name, func(t *testing.T) {
+			b := load(t, name)
+			for _, listener := range []string{envoyconfig.ListenerHTTP, envoyconfig.ListenerHTTPS} {
+				var r *routev3.Route
+				for _, vh := range hcms(t, b, listener)[0].GetRouteConfig().GetVirtualHosts() {
+					for _, rr := range vh.GetRoutes() {
+						if rr.GetMatch().GetPath() == "/.well-known/mercure" {
+							r = rr
+						}
+					}
+				}
+				if r == nil {
+					t.Fatalf("%s: no route for /.well-known/mercure", listener)
+				}
+				ra := r.GetRoute()
+				if ra.GetCluster() != envoyconfig.ClusterTLS || ra.GetPrefixRewrite() != "" {
+					t.Errorf("%s: mercure -> %s (rewrite %q), want %s unchanged", listener, ra.GetCluster(), ra.GetPrefixRewrite(), envoyconfig.ClusterTLS)
+				}
+				if ra.GetTimeout() == nil || ra.GetTimeout().AsDuration() != 0 {
+					t.Errorf("%s: mercure timeout %v, want 0s (subscriptions stream)", listener, ra.GetTimeout())
+				}
+				if ra.GetIdleTimeout().AsDuration() < 3*heartbeat {
+					t.Errorf("%s: mercure idle_timeout %v too close to the heartbeat", listener, ra.GetIdleTimeout().AsDuration())
+				}
+				fc := r.GetTypedPerFilterConfig()[envoyconfig.BufferFilter]
+				var wrap routev3.FilterConfig
+				var per bufferv3.BufferPerRoute
+				if fc == nil || fc.UnmarshalTo(&wrap) != nil || wrap.GetDisabled() || wrap.GetConfig().UnmarshalTo(&per) != nil {
+					t.Fatalf("%s: mercure route must turn the buffer filter on (FilterConfig with a BufferPerRoute): %v", listener, fc)
+				}
+				limit := mercure.Limits{}.MaxBody()
+				if got := int64(per.GetBuffer().GetMaxRequestBytes().GetValue()); got != limit {
+					t.Errorf("%s: publish body limit %d, want the upstream's default %d", listener, got, limit)
+				}
+			}
+			// Off by default: nothing else is buffered.
+			for _, f := range hcms(t, b, envoyconfig.ListenerHTTP)[0].GetHttpFilters() {
+				if f.GetName() == envoyconfig.BufferFilter && !f.GetDisabled() {
+					t.Error("the buffer filter must be disabled by default (only the Mercure route turns it on)")
+				}
+			}
+		})
+	}
+}
+
+// The access log never prints a query string: a Mercure subscriber's token
+// may be its authorization parameter.
+func TestAccessLogHasNoQuery(t *testing.T) {
+	for _, name := range configs {
+		t.Run(name, func(t *testing.T) {
+			b := load(t, name)
+			for _, listener := range []string{envoyconfig.ListenerHTTP, envoyconfig.ListenerHTTPS} {
+				var sl streamv3.StdoutAccessLog
+				if err := hcms(t, b, listener)[0].GetAccessLog()[0].GetTypedConfig().UnmarshalTo(&sl); err != nil {
+					t.Fatal(err)
+				}
+				for k, v := range sl.GetLogFormat().GetJsonFormat().GetFields() {
+					s := v.GetStringValue()
+					if strings.Contains(s, ":PATH)") || strings.Contains(s, "%PATH%") || strings.Contains(s, "(WQ") ||
+						strings.Contains(strings.ToUpper(s), "QUERY") || strings.Contains(strings.ToUpper(s), "AUTHORIZATION") || strings.Contains(strings.ToUpper(s), "COOKIE") {
+						t.Errorf("%s: access log field %s = %q may print a token", listener, k, s)
+					}
+				}
+			}
+		})
+	}
+}
+
+// A browser publisher's preflight (POST with Authorization and Content-Type)
+// passes the policy every adapter runs, and a credentialed subscriber gets
+// its exact origin with credentials.
+func TestPolicyLetsBrowsersPublishToMercure(t *testing.T) {
+	data, err := os.ReadFile("sse-policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.Load("sse-policy.yaml", data, policy.ParseYAMLOrJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const origin = "http://localhost:3000"
+	d := p.Decide(policy.Request{Method: "OPTIONS", Origin: origin, HasOrigin: true, AccessControlRequestMethod: "POST"})
+	if d.Reply == nil || d.Reply.Status != 204 {
+		t.Fatalf("preflight for POST: %+v", d.Reply)
+	}
+	got := map[string]string{}
+	for _, h := range d.Reply.Headers {
+		got[h.Key] = h.Value
+	}
+	tokens := func(v string) []string {
+		var out []string
+		for _, s := range strings.Split(v, ",") {
+			out = append(out, strings.ToLower(strings.TrimSpace(s)))
+		}
+		return out
+	}
+	for _, m := range []string{"get", "post"} {
+		if !slices.Contains(tokens(got["access-control-allow-methods"]), m) {
+			t.Errorf("allow-methods %q lacks %s", got["access-control-allow-methods"], m)
+		}
+	}
+	for _, h := range []string{"authorization", "content-type", "last-event-id"} {
+		if !slices.Contains(tokens(got["access-control-allow-headers"]), h) {
+			t.Errorf("allow-headers %q lacks %s", got["access-control-allow-headers"], h)
+		}
+	}
+	if got["access-control-allow-origin"] != origin || got["access-control-allow-credentials"] != "true" {
+		t.Errorf("preflight grant %q credentials %q, want the exact origin with credentials", got["access-control-allow-origin"], got["access-control-allow-credentials"])
+	}
+	sub := p.Decide(policy.Request{Method: "GET", Origin: origin, HasOrigin: true})
+	if sub.AllowOrigin != origin {
+		t.Errorf("a subscriber from %s gets allow-origin %q", origin, sub.AllowOrigin)
+	}
 }

@@ -43,18 +43,26 @@ func pathOf(r *routev3.Route) string {
 }
 
 // mapperApplies evaluates the subset of AccessLogFilter the mapper uses
-// (and_filter of status code comparisons and a :path prefix), so the test
-// checks which replies are rewritten rather than how the YAML is spelled.
-func mapperApplies(t *testing.T, f *accesslogv3.AccessLogFilter, status uint32, path string) bool {
+// (and_filter, or_filter, status code comparisons, a :path prefix and an
+// exact :method), so the test checks which replies are rewritten rather than
+// how the YAML is spelled.
+func mapperApplies(t *testing.T, f *accesslogv3.AccessLogFilter, status uint32, method, path string) bool {
 	t.Helper()
 	switch f := f.GetFilterSpecifier().(type) {
 	case *accesslogv3.AccessLogFilter_AndFilter:
 		for _, sub := range f.AndFilter.GetFilters() {
-			if !mapperApplies(t, sub, status, path) {
+			if !mapperApplies(t, sub, status, method, path) {
 				return false
 			}
 		}
 		return true
+	case *accesslogv3.AccessLogFilter_OrFilter:
+		for _, sub := range f.OrFilter.GetFilters() {
+			if mapperApplies(t, sub, status, method, path) {
+				return true
+			}
+		}
+		return false
 	case *accesslogv3.AccessLogFilter_StatusCodeFilter:
 		c := f.StatusCodeFilter.GetComparison()
 		v := c.GetValue().GetDefaultValue()
@@ -68,10 +76,13 @@ func mapperApplies(t *testing.T, f *accesslogv3.AccessLogFilter, status uint32, 
 		}
 	case *accesslogv3.AccessLogFilter_HeaderFilter:
 		h := f.HeaderFilter.GetHeader()
-		if h.GetName() != ":path" || h.GetStringMatch().GetPrefix() == "" {
-			t.Fatalf("header filter %v: the test knows only a :path prefix", h)
+		switch {
+		case h.GetName() == ":path" && h.GetStringMatch().GetPrefix() != "":
+			return strings.HasPrefix(path, h.GetStringMatch().GetPrefix())
+		case h.GetName() == ":method" && h.GetStringMatch().GetExact() != "":
+			return method == h.GetStringMatch().GetExact()
 		}
-		return strings.HasPrefix(path, h.GetStringMatch().GetPrefix())
+		t.Fatalf("header filter %v: the test knows only a :path prefix and an exact :method", h)
 	}
 	t.Fatalf("filter %T: unknown to the test", f.GetFilterSpecifier())
 	return false
@@ -90,26 +101,48 @@ func TestLocalReplyMapping(t *testing.T) {
 				m := mappers[0]
 				tests := []struct {
 					route  string
+					method string
 					status uint32
 					want   bool
 				}{
-					{"sse_plain", 503, true}, // UH, UF, UO, URX
-					{"sse_plain", 502, true},
-					{"sse_plain", 504, true},
-					{"sse_tls", 503, true},
-					{"sse_tls", 502, true},
-					{"sse_plain", 500, false}, // a filter's own error: not an upstream fault
-					{"sse_plain", 404, false},
-					{"sse_plain", 429, false},
-					{"upstream_health", 503, false}, // not an SSE route
+					{"sse_plain", "GET", 503, true}, // UH, UF, UO, URX
+					{"sse_plain", "GET", 502, true},
+					{"sse_plain", "GET", 504, true},
+					{"sse_tls", "GET", 503, true},
+					{"sse_tls", "GET", 502, true},
+					{"sse_plain", "GET", 500, false}, // a filter's own error: not an upstream fault
+					{"sse_plain", "GET", 404, false},
+					{"sse_plain", "GET", 429, false},
+					{"upstream_health", "GET", 503, false}, // not an SSE route
+					// Mercure: a subscription is an EventSource; a publish is not.
+					{"mercure", "GET", 503, true},
+					{"mercure", "GET", 502, true},
+					{"mercure", "GET", 504, true},
+					{"mercure", "POST", 503, false}, // the publisher must see it and retry
+					{"mercure", "POST", 502, false},
+					{"mercure", "POST", 504, false},
+					{"mercure", "OPTIONS", 503, false},
+					{"sse_plain", "POST", 503, false},
+				}
+				// A bad or expired token, a body over the limit, not a form:
+				// final answers, never turned into "reconnect".
+				for _, st := range []uint32{400, 401, 403, 413, 415} {
+					for _, method := range []string{"GET", "POST"} {
+						tests = append(tests, struct {
+							route  string
+							method string
+							status uint32
+							want   bool
+						}{"mercure", method, st, false})
+					}
 				}
 				for _, tc := range tests {
 					r, ok := routes[tc.route]
 					if !ok {
 						t.Fatalf("no route %s", tc.route)
 					}
-					if got := mapperApplies(t, m.GetFilter(), tc.status, pathOf(r)); got != tc.want {
-						t.Errorf("%s: %d on %s (%s) mapped = %v, want %v", listener, tc.status, tc.route, pathOf(r), got, tc.want)
+					if got := mapperApplies(t, m.GetFilter(), tc.status, tc.method, pathOf(r)); got != tc.want {
+						t.Errorf("%s: %s %d on %s (%s) mapped = %v, want %v", listener, tc.method, tc.status, tc.route, pathOf(r), got, tc.want)
 					}
 				}
 				if m.GetStatusCode().GetValue() != 200 {
@@ -146,7 +179,7 @@ func TestRetryPolicy(t *testing.T) {
 	for _, name := range configs {
 		t.Run(name, func(t *testing.T) {
 			vh, routes := routesByName(t, load(t, name))
-			for _, rn := range []string{"sse_plain", "sse_tls"} {
+			for _, rn := range []string{"sse_plain", "sse_tls", "mercure"} {
 				rp := routes[rn].GetRoute().GetRetryPolicy()
 				if rp == nil {
 					rp = vh.GetRetryPolicy()

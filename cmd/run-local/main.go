@@ -8,7 +8,10 @@
 // started.
 //
 // It runs several upstream replicas (-replicas) behind Envoy and restarts
-// any child that exits unexpectedly, with back-off, logging why.
+// any child that exits unexpectedly, with back-off, logging why. The
+// replicas' Mercure hub verifies tokens with development keys
+// (localstack.DevPublisherKey, DevSubscriberKey); run-local prints a
+// publisher and a subscriber token and curl lines for both Envoy ports.
 package main
 
 import (
@@ -16,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,7 +131,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	defer s.Stop()
+	pub, sub, err := localstack.DevTokens(tokenTTL)
+	if err != nil {
+		return err
+	}
 	printWelcome(s)
+	printMercure(os.Stdout, s, pub, sub)
 
 	<-ctx.Done()
 	fmt.Println("\nstopping...")
@@ -156,6 +165,29 @@ func printWelcome(s *localstack.Stack) {
 	fmt.Fprintf(&b, "  curl -N -i %s/sse-with-tls/events\n", s.HTTPURL)
 	fmt.Fprintf(&b, "  curl -N -i --cacert %s %s/sse/events\n", s.CAFile, s.HTTPSURL)
 	fmt.Fprintf(&b, "  curl -N -i --cacert %s %s/sse-with-tls/events\n\n", s.CAFile, s.HTTPSURL)
-	fmt.Fprintf(&b, "Ctrl-C stops everything.\n")
 	fmt.Print(b.String())
+}
+
+// tokenTTL is how long the printed Mercure tokens are valid.
+const tokenTTL = 24 * time.Hour
+
+// printMercure prints a publisher and a subscriber token for the hub
+// (signed with the development keys the replicas verify) and curl lines
+// that publish and subscribe through both Envoy listeners.
+func printMercure(w io.Writer, s *localstack.Stack, publisher, subscriber string) {
+	hub := "/.well-known/mercure"
+	var b strings.Builder
+	fmt.Fprintf(&b, "Mercure hub at %s%s and %s%s (development keys; tokens valid %s):\n\n", s.HTTPURL, hub, s.HTTPSURL, hub, tokenTTL)
+	fmt.Fprintf(&b, "  export PUBLISHER_TOKEN=%s\n", publisher)
+	fmt.Fprintf(&b, "  export SUBSCRIBER_TOKEN=%s\n\n", subscriber)
+	fmt.Fprintf(&b, "  demo page with both tokens (in the fragment, never sent to a server):\n  %s/?hub=%s#publisher=%s&subscriber=%s\n\n",
+		s.DemoURL, url.QueryEscape(s.HTTPSURL), publisher, subscriber)
+	b.WriteString("  # subscribe (public updates; the token adds private ones)\n")
+	fmt.Fprintf(&b, "  curl -N -g '%s%s?topic=https://example.com/books/{id}'\n", s.HTTPURL, hub)
+	fmt.Fprintf(&b, "  curl -N -g --cacert %s -H \"Authorization: Bearer $SUBSCRIBER_TOKEN\" '%s%s?topic=https://example.com/books/{id}'\n", s.CAFile, s.HTTPSURL, hub)
+	b.WriteString("  # publish (the answer is the update's id); add -d private=on for subscribers with a token only\n")
+	fmt.Fprintf(&b, "  curl -X POST %s%s -H \"Authorization: Bearer $PUBLISHER_TOKEN\" -d topic=https://example.com/books/1 -d data='{\"title\":\"Dune\"}'\n", s.HTTPURL, hub)
+	fmt.Fprintf(&b, "  curl -X POST --cacert %s %s%s -H \"Authorization: Bearer $PUBLISHER_TOKEN\" -d topic=https://example.com/books/2 -d data=secret -d private=on\n\n", s.CAFile, s.HTTPSURL, hub)
+	b.WriteString("Ctrl-C stops everything.\n")
+	fmt.Fprint(w, b.String())
 }

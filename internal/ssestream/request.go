@@ -1,6 +1,11 @@
 package ssestream
 
-import "example.com/sse-on-envoy/internal/policy"
+import (
+	"net/url"
+	"strings"
+
+	"example.com/sse-on-envoy/internal/policy"
+)
 
 // HeaderGetter reads a header: every adapter's request and response header
 // maps (Envoy's lower-cased keys, pseudo-headers included) fit it.
@@ -9,13 +14,57 @@ type HeaderGetter interface {
 }
 
 // ReadRequest is what the policy reads of request headers, and the path for
-// the log lines: the one place an adapter's headers become a policy.Request.
+// the log lines (LogPath: without a token): the one place an adapter's
+// headers become a policy.Request.
 func ReadRequest(h HeaderGetter) (req policy.Request, path string) {
 	req.Method, _ = h.Get(":method")
 	req.Origin, req.HasOrigin = h.Get("origin")
 	req.AccessControlRequestMethod, _ = h.Get("access-control-request-method")
 	path, _ = h.Get(":path")
-	return req, path
+	return req, LogPath(path)
+}
+
+// TokenParam is the query parameter a Mercure subscriber may carry its JWT
+// in (EventSource cannot set headers); log lines print RedactedValue
+// instead of its value.
+const (
+	TokenParam    = "authorization"
+	RedactedValue = "redacted"
+)
+
+// LogPath is path as log lines print it: every TokenParam parameter's value
+// (its name matched as the hub would: unescaped, any case) is replaced by
+// RedactedValue; the rest is kept as it came. A path without a query, or
+// whose query cannot hold the name, is returned as it is, without copying.
+func LogPath(path string) string {
+	q := strings.IndexByte(path, '?')
+	if q < 0 {
+		return path
+	}
+	query := path[q+1:]
+	if !strings.Contains(query, "%") && !containsFold(query, TokenParam) {
+		return path
+	}
+	params := strings.Split(query, "&")
+	for i, p := range params {
+		name, _, _ := strings.Cut(p, "=")
+		if n, err := url.QueryUnescape(name); err == nil {
+			name = n
+		}
+		if strings.EqualFold(name, TokenParam) {
+			params[i] = TokenParam + "=" + RedactedValue
+		}
+	}
+	return path[:q+1] + strings.Join(params, "&")
+}
+
+func containsFold(s, substr string) bool {
+	for i := 0; i+len(substr) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(substr)], substr) {
+			return true
+		}
+	}
+	return false
 }
 
 // Action is what an adapter does after a request event.

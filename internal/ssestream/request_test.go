@@ -1,6 +1,7 @@
 package ssestream
 
 import (
+	"strings"
 	"testing"
 
 	"example.com/sse-on-envoy/internal/policy"
@@ -84,5 +85,27 @@ func TestMetadataKeysAreTheSummarysKeys(t *testing.T) {
 		if _, ok := md[k]; !ok {
 			t.Errorf("key %s not in %v", k, md)
 		}
+	}
+}
+
+func TestLogPathRedactsTheToken(t *testing.T) {
+	for in, want := range map[string]string{
+		"/sse/events":               "/sse/events",
+		"/sse/events?lastEventId=7": "/sse/events?lastEventId=7",
+		"/.well-known/mercure?topic=a&authorization=eyJ.x.y":                   "/.well-known/mercure?topic=a&authorization=redacted",
+		"/.well-known/mercure?Authorization=eyJ&topic=b":                       "/.well-known/mercure?authorization=redacted&topic=b",
+		"/.well-known/mercure?%61uthorization=eyJ":                             "/.well-known/mercure?authorization=redacted",
+		"/.well-known/mercure?authorization":                                   "/.well-known/mercure?authorization=redacted",
+		"/.well-known/mercure?topic=%E2%9C%93&authorization=a&authorization=b": "/.well-known/mercure?topic=%E2%9C%93&authorization=redacted&authorization=redacted",
+		"/.well-known/mercure?topic=authorization":                             "/.well-known/mercure?topic=authorization",
+		"/.well-known/mercure?topic=%zz":                                       "/.well-known/mercure?topic=%zz",
+	} {
+		if got := LogPath(in); got != want {
+			t.Errorf("LogPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+	_, path := ReadRequest(headers{":method": "GET", ":path": "/.well-known/mercure?topic=a&authorization=secret"})
+	if strings.Contains(path, "secret") {
+		t.Errorf("ReadRequest's path %q holds the token", path)
 	}
 }

@@ -1,8 +1,22 @@
 
-+type.googleapis.com/xds.type.v3.TypedStructÿ
-$type.googleapis.com/sse.FilterConfigØ
++type.googleapis.com/xds.type.v3.TypedStruct™
+$type.googleapis.com/sse.FilterConfigÅ
 
 allow_credentials 
+z
+allowed_headersg2e
+
+Keep-Alive
+X-Requested-With
+Cache-Control
+Content-Type
+Last-Event-ID
+Authorization
+/
+allowed_methods2
+GET
+POST
+	OPTIONS
 ,
 allowed_origin2
 https://typo.example
@@ -17,11 +31,13 @@ $type.googleapis.com/sse.FilterConfigØ
 
 cache_control
 no-cache
-J
-exposed_headers725
+o
+exposed_headers\2Z
 x-sse-replay
 x-sse-stream
 x-sse-unavailable
+last-event-id
+x-mercure-replay
 
 max_age10m
 

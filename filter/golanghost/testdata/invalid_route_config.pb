@@ -1,19 +1,35 @@
 
-+type.googleapis.com/xds.type.v3.TypedStruct«
-$type.googleapis.com/sse.FilterConfig‚
++type.googleapis.com/xds.type.v3.TypedStructý
+$type.googleapis.com/sse.FilterConfigÔ
 
 allow_credentials 
+z
+allowed_headersg2e
+
+Keep-Alive
+X-Requested-With
+Cache-Control
+Content-Type
+Last-Event-ID
+Authorization
+/
+allowed_methods2
+GET
+POST
+	OPTIONS
 .
 allowed_origins2
 https://route.example
 
 cache_control
 no-store
-J
-exposed_headers725
+o
+exposed_headers\2Z
 x-sse-replay
 x-sse-stream
 x-sse-unavailable
+last-event-id
+x-mercure-replay
 
 max_age	forever
 

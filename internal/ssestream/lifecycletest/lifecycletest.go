@@ -273,6 +273,26 @@ var Cases = []Case{
 		End: "end=upstream_end",
 	},
 	{
+		// EventSource cannot set headers: a Mercure subscriber may carry its
+		// JWT in the authorization query parameter. No log line prints it.
+		Name: "a token in the query stays out of the log",
+		Events: []Event{
+			{Kind: RequestHeaders, Headers: []string{":method", "GET", ":path", "/.well-known/mercure?topic=a&authorization=eyJhbGciOiJIUzI1NiJ9.e30.secret"}, EndOfStream: true},
+			{Kind: ResponseHeaders, Headers: []string{":status", "200", "content-type", "text/event-stream"}, EndOfStream: true},
+		},
+		Complete: ssestream.End{Details: "via_upstream", FlagsKnown: true},
+		Metadata: map[string]any{
+			ssestream.MetadataEvents: 0.0, ssestream.MetadataBytes: 0.0,
+			ssestream.MetadataLastEventID: "", ssestream.MetadataProtocol: Protocol,
+		},
+		Stats: map[ssestream.StatID]int64{ssestream.StreamsOpened: 1},
+		Lines: []string{
+			"INFO sse stream opened: route=sse_plain protocol=HTTP/1.1 method=GET path=\"/.well-known/mercure?topic=a&authorization=redacted\" origin=(none) adapter={adapter}",
+			"INFO sse stream closed: route=sse_plain protocol=HTTP/1.1 duration=0s events=0 bytes=0 last_event_id=- {end}",
+		},
+		End: "end=upstream_end",
+	},
+	{
 		Name: "a refused origin's stream is a stream",
 		Events: events(
 			[]Event{

@@ -238,6 +238,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			"-tls-key", filepath.Join(certDir, "upstream-key.pem"),
 			"-data", filepath.Join(o.Dir, name+"-data"),
 		}
+		args = append(args, mercureArgs()...)
 		args = append(args, natsArgs...)
 		url := fmt.Sprintf("http://127.0.0.1:%d", rp.plain)
 		up, err := StartService(o.Dir, name, o.Bins["upstream"], HTTPOK(url+"/healthz"), o.Logger, append(args, o.UpstreamArgs...)...)
