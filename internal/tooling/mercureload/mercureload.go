@@ -230,6 +230,9 @@ func (l *Load) Run(ctx context.Context, d, grace time.Duration) Result {
 		for i := 0; ; i++ {
 			// Paced against the start, so a late wake-up catches up.
 			due := start.Add(time.Duration(i) * interval)
+			if !due.Before(start.Add(d)) {
+				break
+			}
 			if d := time.Until(due); d > 0 {
 				select {
 				case <-pubCtx.Done():
