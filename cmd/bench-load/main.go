@@ -8,6 +8,12 @@
 // LEGS (comma lists), STREAMS, SLOW, RATE (events/s), OPEN_RATE (streams/s,
 // 0: as fast as possible), DURATION, QUICK=1. Flags say where output goes;
 // each falls back to BENCH_LOAD_<NAME>.
+//
+// SCENARIO=mercure (or mercure-fanout, mercure-topics, mercure-publish)
+// compares the upstream's Mercure hub with github.com/dunglas/mercure's
+// (built from bench/mercurehub, a module of its own), both behind the same
+// router-only Envoy; there STREAMS is subscribers, TOPICS the topics they
+// spread over and RATE publishes/s.
 package main
 
 import (
@@ -116,6 +122,10 @@ func bench(ctx context.Context, o options, knobs benchload.Knobs, plan benchload
 	r, err := env.Run(ctx, plan, func(c benchload.Case) {
 		log.Info("case done", "scenario", c.Scenario, "variant", c.Variant, "leg", c.Leg,
 			"opened", c.Opened, "events", c.Events, "p99_ms", c.LatencyMS.P99, "client_cores", fmt.Sprintf("%.2f", c.ClientCores), "err", c.Error)
+	}, func(c benchload.MercureCase) {
+		log.Info("case done", "scenario", c.Scenario, "hub", c.Variant, "opened", c.Opened,
+			"published", c.Published, "received", c.Received, "lost", c.Lost, "p99_ms", c.LatencyMS.P99,
+			"client_cores", fmt.Sprintf("%.2f", c.ClientCores), "err", c.Error)
 	})
 	if r == nil {
 		return err

@@ -12,6 +12,9 @@ import (
 type Plan struct {
 	Scenarios []Scenario
 	Variants  []Variant
+	// The Mercure comparison's (SCENARIO=mercure, or one of its names).
+	MercureScenarios []MercureScenario
+	MercureVariants  []MercureVariant
 }
 
 // Knobs override a plan's defaults; zero values keep them. They come from
@@ -20,6 +23,7 @@ type Knobs struct {
 	Scenarios, Variants []string
 	Legs                []Leg
 	Streams, Slow       int
+	Topics              int // Mercure scenarios: topics the subscribers spread over
 	EventRate, OpenRate float64
 	OpenRateSet         bool // OpenRate 0 given explicitly: as fast as possible
 	Duration            time.Duration
@@ -28,7 +32,8 @@ type Knobs struct {
 
 // ParseKnobs reads the knobs from getenv: SCENARIO, VARIANTS, LEGS (comma
 // lists), STREAMS, SLOW, RATE (events/s), OPEN_RATE (streams/s, 0: as fast
-// as possible), DURATION, QUICK=1.
+// as possible), DURATION, QUICK=1; TOPICS for the Mercure scenarios, where
+// STREAMS is subscribers and RATE publishes/s.
 func ParseKnobs(getenv func(string) string) (Knobs, error) {
 	var k Knobs
 	list := func(s string) []string {
@@ -71,6 +76,7 @@ func ParseKnobs(getenv func(string) string) (Knobs, error) {
 	}
 	atoi("STREAMS", &k.Streams)
 	atoi("SLOW", &k.Slow)
+	atoi("TOPICS", &k.Topics)
 	atof("RATE", &k.EventRate)
 	k.OpenRateSet = atof("OPEN_RATE", &k.OpenRate)
 	if v := getenv("DURATION"); v != "" && err == nil {
@@ -105,9 +111,19 @@ func (k Knobs) Plan() (Plan, error) {
 		}
 	}
 	for _, n := range names {
+		if n == MercureAll {
+			for _, m := range MercureScenarios {
+				p.MercureScenarios = append(p.MercureScenarios, k.mercure(m))
+			}
+			continue
+		}
+		if m, ok := MercureScenarioByName(n); ok {
+			p.MercureScenarios = append(p.MercureScenarios, k.mercure(m))
+			continue
+		}
 		s, ok := ScenarioByName(n)
 		if !ok {
-			return p, fmt.Errorf("no scenario %q (steady, scale, storm, slow, quick)", n)
+			return p, fmt.Errorf("no scenario %q (steady, scale, storm, slow, quick; mercure or mercure-fanout, mercure-topics, mercure-publish)", n)
 		}
 		if k.Streams > 0 {
 			s.Streams = k.Streams
@@ -134,21 +150,60 @@ func (k Knobs) Plan() (Plan, error) {
 		vnames = QuickVariants
 	}
 	if len(vnames) == 0 {
-		p.Variants = Variants
-	}
-	for _, n := range vnames {
-		v, ok := VariantByName(n)
-		if !ok {
-			return p, fmt.Errorf("no variant %q", n)
+		if len(p.Scenarios) > 0 {
+			p.Variants = Variants
 		}
-		p.Variants = append(p.Variants, v)
+		if len(p.MercureScenarios) > 0 {
+			p.MercureVariants = MercureVariants
+		}
+	}
+	// A name is a variant of the SSE scenarios or of the Mercure ones
+	// (ours, mercure): each kind of scenario runs the variants of its kind.
+	for _, n := range vnames {
+		if v, ok := VariantByName(n); ok {
+			if len(p.Scenarios) > 0 {
+				p.Variants = append(p.Variants, v)
+			}
+			continue
+		}
+		if v, ok := MercureVariantByName(n); ok {
+			if len(p.MercureScenarios) > 0 {
+				p.MercureVariants = append(p.MercureVariants, v)
+			}
+			continue
+		}
+		return p, fmt.Errorf("no variant %q", n)
 	}
 	return p, nil
 }
 
-// Run runs every case of the plan, one at a time. progress, when set, hears
-// of each case as it ends.
-func (e *Env) Run(ctx context.Context, p Plan, progress func(Case)) (*Report, error) {
+// mercure applies the knobs to a Mercure scenario: STREAMS subscribers,
+// TOPICS, RATE publishes/s, OPEN_RATE, DURATION.
+func (k Knobs) mercure(s MercureScenario) MercureScenario {
+	if k.Streams > 0 {
+		s.Subscribers = k.Streams
+	}
+	if k.Topics > 0 {
+		s.Topics = k.Topics
+	}
+	if s.Topics > s.Subscribers {
+		s.Topics = s.Subscribers
+	}
+	if k.EventRate > 0 && s.Rate > 0 {
+		s.Rate = k.EventRate
+	}
+	if k.OpenRateSet {
+		s.OpenRate = k.OpenRate
+	}
+	if k.Duration > 0 {
+		s.Duration = k.Duration
+	}
+	return s
+}
+
+// Run runs every case of the plan, one at a time, the Mercure ones first.
+// progress and mercureProgress, when set, hear of each case as it ends.
+func (e *Env) Run(ctx context.Context, p Plan, progress func(Case), mercureProgress func(MercureCase)) (*Report, error) {
 	r := &Report{Scenarios: p.Scenarios, Variants: map[string]string{}, Skipped: map[string]string{}}
 	var run []Variant
 	for _, v := range p.Variants {
@@ -160,6 +215,22 @@ func (e *Env) Run(ctx context.Context, p Plan, progress func(Case)) (*Report, er
 		}
 		r.Variants[v.Name] = v.Doc
 		run = append(run, v)
+	}
+	for _, v := range p.MercureVariants {
+		r.Variants[v.Name] = v.Doc
+	}
+	r.MercureScenarios = p.MercureScenarios
+	for _, sc := range p.MercureScenarios {
+		for _, v := range p.MercureVariants {
+			if ctx.Err() != nil {
+				return r, ctx.Err()
+			}
+			c := e.RunMercureCase(ctx, v, sc)
+			r.MercureCases = append(r.MercureCases, c)
+			if mercureProgress != nil {
+				mercureProgress(c)
+			}
+		}
 	}
 	for _, sc := range p.Scenarios {
 		directDone := map[string]bool{}
@@ -184,7 +255,7 @@ func (e *Env) Run(ctx context.Context, p Plan, progress func(Case)) (*Report, er
 			}
 		}
 	}
-	if len(r.Cases) == 0 {
+	if len(r.Cases) == 0 && len(r.MercureCases) == 0 {
 		return r, ErrNoCases
 	}
 	return r, nil

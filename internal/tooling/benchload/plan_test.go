@@ -41,6 +41,21 @@ func TestKnobsMakeThePlan(t *testing.T) {
 			}
 			return true
 		}, ""},
+		{"mercure: its scenarios and variants only", env("SCENARIO", "mercure"), func(p Plan) bool {
+			return len(p.Scenarios) == 0 && len(p.Variants) == 0 && len(p.MercureScenarios) == len(MercureScenarios) &&
+				len(p.MercureVariants) == 2 && p.MercureVariants[1].Name == MercureBaseline &&
+				p.MercureScenarios[1].Subscribers == 10000 && p.MercureScenarios[1].Topics == 1000
+		}, ""},
+		{"mercure at small scale", env("SCENARIO", "mercure-topics,mercure-publish,steady", "VARIANTS", "router,ours,mercure",
+			"STREAMS", "50", "TOPICS", "5", "RATE", "20", "DURATION", "5s"), func(p Plan) bool {
+			m, pub := p.MercureScenarios[0], p.MercureScenarios[1]
+			return len(p.Scenarios) == 1 && len(p.Variants) == 1 && len(p.MercureVariants) == 2 &&
+				m.Subscribers == 50 && m.Topics == 5 && m.Rate == 20 && m.Duration == 5*time.Second &&
+				pub.Rate == 0 && pub.Topics == 5
+		}, ""},
+		{"mercure topics never exceed subscribers", env("SCENARIO", "mercure-topics", "STREAMS", "10"), func(p Plan) bool {
+			return p.MercureScenarios[0].Topics == 10
+		}, ""},
 		{"unknown scenario", env("SCENARIO", "soak"), nil, `no scenario "soak"`},
 		{"unknown variant", env("VARIANTS", "nginx"), nil, `no variant "nginx"`},
 		{"bad leg", env("LEGS", "h3/tls"), nil, "LEGS"},

@@ -52,7 +52,7 @@ func TestQuickMode(t *testing.T) {
 	}
 	r, err := env.Run(ctx, plan, func(c Case) {
 		t.Logf("%s %s %s: %d events, p99 %.1f ms, %s", c.Variant, c.Leg, c.Scenario, c.Events, c.LatencyMS.P99, c.Error)
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

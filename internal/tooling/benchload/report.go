@@ -35,6 +35,9 @@ type Report struct {
 	Variants  map[string]string `json:"variants"`
 	Skipped   map[string]string `json:"skipped,omitempty"`
 	Cases     []Case            `json:"cases"`
+	// The Mercure comparison (SCENARIO=mercure).
+	MercureScenarios []MercureScenario `json:"mercure_scenarios,omitempty"`
+	MercureCases     []MercureCase     `json:"mercure_cases,omitempty"`
 }
 
 // DescribeMachine fills what /proc and the binaries say.
@@ -120,10 +123,10 @@ func num(v float64) string {
 	}
 }
 
-func perProc(c Case, names []string, get func(Proc) float64) string {
+func perProc(find func(string) (Proc, bool), names []string, get func(Proc) float64) string {
 	var parts []string
 	for _, n := range names {
-		if p, ok := c.Proc(n); ok {
+		if p, ok := find(n); ok {
 			parts = append(parts, num(get(p)))
 		} else {
 			parts = append(parts, "–")
@@ -207,8 +210,8 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %d/%d | %s / %s / %s / %s | %s | %s | %s | %s | %s |\n",
 				c.Variant, c.Leg, opened, failed, events, c.Gaps, c.Dups,
 				num(c.LatencyMS.P50), num(c.LatencyMS.P90), num(c.LatencyMS.P99), num(c.LatencyMS.Max),
-				perProc(c, procColumns, func(p Proc) float64 { return p.CPUPerEventUS }), cpuRatio,
-				perProc(c, procColumns, func(p Proc) float64 { return p.KiBPerStream }), kibRatio, p99Ratio)
+				perProc(c.Proc, procColumns, func(p Proc) float64 { return p.CPUPerEventUS }), cpuRatio,
+				perProc(c.Proc, procColumns, func(p Proc) float64 { return p.KiBPerStream }), kibRatio, p99Ratio)
 		}
 		var bound []string
 		var busy float64
@@ -229,6 +232,7 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
+	r.writeMercure(w)
 }
 
 func firstLine(s string) string {

@@ -39,3 +39,42 @@ func TestTableRatiosAgainstTheRouter(t *testing.T) {
 		}
 	}
 }
+
+func TestMercureTableRatiosAgainstMercure(t *testing.T) {
+	mk := func(variant string, p50, p99, rate, kib, cpu float64, lost int64) MercureCase {
+		return MercureCase{Scenario: "mercure-fanout", Variant: variant, Subscribers: 10, Topics: 1, Opened: 10,
+			Published: 100, PublishSec: 10, PublishRate: rate, Expected: 1000, Received: 1000 - lost, Lost: lost,
+			LatencyMS: Pct{P50: p50, P90: p99, P99: p99, Max: p99},
+			Procs:     []Proc{{Name: "hub", KiBPerStream: kib, CPUPerEventUS: cpu}, {Name: "envoy", KiBPerStream: 40, CPUPerEventUS: 5}}}
+	}
+	r := &Report{
+		MercureScenarios: []MercureScenario{{Name: "mercure-fanout", Subscribers: 10, Topics: 1, Rate: 10, Doc: "fan-out"}},
+		MercureCases: []MercureCase{
+			// Ahead on latency, memory and CPU; behind on loss. Under a
+			// rate, publishes/s is not ranked.
+			mk("ours", 1, 4, 9, 10, 20, 3),
+			mk("mercure", 2, 8, 10, 40, 40, 0),
+		},
+	}
+	var b bytes.Buffer
+	r.WriteMarkdown(&b)
+	out := b.String()
+	for _, want := range []string{
+		"### mercure-fanout: fan-out (10 subscribers over 1 topics, 10 publishes/s",
+		"| ours | 10/10 in 0.0s |  | 100 (9.00) | 0 / 0 | 997 / 1000 (3) | 1.00 / 4.00 / 4.00 / 4.00 |",
+		"| 10.0 / 40.0 / – | 20.0 / 5.00 / – | 0.50x / 0.50x | 0.90x | 0.25x | 0.50x |",
+		"| mercure | 10/10 in 0.0s |",
+		"Ours is behind mercure's hub on: deliveries lost (ours 3.00 vs 0).",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	// Flat out, publishes/s is ranked.
+	r.MercureScenarios[0].Rate = 0
+	b.Reset()
+	r.WriteMarkdown(&b)
+	if want := "Ours is behind mercure's hub on: publishes/s (ours 9.00 vs 10.0), deliveries lost (ours 3.00 vs 0)."; !strings.Contains(b.String(), want) {
+		t.Errorf("flat-out table lacks %q:\n%s", want, b.String())
+	}
+}

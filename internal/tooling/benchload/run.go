@@ -39,6 +39,8 @@ type Env struct {
 	moduleOnce sync.Once
 	module     string
 	moduleErr  error
+
+	mercureState
 }
 
 // moduleDir builds libsse.so once per run.
@@ -340,7 +342,7 @@ func (e *Env) runCase(ctx context.Context, v Variant, sc Scenario, leg Leg, c *C
 	loads = nil
 	stop()
 	if !v.Direct {
-		flags, err := envoyFlags(stack.Envoy.LogPath)
+		flags, err := envoyFlags(stack.Envoy.LogPath, "/sse")
 		if err != nil {
 			return err
 		}
@@ -387,9 +389,9 @@ func clientConfig(s *localstack.Stack, p localstack.Ports, v Variant, leg Leg) l
 	return cfg
 }
 
-// envoyFlags counts Envoy's non-200 answers on stream paths by
+// envoyFlags counts Envoy's non-200 answers on paths under prefix by
 // "code flags", from the JSON access log localstack writes to Envoy's log.
-func envoyFlags(logPath string) (map[string]int, error) {
+func envoyFlags(logPath, prefix string) (map[string]int, error) {
 	f, err := os.Open(logPath)
 	if err != nil {
 		return nil, err
@@ -408,7 +410,7 @@ func envoyFlags(logPath string) (map[string]int, error) {
 			Code  any    `json:"response_code"`
 			Flags string `json:"response_flags"`
 		}
-		if json.Unmarshal(line, &entry) != nil || !strings.HasPrefix(entry.Path, "/sse") {
+		if json.Unmarshal(line, &entry) != nil || !strings.HasPrefix(entry.Path, prefix) {
 			continue
 		}
 		code := fmt.Sprint(entry.Code)

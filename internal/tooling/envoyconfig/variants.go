@@ -3,15 +3,18 @@ package envoyconfig
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -115,6 +118,34 @@ func UseNativeCORS(b *bootstrapv3.Bootstrap, c NativeCORS) error {
 					AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
 				})
 			}
+		}
+		return nil
+	})
+}
+
+// AddPrefixRoute puts a streaming route first on every virtual host: prefix
+// to cluster, without the whole-response timeout (a subscription lasts) and
+// with the SSE routes' 60 s idle timeout. The Mercure benchmark routes
+// /.well-known/mercure with it, which the repository's configs do not serve.
+func AddPrefixRoute(b *bootstrapv3.Bootstrap, name, prefix, cluster string) error {
+	if _, err := Cluster(b, cluster); err != nil {
+		return err
+	}
+	return EditHTTPConnectionManagers(b, func(hcm *hcmv3.HttpConnectionManager) error {
+		rc := hcm.GetRouteConfig()
+		if rc == nil {
+			return fmt.Errorf("HCM %s has no inline route_config", hcm.GetStatPrefix())
+		}
+		for _, vh := range rc.GetVirtualHosts() {
+			vh.Routes = slices.Insert(vh.Routes, 0, &routev3.Route{
+				Name:  name,
+				Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: prefix}},
+				Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+					ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster},
+					Timeout:          durationpb.New(0),
+					IdleTimeout:      durationpb.New(60 * time.Second),
+				}},
+			})
 		}
 		return nil
 	})

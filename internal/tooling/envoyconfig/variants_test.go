@@ -89,3 +89,38 @@ func TestVariantRewrites(t *testing.T) {
 		})
 	}
 }
+
+func TestAddPrefixRoute(t *testing.T) {
+	b, err := Load(extProcConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := AddPrefixRoute(b, "mercure", "/.well-known/mercure", "nope"); err == nil {
+		t.Error("a route to a missing cluster was added")
+	}
+	if err := AddPrefixRoute(b, "mercure", "/.well-known/mercure", ClusterPlain); err != nil {
+		t.Fatal(err)
+	}
+	out, err := Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err = Parse(out); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range b.GetStaticResources().GetListeners() {
+		hcms, err := HTTPConnectionManagers(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, hcm := range hcms {
+			for _, vh := range hcm.GetRouteConfig().GetVirtualHosts() {
+				r := vh.GetRoutes()[0]
+				if r.GetName() != "mercure" || r.GetMatch().GetPrefix() != "/.well-known/mercure" ||
+					r.GetRoute().GetCluster() != ClusterPlain || r.GetRoute().GetTimeout().AsDuration() != 0 {
+					t.Errorf("listener %s: first route %v", l.GetName(), r)
+				}
+			}
+		}
+	}
+}

@@ -44,6 +44,13 @@ type Config struct {
 	NoRead bool
 	// HeaderTimeout bounds the wait for response headers; default 30s.
 	HeaderTimeout time.Duration
+	// StreamURL, when set, is stream i's URL (from 0) instead of URL: a
+	// Mercure load spreads its subscribers over topics with it.
+	StreamURL func(i int) string
+	// Stamp, when set, reads an event's send time (Unix nanoseconds, 0:
+	// none) from the event itself, for servers that carry it in the data
+	// (a Mercure publisher's updates) instead of a "sent=" comment.
+	Stamp func(e sse.Event) int64
 }
 
 // Load is a set of streams being opened or open. Its methods are safe for
@@ -133,7 +140,11 @@ func (l *Load) open() {
 		if l.ctx.Err() != nil {
 			return
 		}
-		l.wg.Go(l.stream)
+		url := l.cfg.URL
+		if l.cfg.StreamURL != nil {
+			url = l.cfg.StreamURL(i)
+		}
+		l.wg.Go(func() { l.stream(url) })
 	}
 }
 
@@ -236,8 +247,8 @@ func (l *Load) count(m map[string]int, key string) {
 	l.mu.Unlock()
 }
 
-func (l *Load) stream() {
-	req, err := http.NewRequestWithContext(l.ctx, http.MethodGet, l.cfg.URL, nil)
+func (l *Load) stream(url string) {
+	req, err := http.NewRequestWithContext(l.ctx, http.MethodGet, url, nil)
 	if err != nil {
 		l.count(l.statuses, "error: "+err.Error())
 		l.answered.Add(1)
@@ -307,6 +318,9 @@ func (l *Load) read(body io.Reader) {
 		}
 		stamp := sent
 		sent = 0
+		if l.cfg.Stamp != nil {
+			stamp = l.cfg.Stamp(e)
+		}
 		measuring := l.measuring.Load()
 		if gap == 0 && dup == 0 && !measuring {
 			continue
