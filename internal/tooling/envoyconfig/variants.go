@@ -2,6 +2,7 @@ package envoyconfig
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -146,6 +147,29 @@ func AddPrefixRoute(b *bootstrapv3.Bootstrap, name, prefix, cluster string) erro
 					IdleTimeout:      durationpb.New(60 * time.Second),
 				}},
 			})
+		}
+		return nil
+	})
+}
+
+// AddResponseHeaders sets headers on every route's responses, replacing any
+// the upstream sent.
+func AddResponseHeaders(b *bootstrapv3.Bootstrap, headers map[string]string) error {
+	keys := slices.Sorted(maps.Keys(headers))
+	return EditHTTPConnectionManagers(b, func(hcm *hcmv3.HttpConnectionManager) error {
+		rc := hcm.GetRouteConfig()
+		if rc == nil {
+			return fmt.Errorf("HCM %s has no inline route_config", hcm.GetStatPrefix())
+		}
+		for _, vh := range rc.GetVirtualHosts() {
+			for _, r := range vh.GetRoutes() {
+				for _, k := range keys {
+					r.ResponseHeadersToAdd = append(r.ResponseHeadersToAdd, &corev3.HeaderValueOption{
+						Header:       &corev3.HeaderValue{Key: k, Value: headers[k]},
+						AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+					})
+				}
+			}
 		}
 		return nil
 	})
