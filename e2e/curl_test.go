@@ -83,8 +83,8 @@ func TestWriteUpCurlTranscripts(t *testing.T) {
 					"cache-control":                    "no-cache",
 					"access-control-allow-origin":      "https://localhost:8080",
 					"access-control-allow-credentials": "true",
-					"access-control-allow-headers":     "Keep-Alive,X-Requested-With,Cache-Control,Content-Type,Last-Event-ID,Authorization",
-					"access-control-allow-methods":     "GET, POST, OPTIONS",
+					"access-control-allow-headers":     "Keep-Alive,X-Requested-With,Cache-Control,Content-Type,Last-Event-ID",
+					"access-control-allow-methods":     "GET, OPTIONS",
 					"x-sse-stream":                     tagOf(a),
 					"server":                           "envoy",
 				} {

@@ -519,7 +519,7 @@ func TestPolicyLetsBrowsersPublishToMercure(t *testing.T) {
 		t.Fatal(err)
 	}
 	const origin = "http://localhost:3000"
-	d := p.Decide(policy.Request{Method: "OPTIONS", Origin: origin, HasOrigin: true, AccessControlRequestMethod: "POST"})
+	d := p.Decide(policy.Request{Method: "OPTIONS", Origin: origin, HasOrigin: true, AccessControlRequestMethod: "POST", Path: "/.well-known/mercure"})
 	if d.Reply == nil || d.Reply.Status != 204 {
 		t.Fatalf("preflight for POST: %+v", d.Reply)
 	}
@@ -547,8 +547,16 @@ func TestPolicyLetsBrowsersPublishToMercure(t *testing.T) {
 	if got["access-control-allow-origin"] != origin || got["access-control-allow-credentials"] != "true" {
 		t.Errorf("preflight grant %q credentials %q, want the exact origin with credentials", got["access-control-allow-origin"], got["access-control-allow-credentials"])
 	}
-	sub := p.Decide(policy.Request{Method: "GET", Origin: origin, HasOrigin: true})
+	sub := p.Decide(policy.Request{Method: "GET", Origin: origin, HasOrigin: true, Path: "/.well-known/mercure?topic=x"})
 	if sub.AllowOrigin != origin {
 		t.Errorf("a subscriber from %s gets allow-origin %q", origin, sub.AllowOrigin)
+	}
+	// The streams keep the write-up's lists: POST and Authorization are the
+	// hub's alone.
+	stream := p.Decide(policy.Request{Method: "OPTIONS", Origin: origin, HasOrigin: true, AccessControlRequestMethod: "GET", Path: "/sse/events"})
+	for _, h := range stream.Reply.Headers {
+		if h.Key == "access-control-allow-methods" && h.Value != "GET, OPTIONS" {
+			t.Errorf("a stream's preflight allows %q, want the write-up's GET, OPTIONS", h.Value)
+		}
 	}
 }

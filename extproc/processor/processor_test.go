@@ -47,7 +47,10 @@ func (s *syncBuffer) String() string {
 func startServer(t testing.TB) (extprocv3.ExternalProcessorClient, *Server, *syncBuffer) {
 	t.Helper()
 	// The allow-list of the shared vectors (internal/policy/policytest).
-	cfg := &policy.Config{AllowedOrigins: policytest.AllowedOrigins}
+	cfg, err := policy.ParseJSON([]byte(policytest.ConfigJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
 	p, err := policy.New(cfg)
 	if err != nil {
 		t.Fatal(err)

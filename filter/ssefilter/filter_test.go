@@ -1,6 +1,7 @@
 package ssefilter
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -40,10 +41,13 @@ func bareStruct(t *testing.T, value map[string]any) *anypb.Any {
 	return a
 }
 
-var demoConfig = map[string]any{
-	"allowed_origins":   anySlice(policytest.AllowedOrigins),
-	"allow_credentials": true,
-}
+var demoConfig = func() map[string]any {
+	var m map[string]any
+	if err := json.Unmarshal([]byte(policytest.ConfigJSON), &m); err != nil {
+		panic(err)
+	}
+	return m
+}()
 
 func anySlice(ss []string) []any {
 	out := make([]any, len(ss))

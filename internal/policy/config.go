@@ -46,6 +46,19 @@ type Config struct {
 	// StreamLogLevel is the level of the stream opened/closed log lines:
 	// debug, info, warn or error.
 	StreamLogLevel *string `json:"stream_log_level,omitempty"`
+	// Paths give requests under a path prefix their own CORS lists: a
+	// publish endpoint takes POST and Authorization, while the streams keep
+	// the lists above. The longest matching prefix wins; a list a path leaves
+	// out is the one above.
+	Paths []PathConfig `json:"paths,omitempty"`
+}
+
+// PathConfig is the CORS lists of requests under one path prefix.
+type PathConfig struct {
+	Prefix         string   `json:"prefix"`
+	AllowedMethods []string `json:"allowed_methods,omitempty"`
+	AllowedHeaders []string `json:"allowed_headers,omitempty"`
+	ExposedHeaders []string `json:"exposed_headers,omitempty"`
 }
 
 // Defaults. The origin, methods and headers reproduce the headers of the
@@ -113,8 +126,10 @@ func describeGoType(t string) string {
 		return "a string"
 	case "bool":
 		return "true or false"
-	case "policy.Config":
+	case "policy.Config", "policy.PathConfig":
 		return "an object"
+	case "[]policy.PathConfig":
+		return "a list of objects"
 	}
 	return t
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"mime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,9 +28,8 @@ type Policy struct {
 	origins        originMatcher
 	fallbackOrigin string
 	credentials    bool
-	methods        string
-	headers        string
-	exposed        string
+	lists          corsLists
+	paths          []pathLists // longest prefix first
 	maxAge         string
 	cacheControl   string
 	tagHeader      string
@@ -98,9 +98,37 @@ func New(cfg *Config) (*Policy, error) {
 	if cfg.AllowedMethods != nil && len(cfg.AllowedMethods) == 0 {
 		fail("allowed_methods", "empty: list at least one method (or omit the field for the default %q)", DefaultAllowedMethods)
 	}
-	p.methods = joinTokens("allowed_methods", valueOrList(cfg.AllowedMethods, DefaultAllowedMethods), ", ", fail)
-	p.headers = joinTokens("allowed_headers", valueOrList(cfg.AllowedHeaders, DefaultAllowedHeaders), ",", fail)
-	p.exposed = joinTokens("exposed_headers", cfg.ExposedHeaders, ",", fail)
+	p.lists = corsLists{
+		methods: joinTokens("allowed_methods", valueOrList(cfg.AllowedMethods, DefaultAllowedMethods), ", ", fail),
+		headers: joinTokens("allowed_headers", valueOrList(cfg.AllowedHeaders, DefaultAllowedHeaders), ",", fail),
+		exposed: joinTokens("exposed_headers", cfg.ExposedHeaders, ",", fail),
+	}
+	seen := map[string]bool{}
+	for i, pc := range cfg.Paths {
+		field := fmt.Sprintf("paths[%d]", i)
+		switch {
+		case !strings.HasPrefix(pc.Prefix, "/"):
+			fail(field+".prefix", "%q must start with /", pc.Prefix)
+		case seen[pc.Prefix]:
+			fail(field+".prefix", "%q is listed twice", pc.Prefix)
+		}
+		seen[pc.Prefix] = true
+		if pc.AllowedMethods != nil && len(pc.AllowedMethods) == 0 {
+			fail(field+".allowed_methods", "empty: list at least one method (or omit the field for allowed_methods)")
+		}
+		l := p.lists
+		if pc.AllowedMethods != nil {
+			l.methods = joinTokens(field+".allowed_methods", pc.AllowedMethods, ", ", fail)
+		}
+		if pc.AllowedHeaders != nil {
+			l.headers = joinTokens(field+".allowed_headers", pc.AllowedHeaders, ",", fail)
+		}
+		if pc.ExposedHeaders != nil {
+			l.exposed = joinTokens(field+".exposed_headers", pc.ExposedHeaders, ",", fail)
+		}
+		p.paths = append(p.paths, pathLists{prefix: pc.Prefix, lists: l})
+	}
+	slices.SortStableFunc(p.paths, func(a, b pathLists) int { return len(b.prefix) - len(a.prefix) })
 
 	maxAge := valueOr(cfg.MaxAge, DefaultMaxAge)
 	if d, err := time.ParseDuration(maxAge); err != nil {
@@ -140,6 +168,25 @@ func New(cfg *Config) (*Policy, error) {
 	return p, nil
 }
 
+// corsLists are the allowed methods, allowed headers and exposed headers as
+// their header values.
+type corsLists struct{ methods, headers, exposed string }
+
+type pathLists struct {
+	prefix string
+	lists  corsLists
+}
+
+// listsFor picks the lists of the longest prefix path starts with.
+func (p *Policy) listsFor(path string) *corsLists {
+	for i := range p.paths {
+		if strings.HasPrefix(path, p.paths[i].prefix) {
+			return &p.paths[i].lists
+		}
+	}
+	return &p.lists
+}
+
 // StreamLogLevel is the level of the stream opened/closed lines.
 func (p *Policy) StreamLogLevel() Level { return p.logLevel }
 
@@ -172,6 +219,8 @@ type Decision struct {
 	// Preflight and RejectedOrigin are for stats and logs.
 	Preflight      bool
 	RejectedOrigin bool
+	// lists are the CORS lists of the request's path; nil: the policy's own.
+	lists *corsLists
 }
 
 // Request is what the policy reads of a request.
@@ -182,6 +231,8 @@ type Request struct {
 	HasOrigin bool
 	// AccessControlRequestMethod is the access-control-request-method header.
 	AccessControlRequestMethod string
+	// Path is the request's :path; it picks the CORS lists (Config.Paths).
+	Path string
 }
 
 // Decide applies CORS to a request. A preflight (OPTIONS with Origin and a
@@ -189,10 +240,11 @@ type Request struct {
 // with 204 and the CORS headers, refused with 403 and none, so preflights
 // never reach the upstream.
 func (p *Policy) Decide(req Request) Decision {
+	lists := p.listsFor(req.Path)
 	if !req.HasOrigin {
-		return Decision{AllowOrigin: p.fallbackOrigin}
+		return Decision{AllowOrigin: p.fallbackOrigin, lists: lists}
 	}
-	d := Decision{Origin: req.Origin}
+	d := Decision{Origin: req.Origin, lists: lists}
 	allowed := p.origins.allows(req.Origin)
 	if allowed {
 		d.AllowOrigin = req.Origin
@@ -212,22 +264,22 @@ func (p *Policy) Decide(req Request) Decision {
 		}
 		return d
 	}
-	headers := p.corsHeaders(req.Origin, make([]Header, 0, 6))
+	headers := p.corsHeaders(lists, req.Origin, make([]Header, 0, 6))
 	headers = append(headers, Header{"access-control-max-age", p.maxAge})
 	d.Reply = &Reply{Status: 204, Headers: headers, Details: "sse_cors_preflight"}
 	return d
 }
 
-func (p *Policy) corsHeaders(origin string, dst []Header) []Header {
+func (p *Policy) corsHeaders(l *corsLists, origin string, dst []Header) []Header {
 	dst = append(dst, Header{"access-control-allow-origin", origin})
 	if p.credentials {
 		dst = append(dst, Header{"access-control-allow-credentials", "true"})
 	}
-	if p.headers != "" {
-		dst = append(dst, Header{"access-control-allow-headers", p.headers})
+	if l.headers != "" {
+		dst = append(dst, Header{"access-control-allow-headers", l.headers})
 	}
 	dst = append(dst,
-		Header{"access-control-allow-methods", p.methods},
+		Header{"access-control-allow-methods", l.methods},
 		Header{"vary", "Origin"},
 	)
 	return dst
@@ -246,16 +298,20 @@ type HeaderEditor interface {
 // stream. It is idempotent, so a local reply that passes through the
 // adapter's own response path comes out the same.
 func (p *Policy) ApplyResponse(d Decision, h HeaderEditor) (isSSE bool) {
+	lists := d.lists
+	if lists == nil {
+		lists = &p.lists
+	}
 	if d.AllowOrigin != "" {
-		for _, kv := range p.corsHeaders(d.AllowOrigin, make([]Header, 0, 5)) {
+		for _, kv := range p.corsHeaders(lists, d.AllowOrigin, make([]Header, 0, 5)) {
 			if kv.Key == "vary" {
 				addVaryOrigin(h)
 				continue
 			}
 			h.Set(kv.Key, kv.Value)
 		}
-		if p.exposed != "" {
-			h.Set("access-control-expose-headers", p.exposed)
+		if lists.exposed != "" {
+			h.Set("access-control-expose-headers", lists.exposed)
 		}
 	} else {
 		// The allow-list is the authority: an upstream's own grant must not

@@ -21,6 +21,7 @@ func ReadRequest(h HeaderGetter) (req policy.Request, path string) {
 	req.Origin, req.HasOrigin = h.Get("origin")
 	req.AccessControlRequestMethod, _ = h.Get("access-control-request-method")
 	path, _ = h.Get(":path")
+	req.Path = path
 	return req, LogPath(path)
 }
 

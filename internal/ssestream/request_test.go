@@ -70,7 +70,7 @@ func TestLevelsMapsEveryPolicyLevel(t *testing.T) {
 
 func TestReadRequest(t *testing.T) {
 	req, path := ReadRequest(headers{":method": "OPTIONS", ":path": "/p", "origin": "", "access-control-request-method": "GET"})
-	if want := (policy.Request{Method: "OPTIONS", HasOrigin: true, AccessControlRequestMethod: "GET"}); req != want || path != "/p" {
+	if want := (policy.Request{Method: "OPTIONS", HasOrigin: true, AccessControlRequestMethod: "GET", Path: "/p"}); req != want || path != "/p" {
 		t.Errorf("%+v %q", req, path)
 	}
 }

@@ -16,8 +16,7 @@ import (
 )
 
 // demoConfig is envoy-module.yaml's filter_config in spirit: YAML text.
-var demoConfig = fmt.Sprintf("allowed_origins: [%s]\nallow_credentials: true\n",
-	`"`+strings.Join(policytest.AllowedOrigins, `", "`)+`"`)
+var demoConfig = policytest.ConfigJSON
 
 func newTestConfig(t *testing.T, raw string) (*filterConfig, *fakeDefiner, *logLines) {
 	t.Helper()

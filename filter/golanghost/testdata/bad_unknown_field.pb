@@ -1,22 +1,8 @@
 
-+type.googleapis.com/xds.type.v3.TypedStruct™
-$type.googleapis.com/sse.FilterConfigÅ
++type.googleapis.com/xds.type.v3.TypedStructÆ
+$type.googleapis.com/sse.FilterConfigÖ
 
 allow_credentials 
-z
-allowed_headersg2e
-
-Keep-Alive
-X-Requested-With
-Cache-Control
-Content-Type
-Last-Event-ID
-Authorization
-/
-allowed_methods2
-GET
-POST
-	OPTIONS
 ,
 allowed_origin2
 https://typo.example
@@ -31,6 +17,30 @@ Keep-Alive
 
 cache_control
 no-cache
+J
+exposed_headers725
+x-sse-replay
+x-sse-stream
+x-sse-unavailable
+
+max_age10m
+”
+paths…2∆
+√*¿
+z
+allowed_headersg2e
+
+Keep-Alive
+X-Requested-With
+Cache-Control
+Content-Type
+Last-Event-ID
+Authorization
+/
+allowed_methods2
+GET
+POST
+	OPTIONS
 o
 exposed_headers\2Z
 x-sse-replay
@@ -38,8 +48,8 @@ o
 x-sse-unavailable
 last-event-id
 x-mercure-replay
-
-max_age10m
+ 
+prefix/.well-known/mercure
 
 stream_log_levelinfo
 

@@ -1,8 +1,29 @@
 
-+type.googleapis.com/xds.type.v3.TypedStructü
-$type.googleapis.com/sse.FilterConfigÓ
++type.googleapis.com/xds.type.v3.TypedStruct€
+$type.googleapis.com/sse.FilterConfig×
 
 allow_credentials 
+°
+allowed_originsœ2™
+https://localhost:8080
+http://localhost:8080
+http://127.0.0.1:8080
+https://localhost:8443
+https://127.0.0.1:8443
+http://localhost:3000
+
+cache_control
+no-cache
+J
+exposed_headers725
+x-sse-replay
+x-sse-stream
+x-sse-unavailable
+
+max_age10m
+Ó
+pathsÉ2Æ
+Ã*À
 z
 allowed_headersg2e
 
@@ -17,17 +38,6 @@ Keep-Alive
 GET
 POST
 	OPTIONS
-°
-allowed_originsœ2™
-https://localhost:8080
-http://localhost:8080
-http://127.0.0.1:8080
-https://localhost:8443
-https://127.0.0.1:8443
-http://localhost:3000
-
-cache_control
-no-cache
 o
 exposed_headers\2Z
 x-sse-replay
@@ -35,8 +45,8 @@ o
 x-sse-unavailable
 last-event-id
 x-mercure-replay
-
-max_age10m
+ 
+prefix/.well-known/mercure
 
 stream_log_levelinfo
 

@@ -1,8 +1,24 @@
 
-+type.googleapis.com/xds.type.v3.TypedStructù
-$type.googleapis.com/sse.FilterConfigÐ
++type.googleapis.com/xds.type.v3.TypedStructý
+$type.googleapis.com/sse.FilterConfigÔ
 
 allow_credentials 
+.
+allowed_origins2
+https://route.example
+
+cache_control
+no-store
+J
+exposed_headers725
+x-sse-replay
+x-sse-stream
+x-sse-unavailable
+
+max_age10m
+Ó
+pathsÉ2Æ
+Ã*À
 z
 allowed_headersg2e
 
@@ -17,12 +33,6 @@ Keep-Alive
 GET
 POST
 	OPTIONS
-.
-allowed_origins2
-https://route.example
-
-cache_control
-no-store
 o
 exposed_headers\2Z
 x-sse-replay
@@ -30,8 +40,8 @@ o
 x-sse-unavailable
 last-event-id
 x-mercure-replay
-
-max_age10m
+ 
+prefix/.well-known/mercure
 
 stream_log_levelinfo
 

@@ -10,6 +10,13 @@ import "testing"
 // demo page's, and a wildcard sub-domain pattern, with credentials allowed.
 var AllowedOrigins = []string{"https://localhost:8080", "http://localhost:3000", "https://*.example.com"}
 
+// ConfigJSON is the whole configuration the vectors assume: the allow-list,
+// credentials, and a publish path with CORS lists of its own. Adapters'
+// tests build their config from it (JSON is also YAML).
+const ConfigJSON = `{"allowed_origins": ["https://localhost:8080", "http://localhost:3000", "https://*.example.com"],
+ "allow_credentials": true,
+ "paths": [{"prefix": "/publish", "allowed_methods": ["GET", "POST", "OPTIONS"], "allowed_headers": ["Content-Type", "Authorization"]}]}`
+
 // CORSCase is one request and what must come back.
 type CORSCase struct {
 	Name string
@@ -46,6 +53,26 @@ var CORSCases = []CORSCase{
 			"access-control-allow-methods":     "GET, OPTIONS",
 			// The answer depends on Origin, so shared caches must key on it.
 			"vary": "Origin",
+		},
+	},
+	{
+		Name: "a path with lists of its own answers its preflight with them",
+		Request: []string{":method", "OPTIONS", ":path", "/publish?topic=a", "origin", "http://localhost:3000",
+			"access-control-request-method", "POST", "access-control-request-headers", "authorization"},
+		Reply: 204,
+		Headers: map[string]string{
+			"access-control-allow-origin":  "http://localhost:3000",
+			"access-control-allow-methods": "GET, POST, OPTIONS",
+			"access-control-allow-headers": "Content-Type,Authorization",
+		},
+	},
+	{
+		Name:    "a stream keeps the main lists beside such a path",
+		Request: []string{":method", "OPTIONS", ":path", "/sse/events", "origin", "http://localhost:3000", "access-control-request-method", "GET"},
+		Reply:   204,
+		Headers: map[string]string{
+			"access-control-allow-methods": "GET, OPTIONS",
+			"access-control-allow-headers": "Keep-Alive,X-Requested-With,Cache-Control,Content-Type,Last-Event-ID",
 		},
 	},
 	{

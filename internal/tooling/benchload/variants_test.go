@@ -40,7 +40,7 @@ func TestRouterHeadersCarryThePolicysHeaders(t *testing.T) {
 		"cache-control":                "no-cache",
 		"x-sse-stream":                 "dynamic_module",
 		"access-control-allow-origin":  "https://localhost:8080",
-		"access-control-allow-methods": "GET, POST, OPTIONS",
+		"access-control-allow-methods": "GET, OPTIONS",
 		"vary":                         "Origin",
 	} {
 		if got[k] != want {
