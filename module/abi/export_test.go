@@ -19,3 +19,6 @@ func (s CScanner) LastEventID() string { return s.c.lastEventID() }
 
 // CScanMaxLine is the C scanner's line limit.
 const CScanMaxLine = cScanMaxLine
+
+// StreamStateBytes is the size of a stream's C state before it grows.
+const StreamStateBytes = streamStateBytes

@@ -88,3 +88,11 @@ func FuzzCScannerMatchesGo(f *testing.F) {
 		feedBoth(t, stream, cuts)
 	})
 }
+
+// The README's "180 bytes until it needs more": a stream's C state stays
+// small whatever the id and line limits are.
+func TestStreamStateStaysSmall(t *testing.T) {
+	if abi.StreamStateBytes > 192 {
+		t.Errorf("sizeof(sse_stream) = %d bytes, want at most 192 (README: about 180)", abi.StreamStateBytes)
+	}
+}

@@ -38,6 +38,10 @@ func SetMetadataKeys(k MetadataKeys) {
 	})
 }
 
+// streamStateBytes is what every stream costs in C until a line spans
+// chunks or an id outgrows the inline buffer.
+const streamStateBytes = C.sizeof_sse_stream
+
 // newStream allocates a stream's C state for the Go filter behind handle h;
 // Envoy keeps its address as the module pointer. nil when out of memory.
 func newStream(h uintptr) *C.sse_stream { return C.sse_stream_new(C.uintptr_t(h)) }

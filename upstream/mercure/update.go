@@ -1,6 +1,7 @@
 package mercure
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
@@ -40,11 +41,15 @@ func (u *Update) Event() sse.Event {
 // Marshal encodes u for the event log. Topics and ids are arbitrary
 // strings, so they travel in the payload, never in a NATS subject.
 func (u *Update) Marshal() ([]byte, error) {
-	b, err := json.Marshal(u)
-	if err != nil {
+	// No HTML escaping: HTML and Turbo Stream payloads would grow up to 6x
+	// (each < > & as \u003c) towards NATS's payload limit.
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(u); err != nil {
 		return nil, fmt.Errorf("mercure: encode update %s: %w", u.ID, err)
 	}
-	return b, nil
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // UnmarshalUpdate decodes what Marshal encoded.

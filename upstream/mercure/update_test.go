@@ -102,3 +102,20 @@ func TestNewID(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+// HTML payloads (Turbo Streams, the usual Mercure data) are stored as sent,
+// not grown sixfold by JSON's HTML escaping toward NATS's payload limit.
+func TestMarshalKeepsHTML(t *testing.T) {
+	u := &Update{ID: "urn:x", Topics: []string{"urn:t"}, Data: `<turbo-stream action="append">&amp;</turbo-stream>`}
+	b, err := u.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), u.Data[:20]) || strings.Contains(string(b), `\u003c`) {
+		t.Errorf("encoded %s, want the data unescaped", b)
+	}
+	back, err := UnmarshalUpdate(b)
+	if err != nil || back.Data != u.Data {
+		t.Errorf("round trip: %+v, %v", back, err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"example.com/sse-on-envoy/internal/routes"
 	"example.com/sse-on-envoy/internal/sse"
 	"example.com/sse-on-envoy/upstream/hub"
+	"example.com/sse-on-envoy/upstream/mercure/fanout"
 	"example.com/sse-on-envoy/upstream/replay"
 )
 
@@ -221,13 +222,7 @@ func (s *streamer) run(r *http.Request, sub *hub.Subscription, replayed []*hub.M
 		case <-r.Context().Done():
 			return EndClientGone
 		case <-sub.Done():
-			switch err := sub.Err(); {
-			case errors.Is(err, hub.ErrSlowConsumer):
-				return EndSlowClient
-			case errors.Is(err, hub.ErrReset):
-				return EndLogReset
-			}
-			return EndShutdown
+			return endOfSubscription(sub.Err())
 		case m := <-sub.C():
 			// The hub already guarantees no overlap with the replay; the
 			// check keeps a client from ever seeing an id twice even if
@@ -464,4 +459,16 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// endOfSubscription says why a hub ended a subscription, for either hub:
+// the seed stream's (upstream/hub) or the Mercure fan-out's.
+func endOfSubscription(err error) string {
+	switch {
+	case errors.Is(err, hub.ErrSlowConsumer), errors.Is(err, fanout.ErrSlowConsumer):
+		return EndSlowClient
+	case errors.Is(err, hub.ErrReset), errors.Is(err, fanout.ErrReset):
+		return EndLogReset
+	}
+	return EndShutdown
 }

@@ -45,8 +45,10 @@ const (
 	mercurePublishTimeout = 5 * time.Second
 	mercureLookupTimeout  = 5 * time.Second
 	// replayChunk bounds how many stored updates one read brings into
-	// memory; a long replay is several reads.
-	replayChunk = 500
+	// memory (at most replayChunk times the largest update NATS accepts);
+	// a long replay is several reads, each bounded by replayReadTimeout.
+	replayChunk       = 64
+	replayReadTimeout = 10 * time.Second
 )
 
 // mercureHub serves MercurePath: GET subscribes, POST publishes.
@@ -117,6 +119,11 @@ func (m *mercureHub) publish(w http.ResponseWriter, r *http.Request) {
 	case c == nil:
 		m.refuse(w, r, http.StatusUnauthorized, "publishing needs a token with a mercure.publish claim")
 		return
+	case from == mercure.FromQuery:
+		// A publisher can send a header: its token stays out of URLs, and so
+		// out of every log and history that keeps them.
+		m.refuse(w, r, http.StatusBadRequest, "send the publisher token in the Authorization header, not the query string")
+		return
 	case from == mercure.FromCookie && !slices.Contains(m.cfg.CookieOrigins, r.Header.Get("Origin")):
 		m.refuse(w, r, http.StatusForbidden, "publishing with the cookie needs an allowed Origin; send the token in the Authorization header")
 		return
@@ -153,10 +160,18 @@ func (m *mercureHub) publish(w http.ResponseWriter, r *http.Request) {
 		m.opts.Logger.Warn("mercure publish failed", "id", truncate(u.ID, 64), "err", err)
 		m.opts.Metrics.mercurePublish(MercureFailed)
 		w.Header().Set("Retry-After", "1")
-		http.Error(w, "event log unavailable, retry with the same id", http.StatusServiceUnavailable)
+		// The id goes back even when the hub chose it: a retry under it is
+		// stored once, if the first attempt was stored after all.
+		http.Error(w, "event log unavailable, retry with the same id: "+u.ID, http.StatusServiceUnavailable)
 		return
 	}
 	if res.Duplicate {
+		// A retry is welcome; another update under an id already taken
+		// would be acknowledged and silently dropped.
+		if same, err := m.storedAs(ctx, res.Seq, data); err == nil && !same {
+			m.refuse(w, r, http.StatusConflict, "an update with this id and other content is already stored; publish under a new id")
+			return
+		}
 		m.opts.Metrics.mercurePublish(MercureDuplicate)
 	} else {
 		m.opts.Metrics.mercurePublish(MercureStored)
@@ -291,6 +306,15 @@ func (m *mercureHub) decide(ctx context.Context, id replay.EventID, sub *fanout.
 	return rp, lastID, nil
 }
 
+// storedAs reports whether the update stored at seq is data, byte for byte.
+func (m *mercureHub) storedAs(ctx context.Context, seq uint64, data []byte) (bool, error) {
+	rec, found, err := m.cfg.Log.Get(ctx, seq)
+	if err != nil || !found {
+		return true, err
+	}
+	return rec.Data == string(data), nil
+}
+
 // run replays rp, then streams live updates until something ends it.
 func (m *mercureHub) run(r *http.Request, sub *fanout.Subscription, rp replay.Replay, st *stream, expires time.Time) string {
 	var buf []byte
@@ -300,9 +324,17 @@ func (m *mercureHub) run(r *http.Request, sub *fanout.Subscription, rp replay.Re
 	if err := st.write(buf); err != nil {
 		return m.writeEnd(err, sub)
 	}
-	st.lastID = rp.To
 	for from := rp.From; from <= rp.To; from += replayChunk {
-		recs, err := m.cfg.Log.Range(r.Context(), from, min(from+replayChunk-1, rp.To))
+		select {
+		case <-sub.Done():
+			// Cut (its live queue filled during a long replay): it comes
+			// back with the id it last got.
+			return endOfSubscription(sub.Err())
+		default:
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), replayReadTimeout)
+		recs, err := m.cfg.Log.Range(ctx, from, min(from+replayChunk-1, rp.To))
+		cancel()
 		if err != nil {
 			// The client reconnects with the id of the last update it got
 			// and is replayed from there: nothing lost, nothing twice.
@@ -338,13 +370,7 @@ func (m *mercureHub) run(r *http.Request, sub *fanout.Subscription, rp replay.Re
 		case <-expired:
 			return EndTokenExpired
 		case <-sub.Done():
-			switch err := sub.Err(); {
-			case errors.Is(err, fanout.ErrSlowConsumer):
-				return EndSlowClient
-			case errors.Is(err, fanout.ErrReset):
-				return EndLogReset
-			}
-			return EndShutdown
+			return endOfSubscription(sub.Err())
 		case it := <-sub.C():
 			// Replayed already, or stored before the subscription's
 			// bounds were read.

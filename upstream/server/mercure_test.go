@@ -294,12 +294,17 @@ func TestMercureRetriedPublishStoredOnce(t *testing.T) {
 			t.Fatalf("id %q", id)
 		}
 	}
+	// The same id with other content is not a retry: refused, never
+	// acknowledged and dropped.
+	if res := post(t, r.plain, publisherToken(t, "*"), url.Values{"topic": {"urn:a"}, "id": {"order-42"}, "data": {"v2"}}); res.status != http.StatusConflict {
+		t.Fatalf("same id, other data: %d %q, want 409", res.status, res.body)
+	}
 	marker := mustPublish(t, r.plain, url.Values{"topic": {"urn:a"}, "id": {"marker"}})
 	sub := subscribe(t, r.plain, url.Values{"topic": {"urn:a"}, "lastEventID": {"earliest"}}, nil)
 	if got := sub.readUntil(t, marker); !slices.Equal(got, []string{"order-42", "marker"}) {
 		t.Fatalf("got %q, want the update once", got)
 	}
-	for result, want := range map[string]string{MercureStored: "2", MercureDuplicate: "2", MercureRefused: "0", MercureFailed: "0"} {
+	for result, want := range map[string]string{MercureStored: "2", MercureDuplicate: "2", MercureRefused: "1", MercureFailed: "0"} {
 		if got := scrape(t, http.DefaultClient, r.plain, MetricMercurePublishes+`{result="`+result+`"}`); got != want {
 			t.Errorf("%s{result=%q} = %s, want %s", MetricMercurePublishes, result, got, want)
 		}
@@ -349,6 +354,7 @@ func TestMercureBadInput(t *testing.T) {
 		{"basic auth", "POST", "", form(ok), ct, http.Header{"Authorization": {"Basic eDp5"}}, 401},
 		{"topic not granted", "POST", "", form(url.Values{"topic": {"urn:other"}}), ct, bearer(pub), 403},
 		{"one topic of two not granted", "POST", "", form(url.Values{"topic": {"urn:allowed/1", "urn:other"}}), ct, bearer(pub), 403},
+		{"publisher token in the query string", "POST", "authorization=" + pub, form(ok), ct, nil, 400},
 		{"cookie without an allowed origin", "POST", "", form(ok), ct, http.Header{"Cookie": {mercure.CookieName + "=" + pub}, "Origin": {"https://evil.example"}}, 403},
 		{"not a form", "POST", "", `{"topic":"urn:allowed/1"}`, "application/json", bearer(pub), 415},
 		{"malformed form", "POST", "", "topic=%zz", ct, bearer(pub), 400},

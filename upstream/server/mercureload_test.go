@@ -13,10 +13,7 @@ import (
 // acknowledged publish reaches each subscriber of its topic once, stamped.
 func TestMercureLoadClientAgainstTheHub(t *testing.T) {
 	r := startMercure(t)
-	token, err := mercureload.Token(pubSecret, "*")
-	if err != nil {
-		t.Fatal(err)
-	}
+	token := publisherToken(t, "*")
 	const subscribers, topics = 6, 3
 	l, err := mercureload.Start(mercureload.Config{
 		HubURL: r.plain + MercurePath, Subscribers: subscribers, Topics: topics,
@@ -62,10 +59,7 @@ func TestMercureLoadClientAgainstTheHub(t *testing.T) {
 // acknowledged and counted, none is behind.
 func TestMercureLoadClientFlatOut(t *testing.T) {
 	r := startMercure(t)
-	token, err := mercureload.Token(pubSecret, "*")
-	if err != nil {
-		t.Fatal(err)
-	}
+	token := publisherToken(t, "*")
 	l, err := mercureload.Start(mercureload.Config{
 		HubURL: r.plain + MercurePath, Subscribers: 2, Topics: 2, Publishers: 1, Token: token,
 	})

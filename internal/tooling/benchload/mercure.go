@@ -265,7 +265,7 @@ func (e *Env) runMercureCase(ctx context.Context, v MercureVariant, sc MercureSc
 		return err
 	}
 
-	token, err := mercureload.Token([]byte(mercureKey), "*")
+	token, err := localstack.MercureToken(mercureKey, []string{"*"}, nil, 24*time.Hour)
 	if err != nil {
 		return err
 	}

@@ -295,9 +295,7 @@ func (e *Env) runCase(ctx context.Context, v Variant, sc Scenario, leg Leg, c *C
 
 	c.WindowSec = window.Seconds()
 	c.Events, c.Unstamped = w.Events, w.Unstamped
-	lat := loadtest.Summarize(w.Latencies)
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	c.LatencyMS = Pct{ms(lat.P50), ms(lat.P90), ms(lat.P99), ms(lat.Max)}
+	c.LatencyMS = pct(w.Latencies)
 	c.MachineBusy = loadtest.BusyFraction(m0, m1)
 
 	for i, l := range loads {

@@ -258,7 +258,7 @@ func (l *Load) stream(url string) {
 	resp, err := l.client.Do(req)
 	if err != nil {
 		if l.ctx.Err() == nil {
-			l.count(l.statuses, "error: "+classify(err))
+			l.count(l.statuses, "error: "+Classify(err))
 		}
 		l.answered.Add(1)
 		return
@@ -298,7 +298,7 @@ func (l *Load) read(body io.Reader) {
 		e, err := rd.Next()
 		if err != nil {
 			if l.ctx.Err() == nil {
-				l.count(l.ended, classify(err))
+				l.count(l.ended, Classify(err))
 			}
 			return
 		}
@@ -340,8 +340,9 @@ func (l *Load) read(body io.Reader) {
 	}
 }
 
-// classify turns an error into a short, countable reason.
-func classify(err error) string {
+// Classify turns an error into a short, countable reason: what the load
+// clients count failures by.
+func Classify(err error) string {
 	var errno syscall.Errno
 	var ne net.Error
 	switch {

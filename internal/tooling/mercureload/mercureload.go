@@ -22,7 +22,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 
 	"example.com/sse-on-envoy/internal/sse"
 	"example.com/sse-on-envoy/internal/tooling/loadtest"
@@ -79,15 +78,6 @@ func (c *Config) defaults() error {
 // Topic is topic i's IRI.
 func (c Config) Topic(i int) string { return c.TopicPrefix + strconv.Itoa(i) }
 
-// Token signs a publisher token (HS256) whose mercure.publish claim is
-// selectors, valid for a day.
-func Token(key []byte, selectors ...string) (string, error) {
-	claims := jwt.MapClaims{
-		"mercure": map[string]any{"publish": selectors},
-		"exp":     time.Now().Add(24 * time.Hour).Unix(),
-	}
-	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(key)
-}
 
 // Load is the subscribers, open or opening, and the publisher's client.
 type Load struct {
@@ -212,7 +202,7 @@ func (l *Load) Run(ctx context.Context, d, grace time.Duration) Result {
 		defer mu.Unlock()
 		switch {
 		case err != nil:
-			res.PublishErrors["error: "+shortErr(err)]++
+			res.PublishErrors["error: "+loadtest.Classify(err)]++
 		case status != http.StatusOK:
 			res.PublishErrors[strconv.Itoa(status)]++
 		default:
@@ -305,17 +295,3 @@ func (l *Load) publish(ctx context.Context, topic int, seq int64, sent time.Time
 	return resp.StatusCode, nil
 }
 
-func shortErr(err error) string {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return "timeout"
-	}
-	s := err.Error()
-	if i := strings.LastIndex(s, ": "); i >= 0 {
-		s = s[i+2:]
-	}
-	if len(s) > 60 {
-		s = s[:60]
-	}
-	return s
-}
