@@ -22,7 +22,6 @@ import (
 	"sync/atomic"
 	"time"
 
-
 	"example.com/sse-on-envoy/internal/sse"
 	"example.com/sse-on-envoy/internal/tooling/loadtest"
 )
@@ -77,7 +76,6 @@ func (c *Config) defaults() error {
 
 // Topic is topic i's IRI.
 func (c Config) Topic(i int) string { return c.TopicPrefix + strconv.Itoa(i) }
-
 
 // Load is the subscribers, open or opening, and the publisher's client.
 type Load struct {
@@ -294,4 +292,3 @@ func (l *Load) publish(ctx context.Context, topic int, seq int64, sent time.Time
 	resp.Body.Close()
 	return resp.StatusCode, nil
 }
-
