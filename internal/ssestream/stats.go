@@ -76,12 +76,22 @@ type Counter interface {
 	Increment(delta int64)
 }
 
+// Recorder moves a stream's stats by StatID. *Metrics is one; an adapter
+// whose API updates a stat through the stream (the dynamic module's) is one
+// itself, so a stream costs no per-stream table of counters.
+type Recorder interface {
+	Add(id StatID, delta int64)
+}
+
 // Metrics are the stats a stream updates, by StatID; nil ones are not
 // recorded.
 type Metrics [NumStats]Counter
 
-// Add moves stat id by delta.
+// Add moves stat id by delta; a nil *Metrics records nothing.
 func (m *Metrics) Add(id StatID, delta int64) {
+	if m == nil {
+		return
+	}
 	if c := m[id]; c != nil {
 		c.Increment(delta)
 	}

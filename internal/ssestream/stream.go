@@ -57,7 +57,7 @@ const idLimit = 256
 // each adapter drives it from one goroutine or thread at a time.
 type Stream struct {
 	policy  *policy.Policy
-	metrics *Metrics
+	metrics Recorder
 	adapter string
 	now     func() time.Time
 
@@ -77,10 +77,10 @@ type Stream struct {
 }
 
 // New starts following a stream. adapter names the tagging adapter (the tag
-// header's value).
-func New(p *policy.Policy, m *Metrics, adapter string, now func() time.Time) *Stream {
+// header's value); m may be nil, recording nothing.
+func New(p *policy.Policy, m Recorder, adapter string, now func() time.Time) *Stream {
 	if m == nil {
-		m = &Metrics{}
+		m = (*Metrics)(nil)
 	}
 	if now == nil {
 		now = time.Now

@@ -57,38 +57,29 @@ var _ Envoy = abi.Filter{}
 func (c *filterConfig) NewFilter(f abi.Filter) abi.HTTPFilter { return c.newFilter(f) }
 
 func (c *filterConfig) newFilter(env Envoy) *filter {
-	f := &filter{env: env, cfg: c}
-	for id := range f.stats {
-		f.stats[id] = envoyStat{f: f, stat: c.stats[id]}
-		f.metrics[id] = &f.stats[id]
-	}
-	return f
+	return &filter{env: env, cfg: c}
 }
 
-// envoyStat is one of Envoy's stats, updated through the stream that
-// counts (the ABI takes the filter, not the config, to update a stat).
-type envoyStat struct {
-	f    *filter
-	stat definedStat
-}
-
-func (s *envoyStat) Increment(delta int64) {
+// Add implements ssestream.Recorder: the ABI updates a stat through the
+// stream, so the filter is its own recorder and a stream keeps no table of
+// counters.
+func (f *filter) Add(id ssestream.StatID, delta int64) {
+	stat := f.cfg.stats[id]
 	switch {
-	case s.f.gone:
+	case f.gone:
 		// After stream-complete Envoy's side of the stream may be gone.
-	case s.stat.gauge:
-		s.f.env.AddGauge(s.stat.id, delta)
+	case stat.gauge:
+		f.env.AddGauge(stat.id, delta)
 	case delta > 0:
-		s.f.env.IncrementCounter(s.stat.id, uint64(delta))
+		f.env.IncrementCounter(stat.id, uint64(delta))
 	}
 }
 
-// bodyCounts is the C body hook's count as ssestream.BodyCounts.
-type bodyCounts struct{ env Envoy }
-
-func (b bodyCounts) Events() uint64      { return b.env.BodyCounts().Events }
-func (b bodyCounts) Bytes() uint64       { return b.env.BodyCounts().Bytes }
-func (b bodyCounts) LastEventID() string { return b.env.BodyCounts().LastEventID }
+// Events, Bytes and LastEventID implement ssestream.BodyCounts with what
+// the C body hook counted.
+func (f *filter) Events() uint64      { return f.env.BodyCounts().Events }
+func (f *filter) Bytes() uint64       { return f.env.BodyCounts().Bytes }
+func (f *filter) LastEventID() string { return f.env.BodyCounts().LastEventID }
 
 // filter translates the ABI's hooks into the stream's life
 // (ssestream.Stream) and is its ssestream.Host. Envoy calls its hooks one at
@@ -98,17 +89,19 @@ func (b bodyCounts) LastEventID() string { return b.env.BodyCounts().LastEventID
 // Continue), except that response headers fail closed for CORS: see
 // OnResponseHeaders.
 type filter struct {
-	env     Envoy
-	cfg     *filterConfig
-	stats   [ssestream.NumStats]envoyStat
-	metrics ssestream.Metrics
-	stream  *ssestream.Stream
+	env    Envoy
+	cfg    *filterConfig
+	stream *ssestream.Stream
 
 	// gone: Envoy's side of the stream may no longer be called.
 	gone bool
 }
 
-var _ abi.HTTPFilter = (*filter)(nil)
+var (
+	_ abi.HTTPFilter       = (*filter)(nil)
+	_ ssestream.Recorder   = (*filter)(nil)
+	_ ssestream.BodyCounts = (*filter)(nil)
+)
 
 // The status each request hook returns for the stream's answer. After a
 // local reply a body hook must not buffer (StopNoBuffer).
@@ -122,7 +115,7 @@ func (f *filter) OnRequestHeaders(endOfStream bool) abi.Status {
 	if rc, ok := f.env.RouteConfig().(*routeConfig); ok {
 		p = rc.policy
 	}
-	f.stream = ssestream.New(p, &f.metrics, adapterName, f.cfg.now)
+	f.stream = ssestream.New(p, f, adapterName, f.cfg.now)
 	return headersStatus[f.send(f.stream.OnRequestHeaders(requestHeaders{f.env}, endOfStream))]
 }
 
@@ -171,7 +164,7 @@ func (f *filter) OnResponseHeaders(endOfStream bool) abi.Status {
 	if f.stream.OnResponseHeaders(responseHeaders{f.env}, endOfStream) {
 		route, _ := f.env.AttributeString(abi.AttributeRouteName)
 		protocol, _ := f.env.AttributeString(abi.AttributeRequestProtocol)
-		f.stream.CountedBy(bodyCounts{f.env})
+		f.stream.CountedBy(f)
 		f.env.CountBody(f.cfg.eventsStat())
 		f.stream.Open(ssestream.Info{Route: route, Protocol: protocol}, f)
 	}
