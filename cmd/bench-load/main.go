@@ -6,8 +6,9 @@
 //
 // Knobs come from the environment, as make passes them: SCENARIO, VARIANTS,
 // LEGS (comma lists), STREAMS, SLOW, RATE (events/s), OPEN_RATE (streams/s,
-// 0: as fast as possible), DURATION, QUICK=1. Flags say where output goes;
-// each falls back to BENCH_LOAD_<NAME>.
+// 0: as fast as possible), DURATION, ROUNDS (repeat every case, the variants
+// taking turns; the report adds per-round ratios), QUICK=1. Flags say where
+// output goes; each falls back to BENCH_LOAD_<NAME>.
 //
 // SCENARIO=mercure (or mercure-fanout, mercure-topics, mercure-publish)
 // compares the upstream's Mercure hub with github.com/dunglas/mercure's

@@ -26,7 +26,8 @@ func ChartNames(scenario string) []string {
 
 // WriteCharts draws the scenario's cases into dir: latency percentiles,
 // CPU per event stacked by process, and memory per stream stacked by
-// process.
+// process. Of a run over several rounds it draws the round with the median
+// p99 of each variant and leg.
 func WriteCharts(r *Report, dir, scenario string) error {
 	var cases []Case
 	for _, c := range r.Cases {
@@ -37,6 +38,7 @@ func WriteCharts(r *Report, dir, scenario string) error {
 	if len(cases) == 0 {
 		return fmt.Errorf("no case of scenario %s to chart", scenario)
 	}
+	cases = representatives(cases)
 	labels := make([]string, len(cases))
 	for i, c := range cases {
 		labels[i] = c.Variant + " " + c.Leg

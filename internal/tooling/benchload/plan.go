@@ -15,6 +15,10 @@ type Plan struct {
 	// The Mercure comparison's (SCENARIO=mercure, or one of its names).
 	MercureScenarios []MercureScenario
 	MercureVariants  []MercureVariant
+	// Rounds repeats every SSE case, the variants taking turns within a
+	// round, so that a noisy moment of a shared machine hits one round of
+	// every variant rather than every round of one.
+	Rounds int
 }
 
 // Knobs override a plan's defaults; zero values keep them. They come from
@@ -27,12 +31,13 @@ type Knobs struct {
 	EventRate, OpenRate float64
 	OpenRateSet         bool // OpenRate 0 given explicitly: as fast as possible
 	Duration            time.Duration
+	Rounds              int
 	Quick               bool
 }
 
 // ParseKnobs reads the knobs from getenv: SCENARIO, VARIANTS, LEGS (comma
 // lists), STREAMS, SLOW, RATE (events/s), OPEN_RATE (streams/s, 0: as fast
-// as possible), DURATION, QUICK=1; TOPICS for the Mercure scenarios, where
+// as possible), DURATION, ROUNDS, QUICK=1; TOPICS for the Mercure scenarios, where
 // STREAMS is subscribers and RATE publishes/s.
 func ParseKnobs(getenv func(string) string) (Knobs, error) {
 	var k Knobs
@@ -77,6 +82,7 @@ func ParseKnobs(getenv func(string) string) (Knobs, error) {
 	atoi("STREAMS", &k.Streams)
 	atoi("SLOW", &k.Slow)
 	atoi("TOPICS", &k.Topics)
+	atoi("ROUNDS", &k.Rounds)
 	atof("RATE", &k.EventRate)
 	k.OpenRateSet = atof("OPEN_RATE", &k.OpenRate)
 	if v := getenv("DURATION"); v != "" && err == nil {
@@ -99,7 +105,7 @@ var QuickVariants = []string{"direct", RouterVariant, "native-cors", "ext_proc",
 
 // Plan turns the knobs into scenarios and variants.
 func (k Knobs) Plan() (Plan, error) {
-	var p Plan
+	p := Plan{Rounds: max(k.Rounds, 1)}
 	names := k.Scenarios
 	if len(names) == 0 {
 		if k.Quick {
@@ -177,6 +183,15 @@ func (k Knobs) Plan() (Plan, error) {
 	return p, nil
 }
 
+func directRan(cases []Case, scenario, downstream string, round int) bool {
+	for _, c := range cases {
+		if c.Scenario == scenario && c.Round == round && c.Leg == downstream+"/-" {
+			return true
+		}
+	}
+	return false
+}
+
 // mercure applies the knobs to a Mercure scenario: STREAMS subscribers,
 // TOPICS, RATE publishes/s, OPEN_RATE, DURATION.
 func (k Knobs) mercure(s MercureScenario) MercureScenario {
@@ -232,25 +247,28 @@ func (e *Env) Run(ctx context.Context, p Plan, progress func(Case), mercureProgr
 			}
 		}
 	}
+	rounds := max(p.Rounds, 1)
 	for _, sc := range p.Scenarios {
-		directDone := map[string]bool{}
 		for _, leg := range sc.Legs {
-			for _, v := range run {
-				if v.Direct {
+			for round := 1; round <= rounds; round++ {
+				label := round
+				if rounds == 1 {
+					label = 0
+				}
+				for _, v := range run {
 					// Without Envoy there is no upstream leg: once per
-					// downstream protocol.
-					if directDone[leg.Downstream] {
+					// downstream protocol and round.
+					if v.Direct && directRan(r.Cases, sc.Name, leg.Downstream, label) {
 						continue
 					}
-					directDone[leg.Downstream] = true
-				}
-				if ctx.Err() != nil {
-					return r, ctx.Err()
-				}
-				c := e.RunCase(ctx, v, sc, leg)
-				r.Cases = append(r.Cases, c)
-				if progress != nil {
-					progress(c)
+					if ctx.Err() != nil {
+						return r, ctx.Err()
+					}
+					c := e.RunCase(ctx, v, sc, leg, label)
+					r.Cases = append(r.Cases, c)
+					if progress != nil {
+						progress(c)
+					}
 				}
 			}
 		}

@@ -56,6 +56,9 @@ func TestKnobsMakeThePlan(t *testing.T) {
 		{"mercure topics never exceed subscribers", env("SCENARIO", "mercure-topics", "STREAMS", "10"), func(p Plan) bool {
 			return p.MercureScenarios[0].Topics == 10
 		}, ""},
+		{"one round unless asked", env(), func(p Plan) bool { return p.Rounds == 1 }, ""},
+		{"rounds", env("ROUNDS", "5"), func(p Plan) bool { return p.Rounds == 5 }, ""},
+		{"rounds not a number", env("ROUNDS", "many"), nil, `ROUNDS="many"`},
 		{"unknown scenario", env("SCENARIO", "soak"), nil, `no scenario "soak"`},
 		{"unknown variant", env("VARIANTS", "nginx"), nil, `no variant "nginx"`},
 		{"bad leg", env("LEGS", "h3/tls"), nil, "LEGS"},

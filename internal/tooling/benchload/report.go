@@ -93,10 +93,10 @@ func proxyCost(c Case) (cpuUS, kib float64) {
 	return cpuUS, kib
 }
 
-// router finds the router-only case of the same scenario and leg.
-func (r *Report) router(c Case) (Case, bool) {
+// baseline finds the case of variant of the same scenario, leg and round.
+func (r *Report) baseline(c Case, variant string) (Case, bool) {
 	for _, o := range r.Cases {
-		if o.Variant == RouterVariant && o.Scenario == c.Scenario && o.Leg == c.Leg && o.Error == "" {
+		if o.Variant == variant && o.Scenario == c.Scenario && o.Leg == c.Leg && o.Round == c.Round && o.Error == "" {
 			return o, true
 		}
 	}
@@ -180,12 +180,20 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 			fmt.Fprintf(w, " + %d never reading", sc.Slow)
 		}
 		fmt.Fprintf(w, ", %g events/s, window %v)\n\n", sc.EventRate, sc.Duration)
-		fmt.Fprintln(w, "| variant | leg | opened | failed (client; Envoy code+flag) | events | gaps/dups | latency p50 / p90 / p99 / max ms | CPU µs/event up / envoy / ext_proc / client | proxy CPU vs router | KiB/stream up / envoy / ext_proc / client | proxy KiB vs router | p99 vs router |")
-		fmt.Fprintln(w, "|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+		rounds := slices.ContainsFunc(cases, func(c Case) bool { return c.Round > 0 })
+		round := ""
+		if rounds {
+			round = "round | "
+		}
+		fmt.Fprintln(w, "| variant | leg | "+round+"opened | failed (client; Envoy code+flag) | events | gaps/dups | latency p50 / p90 / p99 / max ms | CPU µs/event up / envoy / ext_proc / client | proxy CPU vs router | KiB/stream up / envoy / ext_proc / client | proxy KiB vs router | p99 vs router | Envoy heap KiB/stream |")
+		fmt.Fprintln(w, "|---|---|"+strings.Repeat("--:|", strings.Count(round, "|"))+"--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 		slices.SortStableFunc(cases, func(a, b Case) int { return strings.Compare(a.Leg, b.Leg) })
 		for _, c := range cases {
+			if rounds {
+				round = fmt.Sprintf("%d | ", c.Round)
+			}
 			if c.Error != "" {
-				fmt.Fprintf(w, "| %s | %s | error: %s |||||||||\n", c.Variant, c.Leg, strings.ReplaceAll(firstLine(c.Error), "|", "/"))
+				fmt.Fprintf(w, "| %s | %s | %serror: %s ||||||||||\n", c.Variant, c.Leg, round, strings.ReplaceAll(firstLine(c.Error), "|", "/"))
 				continue
 			}
 			failed := counts(c.Failed)
@@ -193,7 +201,7 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 				failed += "; Envoy: " + f
 			}
 			cpuRatio, kibRatio, p99Ratio := "–", "–", "–"
-			if base, ok := r.router(c); ok {
+			if base, ok := r.baseline(c, RouterVariant); ok {
 				cpu, kib := proxyCost(c)
 				bcpu, bkib := proxyCost(base)
 				cpuRatio, kibRatio = ratio(cpu, bcpu), ratio(kib, bkib)
@@ -207,11 +215,18 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 			if c.OpenClientBound {
 				opened += " ⚠client-bound"
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %d/%d | %s / %s / %s / %s | %s | %s | %s | %s | %s |\n",
-				c.Variant, c.Leg, opened, failed, events, c.Gaps, c.Dups,
+			heap := "–"
+			if c.EnvoyHeapKiBPerStream != 0 {
+				heap = num(c.EnvoyHeapKiBPerStream)
+			}
+			fmt.Fprintf(w, "| %s | %s | %s%s | %s | %s | %d/%d | %s / %s / %s / %s | %s | %s | %s | %s | %s | %s |\n",
+				c.Variant, c.Leg, round, opened, failed, events, c.Gaps, c.Dups,
 				num(c.LatencyMS.P50), num(c.LatencyMS.P90), num(c.LatencyMS.P99), num(c.LatencyMS.Max),
 				perProc(c.Proc, procColumns, func(p Proc) float64 { return p.CPUPerEventUS }), cpuRatio,
-				perProc(c.Proc, procColumns, func(p Proc) float64 { return p.KiBPerStream }), kibRatio, p99Ratio)
+				perProc(c.Proc, procColumns, func(p Proc) float64 { return p.KiBPerStream }), kibRatio, p99Ratio, heap)
+		}
+		if rounds {
+			r.writeRoundSummary(w, cases)
 		}
 		var bound []string
 		var busy float64

@@ -78,3 +78,37 @@ func TestMercureTableRatiosAgainstMercure(t *testing.T) {
 		t.Errorf("flat-out table lacks %q:\n%s", want, b.String())
 	}
 }
+
+func TestRoundsAreComparedWithinTheirRound(t *testing.T) {
+	mk := func(variant string, round int, envoyUS, envoyKiB, p99, heap float64) Case {
+		return Case{Scenario: "tokens", Variant: variant, Leg: "h2/tls", Round: round, Streams: 10, Opened: 10, Events: 100,
+			LatencyMS: Pct{P50: 1, P90: 2, P99: p99, Max: 9}, EnvoyHeapKiBPerStream: heap,
+			Procs: []Proc{{Name: "upstream", CPUPerEventUS: 100, KiBPerStream: 28}, {Name: "envoy", CPUPerEventUS: envoyUS, KiBPerStream: envoyKiB}}}
+	}
+	r := &Report{
+		Scenarios: []Scenario{{Name: "tokens", Streams: 10, EventRate: 50}},
+		Cases: []Case{
+			// Round 2 is twice as slow for everyone: within the round the
+			// module still costs what it costs in rounds 1 and 3.
+			mk("router", 1, 10, 20, 4, 16), mk("router-headers", 1, 10, 24, 4, 20), mk("module", 1, 11, 25, 4.4, 21),
+			mk("router", 2, 20, 20, 8, 16), mk("router-headers", 2, 20, 24, 8, 20), mk("module", 2, 24, 26, 10, 21),
+			mk("router", 3, 10, 20, 4, 16), mk("router-headers", 3, 10, 24, 4, 20), mk("module", 3, 10, 24, 4, 20),
+		},
+	}
+	var b bytes.Buffer
+	r.WriteMarkdown(&b)
+	out := b.String()
+	for _, want := range []string{
+		"| variant | leg | round | opened |",
+		"| module | h2/tls | 2 | 10/10 in 0.0s |  | 100 | 0/0 | 1.00 / 2.00 / 10.0 / 9.00 | 100 / 24.0 / – / – | 1.20x | 28.0 / 26.0 / – / – | 1.30x | 1.25x | 21.0 |",
+		"| module | h2/tls | 3 | 1.10x (1.00–1.20) | 1.10x (1.00–1.25) | 1.25x (1.20–1.30) | 1.04x (1.00–1.08) | 1.31x (1.25–1.31) |",
+		"| router-headers | h2/tls | 3 | 1.00x (1.00–1.00) | 1.00x (1.00–1.00) | 1.20x (1.20–1.20) | – | 1.25x (1.25–1.25) |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if got := representatives(r.Cases); len(got) != 3 || got[2].Variant != "module" || got[2].Round != 1 {
+		t.Errorf("representatives = %+v, want one case per variant, the module's median-p99 round (1)", got)
+	}
+}

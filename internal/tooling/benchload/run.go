@@ -77,6 +77,9 @@ type Case struct {
 	Scenario string `json:"scenario"`
 	Variant  string `json:"variant"`
 	Leg      string `json:"leg"`
+	// Round numbers a case from 1 when the run repeats every case
+	// (ROUNDS); 0 in a run of one round.
+	Round int `json:"round,omitempty"`
 	// Streams asked for (readers), and never-reading ones beside them.
 	Streams int `json:"streams"`
 	Slow    int `json:"slow,omitempty"`
@@ -90,14 +93,18 @@ type Case struct {
 	Ended   map[string]int `json:"ended_early,omitempty"`
 	OpenSec float64        `json:"open_seconds"`
 	// Events read in the window, ids missing and repeated over the run.
-	Events      int64   `json:"events"`
-	Unstamped   int64   `json:"unstamped,omitempty"`
-	Gaps        int64   `json:"id_gaps"`
-	Dups        int64   `json:"id_dups"`
-	WindowSec   float64 `json:"window_seconds"`
-	LatencyMS   Pct     `json:"latency_ms"`
-	Procs       []Proc  `json:"processes"`
-	ClientCores float64 `json:"client_cores"`
+	Events    int64   `json:"events"`
+	Unstamped int64   `json:"unstamped,omitempty"`
+	Gaps      int64   `json:"id_gaps"`
+	Dups      int64   `json:"id_dups"`
+	WindowSec float64 `json:"window_seconds"`
+	LatencyMS Pct     `json:"latency_ms"`
+	Procs     []Proc  `json:"processes"`
+	// EnvoyHeapKiBPerStream is Envoy's allocator's bytes in use (admin
+	// /memory) with the streams open minus without, per open stream: the
+	// part of Envoy's resident memory that is its own heap.
+	EnvoyHeapKiBPerStream float64 `json:"envoy_heap_kib_per_stream,omitempty"`
+	ClientCores           float64 `json:"client_cores"`
 	// MachineBusy is the share of the whole machine's CPU in use during
 	// the window (other tenants included).
 	MachineBusy float64 `json:"machine_busy"`
@@ -148,8 +155,8 @@ const warmup = time.Second
 
 // RunCase starts the variant, runs the scenario on one leg and stops
 // everything it started.
-func (e *Env) RunCase(ctx context.Context, v Variant, sc Scenario, leg Leg) Case {
-	c := Case{Scenario: sc.Name, Variant: v.Name, Leg: leg.String(), Streams: sc.Streams, Slow: sc.Slow}
+func (e *Env) RunCase(ctx context.Context, v Variant, sc Scenario, leg Leg, round int) Case {
+	c := Case{Scenario: sc.Name, Variant: v.Name, Leg: leg.String(), Round: round, Streams: sc.Streams, Slow: sc.Slow}
 	if v.Direct {
 		c.Leg = leg.Downstream + "/-"
 	}
@@ -230,6 +237,12 @@ func (e *Env) runCase(ctx context.Context, v Variant, sc Scenario, leg Leg, c *C
 	if err != nil {
 		return err
 	}
+	var idleHeap int64
+	if !v.Direct {
+		if idleHeap, err = envoyHeap(ctx, stack.AdminURL); err != nil {
+			return err
+		}
+	}
 
 	cfg := clientConfig(stack, opts.Ports, v, leg)
 	cfg.Streams, cfg.OpenRate = sc.Streams, sc.OpenRate
@@ -291,6 +304,12 @@ func (e *Env) runCase(ctx context.Context, v Variant, sc Scenario, leg Leg, c *C
 	if err != nil {
 		return err
 	}
+	var afterHeap int64
+	if !v.Direct {
+		if afterHeap, err = envoyHeap(ctx, stack.AdminURL); err != nil {
+			return err
+		}
+	}
 	m1, _ := loadtest.SampleMachine()
 
 	c.WindowSec = window.Seconds()
@@ -315,6 +334,9 @@ func (e *Env) runCase(ctx context.Context, v Variant, sc Scenario, leg Leg, c *C
 				c.Ended = nil
 			}
 		}
+	}
+	if !v.Direct && c.Opened > 0 {
+		c.EnvoyHeapKiBPerStream = float64(afterHeap-idleHeap) / 1024 / float64(c.Opened)
 	}
 	for _, n := range names {
 		p := Proc{Name: n}

@@ -39,6 +39,10 @@ type Variant struct {
 // RouterVariant is the baseline every ratio is against.
 const RouterVariant = "router"
 
+// SameSizeVariant is the router adding the policy's response headers: the
+// baseline for what a filter costs beyond the response it makes.
+const SameSizeVariant = "router-headers"
+
 // Variants are every variant, in table order.
 var Variants = []Variant{
 	{Name: "direct", Direct: true, Measure: []string{"upstream"},
@@ -46,7 +50,7 @@ var Variants = []Variant{
 	{Name: RouterVariant, Measure: []string{"upstream", "envoy"}, Setup: editConfig(func(b *bootstrapv3.Bootstrap, _ *policy.Config) error {
 		return envoyconfig.RemoveExtProc(b)
 	}), Doc: "stock Envoy, router only (envoy-extproc.yaml without its ext_proc filters)"},
-	{Name: "router-headers", Measure: []string{"upstream", "envoy"}, Setup: editConfig(routerWithPolicyHeaders),
+	{Name: SameSizeVariant, Measure: []string{"upstream", "envoy"}, Setup: editConfig(routerWithPolicyHeaders),
 		Doc: "router only, with the response headers the policy puts on a stream (as the load client asks: no Origin) set as route headers: what the response itself costs Envoy, with no filter"},
 	{Name: "native-cors", Measure: []string{"upstream", "envoy"}, Setup: editConfig(useNativeCORS),
 		Doc: "stock Envoy's CORS filter and a route cache-control header, what an operator would configure instead of a filter"},
