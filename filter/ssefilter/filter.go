@@ -1,6 +1,8 @@
 package ssefilter
 
 import (
+	"fmt"
+	"runtime/debug"
 	"strconv"
 
 	"github.com/envoyproxy/envoy/contrib/golang/common/go/api"
@@ -33,6 +35,11 @@ func Factory(c interface{}, callbacks api.FilterCallbackHandler) api.StreamFilte
 // filter translates the golang filter's callbacks into the stream's life
 // (ssestream.Stream) and is its ssestream.Host. Envoy runs every callback on
 // the stream's worker thread, one at a time, so it needs no locks.
+//
+// Every callback fails open, as the dynamic module's hooks do: Envoy's shim
+// answers a panic with a 500, which an EventSource takes as final, so a
+// panic under a callback is logged and the stream goes on without the
+// filter. Response headers fail closed for CORS: see EncodeHeaders.
 type filter struct {
 	api.PassThroughStreamFilter
 
@@ -48,15 +55,33 @@ var decodeStatus = [...]api.StatusType{
 	ssestream.SendReply: api.LocalReply,
 }
 
-func (f *filter) DecodeHeaders(h api.RequestHeaderMap, endStream bool) api.StatusType {
+// failOpen, deferred by a callback, turns a panic into an error line and,
+// for a callback that returns one, the status Continue.
+func (f *filter) failOpen(callback string, status *api.StatusType) {
+	if r := recover(); r != nil {
+		f.logPanic(callback, r, "")
+		if status != nil {
+			*status = api.Continue
+		}
+	}
+}
+
+func (f *filter) logPanic(callback string, r any, done string) {
+	f.callbacks.Log(api.Error, fmt.Sprintf("sse: panic in %s, failing open%s: %v\n%s", callback, done, r, debug.Stack()))
+}
+
+func (f *filter) DecodeHeaders(h api.RequestHeaderMap, endStream bool) (status api.StatusType) {
+	defer f.failOpen("DecodeHeaders", &status)
 	return f.decoded(f.stream.OnRequestHeaders(h, endStream))
 }
 
-func (f *filter) DecodeData(_ api.BufferInstance, endStream bool) api.StatusType {
+func (f *filter) DecodeData(_ api.BufferInstance, endStream bool) (status api.StatusType) {
+	defer f.failOpen("DecodeData", &status)
 	return f.decoded(f.stream.OnRequestBody(endStream))
 }
 
-func (f *filter) DecodeTrailers(api.RequestTrailerMap) api.StatusType {
+func (f *filter) DecodeTrailers(api.RequestTrailerMap) (status api.StatusType) {
+	defer f.failOpen("DecodeTrailers", &status)
 	return f.decoded(f.stream.OnRequestTrailers())
 }
 
@@ -71,7 +96,19 @@ func (f *filter) decoded(step ssestream.Step) api.StatusType {
 	return decodeStatus[step.Action]
 }
 
-func (f *filter) EncodeHeaders(h api.ResponseHeaderMap, endStream bool) api.StatusType {
+// EncodeHeaders fails closed for CORS: should it panic half way, the
+// upstream's own grant (access-control-allow-origin: *, credentials) could
+// reach an origin the allow-list refuses, so a panic removes the grant
+// headers before the stream goes on. If the header map cannot even do that,
+// the panic goes on to Envoy's shim, whose 500 is then the safe answer.
+func (f *filter) EncodeHeaders(h api.ResponseHeaderMap, endStream bool) (status api.StatusType) {
+	defer func() {
+		if r := recover(); r != nil {
+			policy.RemoveGrant(h)
+			f.logPanic("EncodeHeaders", r, " (CORS grant headers removed)")
+			status = api.Continue
+		}
+	}()
 	if f.stream.OnResponseHeaders(h, endStream) {
 		info := f.callbacks.StreamInfo()
 		protocol, _ := info.Protocol()
@@ -80,7 +117,8 @@ func (f *filter) EncodeHeaders(h api.ResponseHeaderMap, endStream bool) api.Stat
 	return api.Continue
 }
 
-func (f *filter) EncodeData(buffer api.BufferInstance, endStream bool) api.StatusType {
+func (f *filter) EncodeData(buffer api.BufferInstance, endStream bool) (status api.StatusType) {
+	defer f.failOpen("EncodeData", &status)
 	// Bytes() copies the chunk into Go: only SSE bodies pay for it.
 	var chunk []byte
 	if f.stream.IsSSE() && buffer.Len() > 0 {
@@ -90,7 +128,8 @@ func (f *filter) EncodeData(buffer api.BufferInstance, endStream bool) api.Statu
 	return api.Continue
 }
 
-func (f *filter) EncodeTrailers(api.ResponseTrailerMap) api.StatusType {
+func (f *filter) EncodeTrailers(api.ResponseTrailerMap) (status api.StatusType) {
+	defer f.failOpen("EncodeTrailers", &status)
 	f.stream.OnResponseEnd()
 	return api.Continue
 }
@@ -98,15 +137,20 @@ func (f *filter) EncodeTrailers(api.ResponseTrailerMap) api.StatusType {
 // OnLogDownstreamPeriodic keeps the counts fresh in the periodic access-log
 // entries of long streams (access_log_flush_interval).
 func (f *filter) OnLogDownstreamPeriodic(api.RequestHeaderMap, api.RequestTrailerMap, api.ResponseHeaderMap, api.ResponseTrailerMap) {
+	defer f.failOpen("OnLogDownstreamPeriodic", nil)
 	f.stream.PublishMetadata(f)
 }
 
 // OnStreamComplete runs before the access log, so the final counts and the
 // closing line are in place when the log is written.
-func (f *filter) OnStreamComplete() { f.stream.Finish(f) }
+func (f *filter) OnStreamComplete() {
+	defer f.failOpen("OnStreamComplete", nil)
+	f.stream.Finish(f)
+}
 
 // OnLog is the backstop should a stream end without OnStreamComplete.
 func (f *filter) OnLog(api.RequestHeaderMap, api.RequestTrailerMap, api.ResponseHeaderMap, api.ResponseTrailerMap) {
+	defer f.failOpen("OnLog", nil)
 	f.stream.Finish(f)
 }
 

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"example.com/sse-on-envoy/internal/policy"
 	"example.com/sse-on-envoy/internal/policy/policytest"
 	"example.com/sse-on-envoy/internal/ssestream"
 )
@@ -423,5 +424,99 @@ func TestBadPerRouteConfigFailsTheRouteNotEnvoy(t *testing.T) {
 	}
 	if _, err := (ConfigParser{}).Parse(typedStruct(t, map[string]any{"max_age": "forever"}), newConfigCallbacks()); err == nil {
 		t.Error("a bad filter-level config must still be refused")
+	}
+}
+
+// brokenHeaders is a header map whose writes panic, as Envoy's shim does
+// when Envoy answers a header call with an error (invalid phase...).
+type brokenHeaders struct {
+	*fakeHeaders
+	setPanics, delPanics bool
+}
+
+func (h *brokenHeaders) Set(k, v string) {
+	if h.setPanics {
+		panic("fake: header write refused")
+	}
+	h.fakeHeaders.Set(k, v)
+}
+
+func (h *brokenHeaders) Del(k string) {
+	if h.delPanics {
+		panic("fake: header removal refused")
+	}
+	h.fakeHeaders.Del(k)
+}
+
+// A panic under a callback would reach Envoy's shim, whose 500 an
+// EventSource takes as final: the filter fails open, logs it, and for the
+// response headers removes the upstream's CORS grant first. Only a header
+// map that cannot even remove a header lets the panic through (the 500 is
+// then the answer that cannot leak a grant).
+func TestPanicsFailOpenAndClosedForCORS(t *testing.T) {
+	tests := []struct {
+		name                 string
+		origin               string
+		setPanics, delPanics bool
+		wantPanic            bool
+	}{
+		{"refused origin, a header write panics", "https://evil.example", true, false, false},
+		{"allowed origin, a header write panics", "http://localhost:3000", true, false, false},
+		{"the header map refuses removals too", "http://localhost:3000", true, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, cb, _ := newTestFilter(t, demoConfig)
+			f.DecodeHeaders(newHeaders(":method", "GET", ":path", "/sse/events", "origin", tt.origin), true)
+			resp := &brokenHeaders{
+				fakeHeaders: newHeaders(":status", "200", "content-type", "text/event-stream",
+					"access-control-allow-origin", "*", "access-control-allow-credentials", "true"),
+				setPanics: tt.setPanics, delPanics: tt.delPanics,
+			}
+			var status api.StatusType
+			recovered := func() (r any) {
+				defer func() { r = recover() }()
+				status = f.EncodeHeaders(resp, false)
+				return nil
+			}()
+			if tt.wantPanic {
+				if recovered == nil {
+					t.Fatal("EncodeHeaders returned; want the panic passed on to Envoy's shim")
+				}
+				return
+			}
+			if recovered != nil || status != api.Continue {
+				t.Fatalf("EncodeHeaders = %v, panic %v; want Continue", status, recovered)
+			}
+			for _, k := range policy.GrantHeaders {
+				if v, ok := resp.Get(k); ok {
+					t.Errorf("%s = %q survived the panic", k, v)
+				}
+			}
+			if !slices.ContainsFunc(cb.lines, func(l string) bool {
+				return strings.HasPrefix(l, "ERROR sse: panic in EncodeHeaders, failing open (CORS grant headers removed): fake: header write refused")
+			}) {
+				t.Errorf("no error line for the panic: %q", cb.lines)
+			}
+			// The stream goes on: its body passes, its end runs.
+			if s := f.EncodeData(&fakeBuffer{data: []byte("data: x\n\n")}, false); s != api.Continue {
+				t.Errorf("EncodeData = %v", s)
+			}
+			f.OnStreamComplete()
+		})
+	}
+}
+
+func TestPanicInRequestHeadersFailsOpen(t *testing.T) {
+	f, cb, _ := newTestFilter(t, demoConfig)
+	// A header map missing every method: the first read panics.
+	if s := f.DecodeHeaders(struct{ api.RequestHeaderMap }{}, true); s != api.Continue {
+		t.Errorf("DecodeHeaders = %v, want Continue", s)
+	}
+	if cb.reply != nil {
+		t.Errorf("a local reply was sent: %+v", cb.reply)
+	}
+	if len(cb.lines) != 1 || !strings.HasPrefix(cb.lines[0], "ERROR sse: panic in DecodeHeaders, failing open: ") {
+		t.Errorf("log %q, want one error line for the panic", cb.lines)
 	}
 }
