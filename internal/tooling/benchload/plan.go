@@ -3,6 +3,7 @@ package benchload
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,8 +17,8 @@ type Plan struct {
 	MercureScenarios []MercureScenario
 	MercureVariants  []MercureVariant
 	// Rounds repeats every SSE case, the variants taking turns within a
-	// round, so that a noisy moment of a shared machine hits one round of
-	// every variant rather than every round of one.
+	// round (see turns), so that a noisy moment of a shared machine hits one
+	// round of every variant rather than every round of one.
 	Rounds int
 }
 
@@ -183,6 +184,18 @@ func (k Knobs) Plan() (Plan, error) {
 	return p, nil
 }
 
+// turns is the order the variants run in a round: each round starts one
+// variant further, so that over the rounds every variant runs first, second
+// and last alike, and a machine growing busier through a round does not
+// always weigh on the same one.
+func turns(vs []Variant, round int) []Variant {
+	if len(vs) == 0 || round <= 1 {
+		return vs
+	}
+	k := (round - 1) % len(vs)
+	return append(slices.Clone(vs[k:]), vs[:k]...)
+}
+
 func directRan(cases []Case, scenario, downstream string, round int) bool {
 	for _, c := range cases {
 		if c.Scenario == scenario && c.Round == round && c.Leg == downstream+"/-" {
@@ -255,7 +268,7 @@ func (e *Env) Run(ctx context.Context, p Plan, progress func(Case), mercureProgr
 				if rounds == 1 {
 					label = 0
 				}
-				for _, v := range run {
+				for _, v := range turns(run, round) {
 					// Without Envoy there is no upstream leg: once per
 					// downstream protocol and round.
 					if v.Direct && directRan(r.Cases, sc.Name, leg.Downstream, label) {

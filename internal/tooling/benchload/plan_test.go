@@ -89,3 +89,23 @@ func TestKnobsMakeThePlan(t *testing.T) {
 		})
 	}
 }
+
+func TestVariantsTakeTurnsOverRounds(t *testing.T) {
+	vs := []Variant{{Name: "router"}, {Name: "router-headers"}, {Name: "module"}}
+	firsts := map[string]int{}
+	for round := 1; round <= 6; round++ {
+		order := turns(vs, round)
+		if len(order) != len(vs) {
+			t.Fatalf("round %d runs %d variants, want %d", round, len(order), len(vs))
+		}
+		firsts[order[0].Name]++
+	}
+	for _, v := range vs {
+		if firsts[v.Name] != 2 {
+			t.Errorf("%s ran first in %d of 6 rounds, want 2: %v", v.Name, firsts[v.Name], firsts)
+		}
+	}
+	if got := turns(vs, 1); got[0].Name != "router" {
+		t.Errorf("round 1 starts with %s, want the plan's order", got[0].Name)
+	}
+}
