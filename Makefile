@@ -143,7 +143,7 @@ bench: ## Benchmarks (scanner, filter and module chunk paths, ext_proc round tri
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./filter/... ./module/... ./extproc/... ./upstream/...
 
 .PHONY: bench-load
-bench-load: envoy ## Load benchmark of every variant side by side (about 15 min; knobs SCENARIO VARIANTS LEGS STREAMS RATE DURATION ROUNDS QUICK=1; SCENARIO=mercure: our Mercure hub vs dunglas/mercure, built from bench/mercurehub, knob TOPICS)
+bench-load: envoy ## Load benchmark of every variant side by side (about 20 min; knobs SCENARIO VARIANTS LEGS STREAMS RATE DURATION ROUNDS QUICK=1; SCENARIO=mercure: our Mercure hub vs dunglas/mercure, built from bench/mercurehub, knob TOPICS)
 	$(GO) run ./cmd/bench-load
 
 .PHONY: clean
