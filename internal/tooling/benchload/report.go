@@ -81,6 +81,32 @@ func ReadReport(path string) (*Report, error) {
 	return &r, nil
 }
 
+// otherLoadLimit is the CPU, in cores, that may go to no measured process
+// during a window before the report marks the case.
+const otherLoadLimit = 0.25
+
+// OtherLoad is the machine's CPU during the case's window that none of its
+// measured processes (the client included) used, in cores: other tenants
+// of a shared machine, the kernel's own work. ok is false when the machine's
+// size is unknown.
+func (c Case) OtherLoad(cpus int) (cores float64, ok bool) {
+	if cpus <= 0 || c.WindowSec <= 0 {
+		return 0, false
+	}
+	own := 0.0
+	for _, p := range c.Procs {
+		own += p.CPUCores
+	}
+	return c.MachineBusy*float64(cpus) - own, true
+}
+
+func roundLabel(c Case) string {
+	if c.Round == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (round %d)", c.Round)
+}
+
 // proxyCost sums what the proxy layer spends: every measured process but
 // the upstream and the client.
 func proxyCost(c Case) (cpuUS, kib float64) {
@@ -211,6 +237,9 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 			if c.ClientBound {
 				events += " ⚠client-bound"
 			}
+			if other, ok := c.OtherLoad(r.Machine.CPUs); ok && other > otherLoadLimit {
+				events += fmt.Sprintf(" ⚠other load %.2f cores", other)
+			}
 			opened := fmt.Sprintf("%d/%d in %.1fs", c.Opened, c.Streams+c.Slow, c.OpenSec)
 			if c.OpenClientBound {
 				opened += " ⚠client-bound"
@@ -228,10 +257,13 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		if rounds {
 			r.writeRoundSummary(w, cases)
 		}
-		var bound []string
+		var bound, loaded []string
 		var busy float64
 		for _, c := range cases {
 			busy = max(busy, c.MachineBusy)
+			if other, ok := c.OtherLoad(r.Machine.CPUs); ok && other > otherLoadLimit {
+				loaded = append(loaded, c.Variant+" "+c.Leg+roundLabel(c))
+			}
 			if c.ClientBound {
 				bound = append(bound, c.Variant+" "+c.Leg)
 			}
@@ -244,6 +276,10 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 			fmt.Fprintf(w, " The client was CPU-bound (≥90%% of its %d cores) in: %s.", runtime.NumCPU(), strings.Join(bound, ", "))
 		} else {
 			fmt.Fprintf(w, " The client was never CPU-bound.")
+		}
+		if len(loaded) > 0 {
+			fmt.Fprintf(w, " More than %.2f cores went to no measured process (other tenants, the kernel's own work) in: %s; their latency and CPU figures say as much about that load as about the variant.",
+				otherLoadLimit, strings.Join(loaded, ", "))
 		}
 		fmt.Fprintln(w)
 	}

@@ -112,3 +112,32 @@ func TestRoundsAreComparedWithinTheirRound(t *testing.T) {
 		t.Errorf("representatives = %+v, want one case per variant, the module's median-p99 round (1)", got)
 	}
 }
+
+func TestCasesUnderOtherLoadAreMarked(t *testing.T) {
+	mk := func(variant string, busy float64) Case {
+		return Case{Scenario: "steady", Variant: variant, Leg: "h1/tls", Streams: 10, Opened: 10, Events: 100, WindowSec: 10,
+			MachineBusy: busy, LatencyMS: Pct{P50: 1, P90: 2, P99: 3, Max: 9},
+			Procs: []Proc{{Name: "upstream", CPUCores: 0.2}, {Name: "envoy", CPUCores: 0.3}, {Name: clientProc, CPUCores: 0.1}}}
+	}
+	r := &Report{
+		Machine:   Machine{CPUs: 2},
+		Scenarios: []Scenario{{Name: "steady", Streams: 10, EventRate: 10}},
+		// The processes use 0.6 cores: at 30 % of two cores nothing else
+		// ran; at 62 %, 0.64 cores went elsewhere.
+		Cases: []Case{mk("router", 0.30), mk("module", 0.62)},
+	}
+	var b bytes.Buffer
+	r.WriteMarkdown(&b)
+	out := b.String()
+	for _, want := range []string{
+		"| module | h1/tls | 10/10 in 0.0s |  | 100 ⚠other load 0.64 cores |",
+		"More than 0.25 cores went to no measured process (other tenants, the kernel's own work) in: module h1/tls;",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "| router | h1/tls | 10/10 in 0.0s |  | 100 ⚠") {
+		t.Errorf("router marked:\n%s", out)
+	}
+}
