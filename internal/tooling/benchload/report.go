@@ -219,7 +219,7 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 				round = fmt.Sprintf("%d | ", c.Round)
 			}
 			if c.Error != "" {
-				fmt.Fprintf(w, "| %s | %s | %serror: %s ||||||||||\n", c.Variant, c.Leg, round, strings.ReplaceAll(firstLine(c.Error), "|", "/"))
+				fmt.Fprintf(w, "| %s | %s | %serror: %s |||||||||||\n", c.Variant, c.Leg, round, strings.ReplaceAll(firstLine(c.Error), "|", "/"))
 				continue
 			}
 			failed := counts(c.Failed)
