@@ -19,6 +19,10 @@ const testTimeout = 15 * time.Second
 // upstream/.
 
 func TestLoadCountsStatusesGapsAndDuplicates(t *testing.T) {
+	// The streams' events wait for the window to start: readers begin as
+	// soon as Start returns, and could otherwise read everything before
+	// the test calls StartWindow.
+	windowStarted := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/busy":
@@ -32,6 +36,13 @@ func TestLoadCountsStatusesGapsAndDuplicates(t *testing.T) {
 			return
 		}
 		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		select {
+		case <-windowStarted:
+		case <-r.Context().Done():
+			return
+		}
 		// ids 1, 2, 5 (2 missing), 5 again and 4 (2 duplicates); then end.
 		w.Write([]byte("id: 1\ndata: a\n\nid: 2\ndata: b\n\n: sent=1\nid: 5\ndata: c\n\nid: 5\ndata: d\n\nid: 4\ndata: e\n\n"))
 	}))
@@ -63,6 +74,7 @@ func TestLoadCountsStatusesGapsAndDuplicates(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.StartWindow()
+	close(windowStarted)
 	l.WaitAnswered(ctx)
 	deadline := time.Now().Add(testTimeout)
 	for l.Snapshot().Ended["EOF"] < 2 && time.Now().Before(deadline) {
