@@ -7,8 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -135,14 +133,7 @@ type MercureCase struct {
 }
 
 // Proc finds a process's figures by name.
-func (c MercureCase) Proc(name string) (Proc, bool) {
-	for _, p := range c.Procs {
-		if p.Name == name {
-			return p, true
-		}
-	}
-	return Proc{}, false
-}
+func (c MercureCase) Proc(name string) (Proc, bool) { return findProc(c.Procs, name) }
 
 // mercureKey signs and verifies both hubs' tokens (HS256, benchmark only).
 const mercureKey = "bench-load-mercure-secret-0123456789abcdef"
@@ -246,21 +237,8 @@ func (e *Env) runMercureCase(ctx context.Context, v MercureVariant, sc MercureSc
 
 	names := []string{"hub", "envoy", clientProc}
 	pids := map[string]int{"hub": hub.Process().PID(), "envoy": stack.Envoy.Process().PID(), clientProc: os.Getpid()}
-	sample := func() (map[string]loadtest.ProcSample, error) {
-		out := map[string]loadtest.ProcSample{}
-		for _, n := range names {
-			s, err := loadtest.SampleProc(pids[n])
-			if err != nil {
-				return nil, fmt.Errorf("sampling %s: %w", n, err)
-			}
-			out[n] = s
-		}
-		return out, nil
-	}
-	runtime.GC()
-	debug.FreeOSMemory()
-	time.Sleep(300 * time.Millisecond)
-	idle, err := sample()
+	sampler := procSampler{names: names, pids: pids}
+	idle, err := sampler.idle()
 	if err != nil {
 		return err
 	}
@@ -294,14 +272,14 @@ func (e *Env) runMercureCase(ctx context.Context, v MercureVariant, sc MercureSc
 	c.OpenSec = time.Since(openStart).Seconds()
 
 	time.Sleep(warmup)
-	before, err := sample()
+	before, err := sampler.sample()
 	if err != nil {
 		return err
 	}
 	m0, _ := loadtest.SampleMachine()
 	res := load.Run(ctx, sc.Duration, mercureGrace)
 	window := time.Duration(res.PublishSeconds*float64(time.Second)) + mercureGrace
-	after, err := sample()
+	after, err := sampler.sample()
 	if err != nil {
 		return err
 	}
@@ -330,22 +308,9 @@ func (e *Env) runMercureCase(ctx context.Context, v MercureVariant, sc MercureSc
 	if len(s.Ended) > 0 {
 		c.Ended = s.Ended
 	}
-	for _, n := range names {
-		p := Proc{Name: n}
-		cpu := after[n].CPU - before[n].CPU
-		p.CPUCores = cpu.Seconds() / window.Seconds()
-		if c.Received > 0 {
-			p.CPUPerEventUS = float64(cpu.Microseconds()) / float64(c.Received)
-		}
-		if c.Opened > 0 {
-			p.KiBPerStream = float64(before[n].RSS-idle[n].RSS) / 1024 / float64(c.Opened)
-		}
-		p.IdleRSSMiB = float64(idle[n].RSS) / (1 << 20)
-		c.Procs = append(c.Procs, p)
-		if n == clientProc {
-			c.ClientCores = p.CPUCores
-		}
-	}
+	// Memory per subscriber is from the sample with every subscriber open
+	// and nothing published yet (before).
+	c.Procs, c.ClientCores = sampler.procFigures(idle, before, before, after, window, c.Received, c.Opened)
 	c.ClientBound = c.ClientCores >= 0.9*float64(loadtest.ClientCores())
 
 	stop()

@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -139,14 +137,7 @@ type Proc struct {
 }
 
 // Proc finds a process's figures by name.
-func (c Case) Proc(name string) (Proc, bool) {
-	for _, p := range c.Procs {
-		if p.Name == name {
-			return p, true
-		}
-	}
-	return Proc{}, false
-}
+func (c Case) Proc(name string) (Proc, bool) { return findProc(c.Procs, name) }
 
 const clientProc = "client"
 
@@ -216,24 +207,9 @@ func (e *Env) runCase(ctx context.Context, v Variant, sc Scenario, leg Leg, c *C
 		// figures of such a case are not to be trusted.
 		pids[n] = p.Process().PID()
 	}
-	sample := func() (map[string]loadtest.ProcSample, error) {
-		out := map[string]loadtest.ProcSample{}
-		for _, n := range names {
-			s, err := loadtest.SampleProc(pids[n])
-			if err != nil {
-				return nil, fmt.Errorf("sampling %s: %w", n, err)
-			}
-			out[n] = s
-		}
-		return out, nil
-	}
-
-	// The idle baseline: everything started, no stream yet, the client's
-	// garbage from earlier cases returned.
-	runtime.GC()
-	debug.FreeOSMemory()
-	time.Sleep(300 * time.Millisecond)
-	idle, err := sample()
+	sampler := procSampler{names: names, pids: pids}
+	// The idle baseline: everything started, no stream yet.
+	idle, err := sampler.idle()
 	if err != nil {
 		return err
 	}
@@ -286,7 +262,7 @@ func (e *Env) runCase(ctx context.Context, v Variant, sc Scenario, leg Leg, c *C
 	}
 
 	time.Sleep(warmup)
-	before, err := sample()
+	before, err := sampler.sample()
 	if err != nil {
 		return err
 	}
@@ -300,7 +276,7 @@ func (e *Env) runCase(ctx context.Context, v Variant, sc Scenario, leg Leg, c *C
 	}
 	w := readers.EndWindow()
 	window := time.Since(windowStart)
-	after, err := sample()
+	after, err := sampler.sample()
 	if err != nil {
 		return err
 	}
@@ -338,22 +314,7 @@ func (e *Env) runCase(ctx context.Context, v Variant, sc Scenario, leg Leg, c *C
 	if !v.Direct && c.Opened > 0 {
 		c.EnvoyHeapKiBPerStream = float64(afterHeap-idleHeap) / 1024 / float64(c.Opened)
 	}
-	for _, n := range names {
-		p := Proc{Name: n}
-		cpu := after[n].CPU - before[n].CPU
-		p.CPUCores = cpu.Seconds() / window.Seconds()
-		if c.Events > 0 {
-			p.CPUPerEventUS = float64(cpu.Microseconds()) / float64(c.Events)
-		}
-		if c.Opened > 0 {
-			p.KiBPerStream = float64(after[n].RSS-idle[n].RSS) / 1024 / float64(c.Opened)
-		}
-		p.IdleRSSMiB = float64(idle[n].RSS) / (1 << 20)
-		c.Procs = append(c.Procs, p)
-		if n == clientProc {
-			c.ClientCores = p.CPUCores
-		}
-	}
+	c.Procs, c.ClientCores = sampler.procFigures(idle, after, before, after, window, c.Events, c.Opened)
 	c.ClientBound = c.ClientCores >= 0.9*float64(loadtest.ClientCores())
 
 	for _, l := range loads {
