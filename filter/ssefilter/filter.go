@@ -118,10 +118,16 @@ func (f *filter) EncodeHeaders(h api.ResponseHeaderMap, endStream bool) (status 
 }
 
 func (f *filter) EncodeData(buffer api.BufferInstance, endStream bool) (status api.StatusType) {
+	if !f.stream.IsSSE() {
+		// Other responses only note their end, which cannot panic: they
+		// pay one check per chunk, no copy and no recover.
+		f.stream.OnResponseData(nil, endStream)
+		return api.Continue
+	}
 	defer f.failOpen("EncodeData", &status)
 	// Bytes() copies the chunk into Go: only SSE bodies pay for it.
 	var chunk []byte
-	if f.stream.IsSSE() && buffer.Len() > 0 {
+	if buffer.Len() > 0 {
 		chunk = buffer.Bytes()
 	}
 	f.stream.OnResponseData(chunk, endStream)
