@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"example.com/sse-on-envoy/internal/tooling/localstack"
+	"example.com/sse-on-envoy/tools/localstack"
 )
 
 // accessLogEntry is one JSON line of Envoy's access log (envoy.yaml's

@@ -14,8 +14,8 @@ import (
 
 	"example.com/sse-on-envoy/internal/sse"
 	"example.com/sse-on-envoy/internal/ssestream"
-	"example.com/sse-on-envoy/internal/tooling/localstack"
 	"example.com/sse-on-envoy/module/ssemodule"
+	"example.com/sse-on-envoy/tools/localstack"
 )
 
 // curl runs the real curl as the write-up does, for a bounded time, and

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
-	"example.com/sse-on-envoy/internal/tooling/localstack"
+	"example.com/sse-on-envoy/tools/envoyconfig"
+	"example.com/sse-on-envoy/tools/localstack"
 )
 
 // With no upstream at all, Envoy's own 503 would end every EventSource for

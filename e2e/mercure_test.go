@@ -16,8 +16,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"example.com/sse-on-envoy/internal/sse"
-	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
-	"example.com/sse-on-envoy/internal/tooling/localstack"
+	"example.com/sse-on-envoy/tools/envoyconfig"
+	"example.com/sse-on-envoy/tools/localstack"
 )
 
 // The Mercure hub behind real Envoy (issue 12): publish and subscribe

@@ -19,10 +19,10 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"example.com/sse-on-envoy/internal/ssestream"
-	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
-	"example.com/sse-on-envoy/internal/tooling/localstack"
 	"example.com/sse-on-envoy/module/abi"
 	"example.com/sse-on-envoy/module/ssemodule"
+	"example.com/sse-on-envoy/tools/envoyconfig"
+	"example.com/sse-on-envoy/tools/localstack"
 )
 
 // checkModuleCounts checks what only the module can show in Envoy itself:

@@ -13,7 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"example.com/sse-on-envoy/internal/sse"
-	"example.com/sse-on-envoy/internal/tooling/localstack"
+	"example.com/sse-on-envoy/tools/localstack"
 )
 
 // startReplicatedStack is startStack with n upstream replicas sharing one

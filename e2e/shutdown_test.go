@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"example.com/sse-on-envoy/internal/sse"
-	"example.com/sse-on-envoy/internal/tooling/localstack"
+	"example.com/sse-on-envoy/tools/localstack"
 )
 
 // SIGTERM to the upstream ends every stream through Envoy as a complete

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"example.com/sse-on-envoy/internal/sse"
-	"example.com/sse-on-envoy/internal/tooling/localstack"
+	"example.com/sse-on-envoy/tools/localstack"
 )
 
 // Upstream timing for the tests: events fast enough to see several in a

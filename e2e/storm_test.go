@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"example.com/sse-on-envoy/internal/sse"
-	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
+	"example.com/sse-on-envoy/tools/envoyconfig"
 )
 
 // stormResult counts how the streams of one leg of a storm were answered.

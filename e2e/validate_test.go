@@ -12,8 +12,8 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
 	"example.com/sse-on-envoy/internal/policy"
-	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
-	"example.com/sse-on-envoy/internal/tooling/localstack"
+	"example.com/sse-on-envoy/tools/envoyconfig"
+	"example.com/sse-on-envoy/tools/localstack"
 )
 
 // Real Envoy 1.37 accepts the three configurations. Stock Envoy has no

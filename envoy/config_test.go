@@ -27,8 +27,8 @@ import (
 
 	"example.com/sse-on-envoy/filter/ssefilter"
 	"example.com/sse-on-envoy/internal/policy"
-	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
 	"example.com/sse-on-envoy/module/ssemodule"
+	"example.com/sse-on-envoy/tools/envoyconfig"
 	"example.com/sse-on-envoy/upstream/mercure"
 )
 

@@ -7,8 +7,8 @@ import (
 	"regexp"
 	"testing"
 
-	"example.com/sse-on-envoy/internal/tooling/sharedobject"
 	"example.com/sse-on-envoy/module/abi"
+	"example.com/sse-on-envoy/tools/sharedobject"
 )
 
 // The library Envoy loads must export every hook the pinned Envoy looks up

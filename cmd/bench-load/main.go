@@ -28,8 +28,8 @@ import (
 	"time"
 
 	"example.com/sse-on-envoy/internal/cli"
-	"example.com/sse-on-envoy/internal/tooling/benchload"
-	"example.com/sse-on-envoy/internal/tooling/fdlimit"
+	"example.com/sse-on-envoy/tools/benchload"
+	"example.com/sse-on-envoy/tools/fdlimit"
 )
 
 func main() {

@@ -27,7 +27,7 @@ import (
 	"time"
 
 	"example.com/sse-on-envoy/internal/cli"
-	"example.com/sse-on-envoy/internal/tooling/localstack"
+	"example.com/sse-on-envoy/tools/localstack"
 )
 
 func main() { cli.Main("run-local", run) }

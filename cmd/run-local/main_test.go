@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"example.com/sse-on-envoy/internal/tooling/localstack"
+	"example.com/sse-on-envoy/tools/localstack"
 )
 
 func TestPrintMercure(t *testing.T) {

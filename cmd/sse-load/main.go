@@ -2,7 +2,7 @@
 // they received: statuses, events, id gaps and duplicates, and each event's
 // latency when the upstream stamps events (upstream -stamp). It also says
 // when it was itself the bottleneck. `make bench-load` runs it against every
-// variant through internal/tooling/benchload; this command is for one URL by hand.
+// variant through tools/benchload; this command is for one URL by hand.
 //
 // Every flag falls back to SSE_LOAD_<NAME>: -streams is SSE_LOAD_STREAMS.
 package main
@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"example.com/sse-on-envoy/internal/cli"
-	"example.com/sse-on-envoy/internal/tooling/fdlimit"
-	"example.com/sse-on-envoy/internal/tooling/loadtest"
+	"example.com/sse-on-envoy/tools/fdlimit"
+	"example.com/sse-on-envoy/tools/loadtest"
 )
 
 func main() {

@@ -23,8 +23,8 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"example.com/sse-on-envoy/internal/ssestream"
-	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
-	"example.com/sse-on-envoy/internal/tooling/sharedobject"
+	"example.com/sse-on-envoy/tools/envoyconfig"
+	"example.com/sse-on-envoy/tools/sharedobject"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.pb from envoy/envoy.yaml")

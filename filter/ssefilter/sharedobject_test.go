@@ -4,7 +4,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"example.com/sse-on-envoy/internal/tooling/sharedobject"
+	"example.com/sse-on-envoy/tools/sharedobject"
 )
 
 // The .so is what users ship: it must build with -buildmode=c-shared, export

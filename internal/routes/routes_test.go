@@ -4,6 +4,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -41,31 +42,66 @@ func TestNothingUnderInternalImportsTheUpstream(t *testing.T) {
 	}
 }
 
-// What ships (the three adapters, the upstream, the core they share and the
-// two servers' commands) never imports the tooling that runs and measures
-// it; tests may.
+// The tooling that runs and measures the product lives apart, in tools/.
+const toolsPath = "example.com/sse-on-envoy/tools"
+
+// What ships (the three adapters, the upstream, the core under internal/ and
+// the two servers' commands) never imports the tooling that runs and
+// measures it; tests may.
 func TestTheProductDoesNotImportTheTooling(t *testing.T) {
 	repo := filepath.Join("..", "..")
-	product := []string{"filter", "module", "extproc", "upstream", "cmd/upstream", "cmd/extproc",
-		"internal/policy", "internal/sse", "internal/ssestream", "internal/routes", "internal/cli"}
+	product := []string{"filter", "module", "extproc", "upstream", "cmd/upstream", "cmd/extproc", "internal"}
 	for _, dir := range product {
-		err := filepath.WalkDir(filepath.Join(repo, dir), func(path string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-				return err
-			}
-			f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
-			if err != nil {
-				return err
-			}
-			for _, imp := range f.Imports {
-				if p, _ := strconv.Unquote(imp.Path.Value); strings.HasPrefix(p, "example.com/sse-on-envoy/internal/tooling") {
-					t.Errorf("%s imports %s", path, p)
-				}
-			}
-			return nil
-		})
+		found, err := toolingImports(filepath.Join(repo, dir))
 		if err != nil {
 			t.Fatal(err)
 		}
+		for _, f := range found {
+			t.Error(f)
+		}
 	}
+}
+
+// The check itself catches a product file importing tools/ (and not a
+// package whose name merely starts with "tools").
+func TestToolingImportsCatchesAnImport(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"a.go":      "package a\n\nimport _ \"example.com/sse-on-envoy/tools/localstack\"\n",
+		"b.go":      "package a\n\nimport _ \"example.com/sse-on-envoy/toolsmith\"\n",
+		"a_test.go": "package a\n\nimport _ \"example.com/sse-on-envoy/tools/loadtest\"\n",
+	}
+	for name, src := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	found, err := toolingImports(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != 1 || !strings.Contains(found[0], "a.go imports example.com/sse-on-envoy/tools/localstack") {
+		t.Errorf("toolingImports = %q, want only a.go's import of tools/localstack", found)
+	}
+}
+
+// toolingImports lists the non-test Go files under dir importing tools/.
+func toolingImports(dir string) ([]string, error) {
+	var found []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		for _, imp := range f.Imports {
+			if p, _ := strconv.Unquote(imp.Path.Value); p == toolsPath || strings.HasPrefix(p, toolsPath+"/") {
+				found = append(found, path+" imports "+p)
+			}
+		}
+		return nil
+	})
+	return found, err
 }

@@ -11,13 +11,13 @@ import (
 	xdstype "github.com/cncf/xds/go/xds/type/v3"
 
 	"example.com/sse-on-envoy/internal/policy"
-	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
+	"example.com/sse-on-envoy/tools/envoyconfig"
 )
 
 func repoRoot(t *testing.T) string {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "..")
+	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
 var testPorts = Ports{HTTP: 18080, HTTPS: 18443, Admin: 19901, Upstream: 19000, UpstreamTLS: 19443, ExtProc: 19002, ExtProcAdmin: 19003, Demo: 13000}

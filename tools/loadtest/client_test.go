@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
+	"example.com/sse-on-envoy/tools/envoyconfig"
 )
 
 const testTimeout = 15 * time.Second

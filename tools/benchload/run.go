@@ -15,8 +15,8 @@ import (
 
 	"example.com/sse-on-envoy/internal/policy"
 	"example.com/sse-on-envoy/internal/routes"
-	"example.com/sse-on-envoy/internal/tooling/loadtest"
-	"example.com/sse-on-envoy/internal/tooling/localstack"
+	"example.com/sse-on-envoy/tools/loadtest"
+	"example.com/sse-on-envoy/tools/localstack"
 )
 
 // Env is what every case shares: the repository, the binaries, a work

@@ -6,7 +6,7 @@ import (
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 
-	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
+	"example.com/sse-on-envoy/tools/envoyconfig"
 )
 
 // envoyFileReserve is what Envoy keeps open besides the streams' sockets:

@@ -9,7 +9,7 @@ import (
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 )
 
-const extProcConfig = "../../../envoy/envoy-extproc.yaml"
+const extProcConfig = "../../envoy/envoy-extproc.yaml"
 
 func TestVariantRewrites(t *testing.T) {
 	native := NativeCORS{

@@ -6,7 +6,7 @@ import (
 	"runtime/debug"
 	"time"
 
-	"example.com/sse-on-envoy/internal/tooling/loadtest"
+	"example.com/sse-on-envoy/tools/loadtest"
 )
 
 // procSampler reads the CPU time and resident memory of a case's processes

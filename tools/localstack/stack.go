@@ -20,9 +20,9 @@ import (
 
 	"example.com/sse-on-envoy/demo"
 	"example.com/sse-on-envoy/internal/policy"
-	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
-	"example.com/sse-on-envoy/internal/tooling/fdlimit"
 	"example.com/sse-on-envoy/module/abi"
+	"example.com/sse-on-envoy/tools/envoyconfig"
+	"example.com/sse-on-envoy/tools/fdlimit"
 )
 
 // Binaries are the main packages a stack runs, for Build: ours, and the

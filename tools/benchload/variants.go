@@ -1,7 +1,7 @@
 // Package benchload is the load benchmark behind `make bench-load`: for each
 // variant (ways of serving SSE through Envoy, and the upstream alone as the
 // floor) it starts the system on loopback ports of its own, runs the same
-// scenarios against it with internal/tooling/loadtest, samples each process's CPU
+// scenarios against it with tools/loadtest, samples each process's CPU
 // and memory from /proc, and reports everything side by side, with ratios
 // against the router-only Envoy of the same run.
 package benchload
@@ -16,8 +16,8 @@ import (
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 
 	"example.com/sse-on-envoy/internal/policy"
-	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
-	"example.com/sse-on-envoy/internal/tooling/localstack"
+	"example.com/sse-on-envoy/tools/envoyconfig"
+	"example.com/sse-on-envoy/tools/localstack"
 )
 
 // Variant is one way of serving the streams.

@@ -5,7 +5,7 @@ import (
 	"syscall"
 	"testing"
 
-	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
+	"example.com/sse-on-envoy/tools/envoyconfig"
 )
 
 func TestConnectionCap(t *testing.T) {

@@ -5,13 +5,13 @@ import (
 	"testing"
 
 	"example.com/sse-on-envoy/internal/policy"
-	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
+	"example.com/sse-on-envoy/tools/envoyconfig"
 )
 
 // router-headers carries the very headers the policy puts on a stream, so
 // that memory per stream compares responses of the same size.
 func TestRouterHeadersCarryThePolicysHeaders(t *testing.T) {
-	data, err := os.ReadFile("../../../envoy/sse-policy.yaml")
+	data, err := os.ReadFile("../../envoy/sse-policy.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -19,7 +19,7 @@ func TestRouterHeadersCarryThePolicysHeaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := envoyconfig.Load("../../../envoy/envoy-extproc.yaml")
+	b, err := envoyconfig.Load("../../envoy/envoy-extproc.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"example.com/sse-on-envoy/internal/tooling/fdlimit"
+	"example.com/sse-on-envoy/tools/fdlimit"
 )
 
 // envoyOrSkip returns ENVOY_BIN; without it the test skips, unless
@@ -34,7 +34,7 @@ func TestQuickMode(t *testing.T) {
 	envoyBin := envoyOrSkip(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
-	root, err := filepath.Abs("../../..")
+	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
 	}

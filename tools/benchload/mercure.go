@@ -14,15 +14,15 @@ import (
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 
-	"example.com/sse-on-envoy/internal/tooling/envoyconfig"
-	"example.com/sse-on-envoy/internal/tooling/loadtest"
-	"example.com/sse-on-envoy/internal/tooling/localstack"
-	"example.com/sse-on-envoy/internal/tooling/mercureload"
+	"example.com/sse-on-envoy/tools/envoyconfig"
+	"example.com/sse-on-envoy/tools/loadtest"
+	"example.com/sse-on-envoy/tools/localstack"
+	"example.com/sse-on-envoy/tools/mercureload"
 )
 
 // The Mercure comparison (SCENARIO=mercure): the upstream's Mercure hub
 // against github.com/dunglas/mercure's, each behind the same router-only
-// Envoy, under the same Mercure load (internal/tooling/mercureload).
+// Envoy, under the same Mercure load (tools/mercureload).
 
 // MercureScenario is one Mercure load shape.
 type MercureScenario struct {

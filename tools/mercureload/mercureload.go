@@ -3,7 +3,7 @@
 // subscriber follows one), and a publisher at R publishes/s across the
 // topics whose every update carries its send time in its data. It measures
 // publish-to-receive latency, publishes acknowledged per second, lost
-// deliveries and errors. The subscribers are internal/tooling/loadtest's
+// deliveries and errors. The subscribers are tools/loadtest's
 // streams (opening, statuses, reading); this package adds the topics and the
 // publisher.
 package mercureload
@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"example.com/sse-on-envoy/internal/sse"
-	"example.com/sse-on-envoy/internal/tooling/loadtest"
+	"example.com/sse-on-envoy/tools/loadtest"
 )
 
 // HubPath is the protocol's hub path.
