@@ -19,7 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"example.com/sse-on-envoy/internal/ssestream"
-	"example.com/sse-on-envoy/module/abi"
+	"example.com/sse-on-envoy/module/abiinfo"
 	"example.com/sse-on-envoy/module/ssemodule"
 	"example.com/sse-on-envoy/tools/envoyconfig"
 	"example.com/sse-on-envoy/tools/localstack"
@@ -56,7 +56,7 @@ func checkModuleCounts(t *testing.T, s *localstack.Stack, entries []accessLogEnt
 	checkModuleLoaded(t, out)
 	// The stream the test's client left: on 1.40 the module reads Envoy's
 	// response flags and details, and says so.
-	if abi.EndKnown && !closedByClient.MatchString(out) {
+	if abiinfo.EndKnown && !closedByClient.MatchString(out) {
 		t.Errorf("Envoy's log has no closed line with end=client_gone for the stream the client left:\n%s", out)
 	}
 	stats := envoyStats(t, s)
@@ -74,9 +74,9 @@ var closedByClient = regexp.MustCompile(`sse stream closed: route=sse_plain [^\n
 func checkModuleLoaded(t *testing.T, envoyLog string) {
 	t.Helper()
 	if strings.Contains(envoyLog, "is deprecated") {
-		t.Errorf("Envoy warns about the module's ABI (built for %s):\n%s", abi.Release, envoyLog)
+		t.Errorf("Envoy warns about the module's ABI (built for %s):\n%s", abiinfo.Release, envoyLog)
 	}
-	if want := "Dynamic module ABI version " + abi.Version + " matched"; abi.Release != "1.37" && !strings.Contains(envoyLog, want) {
+	if want := "Dynamic module ABI version " + abiinfo.Version + " matched"; abiinfo.Release != "1.37" && !strings.Contains(envoyLog, want) {
 		t.Errorf("Envoy's log lacks %q:\n%s", want, envoyLog)
 	}
 }

@@ -1,10 +1,11 @@
 // Package abi is the cgo boundary between Go and the C ABI of Envoy's
 // dynamic modules (envoy.filters.http.dynamic_modules), as the stock Envoy
 // 1.40.0 binary implements it (the default build) or as 1.37.0 does (built
-// with -tags envoy137). What differs between the two is in abi_140.go and
-// abi_137.go, and nowhere else. It exports the event hooks Envoy looks up
-// with dlsym, turns them into calls on a registered Module, and wraps the
-// callbacks Envoy exports (only those `nm -D envoy` shows for both).
+// with -tags envoy137). What differs between the two is in module/abiinfo
+// (abiinfo_140.go and abiinfo_137.go, re-exported here), and nowhere else.
+// It exports the event hooks Envoy looks up with dlsym, turns them into
+// calls on a registered Module, and wraps the callbacks Envoy exports (only
+// those `nm -D envoy` shows for both).
 //
 // The declarations are written from Envoy's abi.h (the ABI is frozen once
 // released: every callback used here has the same signature in 1.37 and

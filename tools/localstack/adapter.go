@@ -7,7 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 
-	"example.com/sse-on-envoy/module/abi"
+	"example.com/sse-on-envoy/module/abiinfo"
 )
 
 // Adapter is how the SSE policy reaches Envoy.
@@ -68,11 +68,11 @@ const ModuleSearchPathEnv = "ENVOY_DYNAMIC_MODULES_SEARCH_PATH"
 
 // BuildModule builds the dynamic module into dir/libsse.so and returns dir,
 // the value for ENVOY_DYNAMIC_MODULES_SEARCH_PATH. The module is built for
-// the ABI this binary was built with (abi.BuildTags: go test -tags envoy137
+// the ABI this binary was built with (abiinfo.BuildTags: go test -tags envoy137
 // runs everything against Envoy 1.37).
 func BuildModule(ctx context.Context, root, dir string) (string, error) {
 	out := filepath.Join(dir, ModuleLibrary)
-	cmd := exec.CommandContext(ctx, "go", "build", "-tags="+abi.BuildTags, "-buildmode=c-shared", "-o", out, "./module")
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags="+abiinfo.BuildTags, "-buildmode=c-shared", "-o", out, "./module")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 	if msg, err := cmd.CombinedOutput(); err != nil {

@@ -20,7 +20,7 @@ import (
 
 	"example.com/sse-on-envoy/demo"
 	"example.com/sse-on-envoy/internal/policy"
-	"example.com/sse-on-envoy/module/abi"
+	"example.com/sse-on-envoy/module/abiinfo"
 	"example.com/sse-on-envoy/tools/envoyconfig"
 	"example.com/sse-on-envoy/tools/fdlimit"
 )
@@ -389,7 +389,7 @@ func renderEnvoyConfig(path string, o Options, replicas []replicaPorts, certDir 
 		steps = append(steps, envoyconfig.SetClusterEndpoint(b, envoyconfig.ClusterExtProc, "127.0.0.1", p.ExtProc))
 	case AdapterModule:
 		steps = append(steps, envoyconfig.SetModuleFilterConfig(b, pc))
-		if !abi.StatsInNamespace {
+		if !abiinfo.StatsInNamespace {
 			// The module was built for 1.37 (ModuleBuildTags), which has no
 			// metrics_namespace.
 			steps = append(steps, envoyconfig.SetModuleMetricsNamespace(b, ""))

@@ -1,6 +1,6 @@
 //go:build envoy137
 
-package abi
+package abiinfo
 
 const (
 	// Version is what envoy_dynamic_module_on_program_init returns: the ABI
