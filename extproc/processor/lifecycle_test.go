@@ -44,7 +44,8 @@ type lifecycleDriver struct {
 }
 
 func newLifecycleDriver(t *testing.T) lifecycletest.Driver {
-	p, err := policy.New(&policy.Config{AllowedOrigins: lifecycletest.AllowedOrigins, AllowCredentials: ptr(true)})
+	p, err := policy.New(&policy.Config{AllowedOrigins: lifecycletest.AllowedOrigins, AllowCredentials: ptr(true),
+		RedactQueryParams: lifecycletest.RedactQueryParams})
 	if err != nil {
 		t.Fatal(err)
 	}

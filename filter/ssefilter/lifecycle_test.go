@@ -28,6 +28,7 @@ func newLifecycleDriver(t *testing.T) lifecycletest.Driver {
 	cc := newConfigCallbacks()
 	parsed, err := ConfigParser{}.Parse(typedStruct(t, map[string]any{
 		"allowed_origins": anySlice(lifecycletest.AllowedOrigins), "allow_credentials": true,
+		"redact_query_params": anySlice(lifecycletest.RedactQueryParams),
 	}), cc)
 	if err != nil {
 		t.Fatal(err)

@@ -51,6 +51,13 @@ type Config struct {
 	// the lists above. The longest matching prefix wins; a list a path leaves
 	// out is the one above.
 	Paths []PathConfig `json:"paths,omitempty"`
+	// RedactQueryParams name the query parameters whose values the stream
+	// log lines never print: the opened line shows "name=redacted" instead
+	// (a Mercure subscriber may carry its JWT in "authorization", since
+	// EventSource cannot set headers). A name is matched as the upstream
+	// reads it, percent-decoded and in any case, and is written unescaped:
+	// letters, digits and - . _ ~ only. Unset or []: nothing is redacted.
+	RedactQueryParams []string `json:"redact_query_params,omitempty"`
 }
 
 // PathConfig is the CORS lists of requests under one path prefix.

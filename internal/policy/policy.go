@@ -34,6 +34,7 @@ type Policy struct {
 	cacheControl   string
 	tagHeader      string
 	logLevel       Level
+	redactParams   []string
 }
 
 // New validates cfg and compiles it. Every problem is reported, each naming
@@ -162,6 +163,20 @@ func New(cfg *Config) (*Policy, error) {
 		fail("stream_log_level", "%q is not one of debug, info, warn, error", level)
 	}
 
+	redacted := map[string]bool{}
+	for i, name := range cfg.RedactQueryParams {
+		field := fmt.Sprintf("redact_query_params[%d]", i)
+		switch lower := strings.ToLower(name); {
+		case !isParamName(name):
+			fail(field, "%q is not a query parameter name: letters, digits and - . _ ~ only, written unescaped", name)
+		case redacted[lower]:
+			fail(field, "%q is listed twice (names match in any case)", name)
+		default:
+			redacted[lower] = true
+			p.redactParams = append(p.redactParams, name)
+		}
+	}
+
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("invalid sse config: %w", errors.Join(errs...))
 	}
@@ -192,6 +207,10 @@ func (p *Policy) StreamLogLevel() Level { return p.logLevel }
 
 // TagHeader is the lower-case name of the tag header, "" when off.
 func (p *Policy) TagHeader() string { return p.tagHeader }
+
+// RedactQueryParams are the query parameters whose values log lines print
+// as redacted, as configured (none by default). Callers must not modify it.
+func (p *Policy) RedactQueryParams() []string { return p.redactParams }
 
 // Header is one response header.
 type Header struct{ Key, Value string }
@@ -399,6 +418,22 @@ func isToken(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// isParamName: a query parameter name of URI unreserved characters (RFC
+// 3986), which a client never needs to escape.
+func isParamName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-._~", c) >= 0 {
 			continue
 		}
 		return false

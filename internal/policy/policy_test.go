@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -46,6 +47,11 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"paths: [{prefix: /p, allowed_headers: ['a b']}]", []string{"paths[0].allowed_headers[0]"}},
 		{"paths: [{prefix: /p, methods: [GET]}]", []string{"unknown field", "methods"}},
 		{"paths: {prefix: /p}", []string{"paths", "a list of objects"}},
+		{"redact_query_params: ['']", []string{"redact_query_params[0]", "not a query parameter name"}},
+		{"redact_query_params: [token, 'a=b']", []string{"redact_query_params[1]", "not a query parameter name"}},
+		{"redact_query_params: ['%61uthorization']", []string{"redact_query_params[0]", "unescaped"}},
+		{"redact_query_params: [authorization, Authorization]", []string{"redact_query_params[1]", "twice"}},
+		{"redact_query_params: authorization", []string{"redact_query_params", "a list of strings"}},
 		{"fallback_origin: https://x.example", []string{"fallback_origin"}},
 		{"allow_credentials: 1", []string{"allow_credentials", "true or false"}},
 		{"allowed_origins: https://a.example", []string{"allowed_origins", "a list of strings"}},
@@ -102,6 +108,15 @@ func TestDefaultsReproduceTheWriteUp(t *testing.T) {
 		if h[k] != v {
 			t.Errorf("%s = %q, want %q", k, h[k], v)
 		}
+	}
+}
+
+func TestRedactQueryParams(t *testing.T) {
+	if got := mustPolicy(t, "").RedactQueryParams(); len(got) != 0 {
+		t.Errorf("default redact_query_params = %q, want none", got)
+	}
+	if got := mustPolicy(t, "redact_query_params: [authorization, access_token]").RedactQueryParams(); !slices.Equal(got, []string{"authorization", "access_token"}) {
+		t.Errorf("redact_query_params = %q", got)
 	}
 }
 

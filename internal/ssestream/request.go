@@ -2,6 +2,7 @@ package ssestream
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 
 	"example.com/sse-on-envoy/internal/policy"
@@ -14,36 +15,35 @@ type HeaderGetter interface {
 }
 
 // ReadRequest is what the policy reads of request headers, and the path for
-// the log lines (LogPath: without a token): the one place an adapter's
-// headers become a policy.Request.
-func ReadRequest(h HeaderGetter) (req policy.Request, path string) {
+// the log lines (LogPath: the values of the redact parameters hidden): the
+// one place an adapter's headers become a policy.Request. redact is the
+// policy's RedactQueryParams.
+func ReadRequest(h HeaderGetter, redact []string) (req policy.Request, path string) {
 	req.Method, _ = h.Get(":method")
 	req.Origin, req.HasOrigin = h.Get("origin")
 	req.AccessControlRequestMethod, _ = h.Get("access-control-request-method")
 	path, _ = h.Get(":path")
 	req.Path = path
-	return req, LogPath(path)
+	return req, LogPath(path, redact)
 }
 
-// TokenParam is the query parameter a Mercure subscriber may carry its JWT
-// in (EventSource cannot set headers); log lines print RedactedValue
-// instead of its value.
-const (
-	TokenParam    = "authorization"
-	RedactedValue = "redacted"
-)
+// RedactedValue is what log lines print instead of a redacted query
+// parameter's value.
+const RedactedValue = "redacted"
 
-// LogPath is path as log lines print it: every TokenParam parameter's value
-// (its name matched as the hub would: unescaped, any case) is replaced by
-// RedactedValue; the rest is kept as it came. A path without a query, or
-// whose query cannot hold the name, is returned as it is, without copying.
-func LogPath(path string) string {
+// LogPath is path as log lines print it: the value of every query
+// parameter named in redact (its name matched as an upstream would:
+// unescaped, any case) is replaced by RedactedValue, and the parameter is
+// written with redact's spelling of its name; the rest is kept as it came.
+// A path without a query, or whose query cannot hold any of the names, is
+// returned as it is, without copying.
+func LogPath(path string, redact []string) string {
 	q := strings.IndexByte(path, '?')
-	if q < 0 {
+	if q < 0 || len(redact) == 0 {
 		return path
 	}
 	query := path[q+1:]
-	if !strings.Contains(query, "%") && !containsFold(query, TokenParam) {
+	if !strings.Contains(query, "%") && !slices.ContainsFunc(redact, func(name string) bool { return containsFold(query, name) }) {
 		return path
 	}
 	params := strings.Split(query, "&")
@@ -52,8 +52,11 @@ func LogPath(path string) string {
 		if n, err := url.QueryUnescape(name); err == nil {
 			name = n
 		}
-		if strings.EqualFold(name, TokenParam) {
-			params[i] = TokenParam + "=" + RedactedValue
+		for _, r := range redact {
+			if strings.EqualFold(name, r) {
+				params[i] = r + "=" + RedactedValue
+				break
+			}
 		}
 	}
 	return path[:q+1] + strings.Join(params, "&")

@@ -69,7 +69,7 @@ func TestLevelsMapsEveryPolicyLevel(t *testing.T) {
 }
 
 func TestReadRequest(t *testing.T) {
-	req, path := ReadRequest(headers{":method": "OPTIONS", ":path": "/p", "origin": "", "access-control-request-method": "GET"})
+	req, path := ReadRequest(headers{":method": "OPTIONS", ":path": "/p", "origin": "", "access-control-request-method": "GET"}, nil)
 	if want := (policy.Request{Method: "OPTIONS", HasOrigin: true, AccessControlRequestMethod: "GET", Path: "/p"}); req != want || path != "/p" {
 		t.Errorf("%+v %q", req, path)
 	}
@@ -88,7 +88,10 @@ func TestMetadataKeysAreTheSummarysKeys(t *testing.T) {
 	}
 }
 
-func TestLogPathRedactsTheToken(t *testing.T) {
+// The names come from the policy (redact_query_params); these are the
+// repository's configuration (Mercure's subscriber token) and one more.
+func TestLogPathRedactsTheConfiguredParams(t *testing.T) {
+	redact := []string{"authorization", "access_token"}
 	for in, want := range map[string]string{
 		"/sse/events":               "/sse/events",
 		"/sse/events?lastEventId=7": "/sse/events?lastEventId=7",
@@ -99,13 +102,27 @@ func TestLogPathRedactsTheToken(t *testing.T) {
 		"/.well-known/mercure?topic=%E2%9C%93&authorization=a&authorization=b": "/.well-known/mercure?topic=%E2%9C%93&authorization=redacted&authorization=redacted",
 		"/.well-known/mercure?topic=authorization":                             "/.well-known/mercure?topic=authorization",
 		"/.well-known/mercure?topic=%zz":                                       "/.well-known/mercure?topic=%zz",
+		"/p?ACCESS_TOKEN=s&authorization=t&x=1":                                "/p?access_token=redacted&authorization=redacted&x=1",
+		"/p?access_token_id=s":                                                 "/p?access_token_id=s",
 	} {
-		if got := LogPath(in); got != want {
+		if got := LogPath(in, redact); got != want {
 			t.Errorf("LogPath(%q) = %q, want %q", in, got, want)
 		}
 	}
-	_, path := ReadRequest(headers{":method": "GET", ":path": "/.well-known/mercure?topic=a&authorization=secret"})
+	_, path := ReadRequest(headers{":method": "GET", ":path": "/.well-known/mercure?topic=a&authorization=secret"}, redact)
 	if strings.Contains(path, "secret") {
 		t.Errorf("ReadRequest's path %q holds the token", path)
+	}
+}
+
+// Without redact_query_params (the default), no parameter is redacted and
+// the path is not copied.
+func TestLogPathRedactsNothingByDefault(t *testing.T) {
+	in := "/.well-known/mercure?topic=a&authorization=eyJ"
+	if got := LogPath(in, nil); got != in {
+		t.Errorf("LogPath(%q, nil) = %q", in, got)
+	}
+	if n := testing.AllocsPerRun(100, func() { LogPath(in, nil) }); n != 0 {
+		t.Errorf("LogPath without names allocates %v times", n)
 	}
 }

@@ -92,7 +92,7 @@ func New(p *policy.Policy, m Recorder, adapter string, now func() time.Time) *St
 // that the request has no body: a reply is then sent at once; otherwise it
 // waits for the end of the body (see replyHold).
 func (s *Stream) OnRequestHeaders(h HeaderGetter, endOfStream bool) Step {
-	req, path := ReadRequest(h)
+	req, path := ReadRequest(h, s.policy.RedactQueryParams())
 	s.method, s.path = req.Method, path
 	s.decision = s.policy.Decide(req)
 	if s.decision.Preflight {
@@ -113,7 +113,7 @@ func (s *Stream) OnRequestTrailers() Step { return s.hold.trailers() }
 // ObserveRequest records the request for the log lines of an adapter that
 // only watches (the ext_proc observer), without applying the policy.
 func (s *Stream) ObserveRequest(h HeaderGetter) {
-	req, path := ReadRequest(h)
+	req, path := ReadRequest(h, s.policy.RedactQueryParams())
 	s.method, s.path, s.decision.Origin = req.Method, path, req.Origin
 }
 

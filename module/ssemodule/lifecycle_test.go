@@ -31,8 +31,8 @@ type lifecycleDriver struct {
 }
 
 func newLifecycleDriver(t *testing.T) lifecycletest.Driver {
-	c, d, logs := newTestConfig(t, fmt.Sprintf("allowed_origins: [%s]\nallow_credentials: true\n",
-		`"`+strings.Join(lifecycletest.AllowedOrigins, `", "`)+`"`))
+	c, d, logs := newTestConfig(t, fmt.Sprintf("allowed_origins: [%s]\nallow_credentials: true\nredact_query_params: [%s]\n",
+		`"`+strings.Join(lifecycletest.AllowedOrigins, `", "`)+`"`, strings.Join(lifecycletest.RedactQueryParams, ", ")))
 	c.now = func() time.Time { return time.Unix(1000, 0) }
 	env := newFakeEnvoy()
 	env.attrs[abi.AttributeRouteName], env.attrs[abi.AttributeRequestProtocol] = lifecycletest.Route, lifecycletest.Protocol

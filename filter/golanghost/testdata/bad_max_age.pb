@@ -1,6 +1,6 @@
 
-+type.googleapis.com/xds.type.v3.TypedStruct„
-$type.googleapis.com/sse.FilterConfigÛ
++type.googleapis.com/xds.type.v3.TypedStruct°
+$type.googleapis.com/sse.FilterConfig‡
 
 allow_credentials 
 °
@@ -47,6 +47,9 @@ o
 x-mercure-replay
  
 prefix/.well-known/mercure
+*
+redact_query_params2
+authorization
 
 stream_log_levelinfo
 

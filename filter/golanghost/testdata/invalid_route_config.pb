@@ -1,6 +1,6 @@
 
-+type.googleapis.com/xds.type.v3.TypedStructÅ
-$type.googleapis.com/sse.FilterConfigÿ
++type.googleapis.com/xds.type.v3.TypedStruct≠
+$type.googleapis.com/sse.FilterConfigÑ
 
 allow_credentials 
 .
@@ -42,6 +42,9 @@ o
 x-mercure-replay
  
 prefix/.well-known/mercure
+*
+redact_query_params2
+authorization
 
 stream_log_levelinfo
 

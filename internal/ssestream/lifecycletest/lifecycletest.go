@@ -17,9 +17,15 @@ import (
 )
 
 // AllowedOrigins is the allow-list the cases assume (the CORS vectors'),
-// with credentials allowed and every other setting at its default: lines at
-// info, the tag header x-sse-stream.
+// with credentials allowed, RedactQueryParams redacted, and every other
+// setting at its default: lines at info, the tag header x-sse-stream.
 var AllowedOrigins = []string{"https://localhost:8080", "http://localhost:3000", "https://*.example.com"}
+
+// RedactQueryParams is the redact_query_params the cases assume: Mercure's
+// subscriber token parameter, as the repository's configs have it. Each
+// adapter passes it in its own configuration format, so the setting is
+// proven to reach the log lines through all three.
+var RedactQueryParams = []string{"authorization"}
 
 // Route and Protocol are what Envoy says of every stream's route and
 // downstream protocol; drivers report them as their adapter's API does.
