@@ -21,11 +21,12 @@ import (
 // HeaderType selects a header map of the stream.
 type HeaderType int32
 
+// The ABI's enum values come from sse_abi.h, named as in Envoy's abi.h.
 const (
-	RequestHeaders HeaderType = iota
-	RequestTrailers
-	ResponseHeaders
-	ResponseTrailers
+	RequestHeaders   HeaderType = C.envoy_dynamic_module_type_http_header_type_RequestHeader
+	RequestTrailers  HeaderType = C.envoy_dynamic_module_type_http_header_type_RequestTrailer
+	ResponseHeaders  HeaderType = C.envoy_dynamic_module_type_http_header_type_ResponseHeader
+	ResponseTrailers HeaderType = C.envoy_dynamic_module_type_http_header_type_ResponseTrailer
 )
 
 // Attribute is one of Envoy's attributes, numbered as the ABI's
@@ -34,25 +35,25 @@ type Attribute int32
 
 const (
 	// AttributeRequestProtocol: "HTTP/1.1", "HTTP/2"... (request.protocol).
-	AttributeRequestProtocol Attribute = 10
+	AttributeRequestProtocol Attribute = C.envoy_dynamic_module_type_attribute_id_RequestProtocol
 	// AttributeResponseCodeDetails: response.code_details (1.40).
-	AttributeResponseCodeDetails Attribute = 16
+	AttributeResponseCodeDetails Attribute = C.envoy_dynamic_module_type_attribute_id_ResponseCodeDetails
 	// AttributeResponseFlags: response.flags, the legacy bitmask (1.40).
-	AttributeResponseFlags Attribute = 17
+	AttributeResponseFlags Attribute = C.envoy_dynamic_module_type_attribute_id_ResponseFlags
 	// AttributeRouteName: xds.route_name.
-	AttributeRouteName Attribute = 61
+	AttributeRouteName Attribute = C.envoy_dynamic_module_type_attribute_id_XdsRouteName
 )
 
 // LogLevel is Envoy's log level.
 type LogLevel int32
 
 const (
-	LogTrace LogLevel = iota
-	LogDebug
-	LogInfo
-	LogWarn
-	LogError
-	LogCritical
+	LogTrace    LogLevel = C.envoy_dynamic_module_type_log_level_Trace
+	LogDebug    LogLevel = C.envoy_dynamic_module_type_log_level_Debug
+	LogInfo     LogLevel = C.envoy_dynamic_module_type_log_level_Info
+	LogWarn     LogLevel = C.envoy_dynamic_module_type_log_level_Warn
+	LogError    LogLevel = C.envoy_dynamic_module_type_log_level_Error
+	LogCritical LogLevel = C.envoy_dynamic_module_type_log_level_Critical
 )
 
 // Header is one header of a local reply.
@@ -97,7 +98,7 @@ var errMetrics = errors.New("envoy refused the metric")
 // StatPrefix and, on 1.40, the metrics_namespace in front of name.
 func (c Config) DefineCounter(name string) (uint64, error) {
 	var id C.size_t
-	if r := C.envoy_dynamic_module_callback_http_filter_config_define_counter(c.ptr, moduleBuffer(name), nil, 0, &id); r != 0 {
+	if r := C.envoy_dynamic_module_callback_http_filter_config_define_counter(c.ptr, moduleBuffer(name), nil, 0, &id); r != C.envoy_dynamic_module_type_metrics_result_Success {
 		return 0, fmt.Errorf("defining counter %s: %w (result %d)", name, errMetrics, r)
 	}
 	return uint64(id), nil
@@ -106,7 +107,7 @@ func (c Config) DefineCounter(name string) (uint64, error) {
 // DefineGauge defines a gauge and returns its id.
 func (c Config) DefineGauge(name string) (uint64, error) {
 	var id C.size_t
-	if r := C.envoy_dynamic_module_callback_http_filter_config_define_gauge(c.ptr, moduleBuffer(name), nil, 0, &id); r != 0 {
+	if r := C.envoy_dynamic_module_callback_http_filter_config_define_gauge(c.ptr, moduleBuffer(name), nil, 0, &id); r != C.envoy_dynamic_module_type_metrics_result_Success {
 		return 0, fmt.Errorf("defining gauge %s: %w (result %d)", name, errMetrics, r)
 	}
 	return uint64(id), nil

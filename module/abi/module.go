@@ -1,5 +1,10 @@
 package abi
 
+/*
+#include "sse_abi.h"
+*/
+import "C"
+
 import (
 	"fmt"
 	"runtime/debug"
@@ -10,15 +15,15 @@ import (
 type Status int32
 
 const (
-	Continue Status = 0
+	Continue Status = C.envoy_dynamic_module_type_on_http_filter_request_headers_status_Continue
 	// StopIteration stops headers or trailers; for a body hook, the same
 	// value means StopIterationAndBuffer.
-	StopIteration Status = 1
+	StopIteration Status = C.envoy_dynamic_module_type_on_http_filter_request_headers_status_StopIteration
 	// StopAndBuffer is a body hook's StopIterationAndBuffer.
-	StopAndBuffer Status = 1
+	StopAndBuffer Status = C.envoy_dynamic_module_type_on_http_filter_request_body_status_StopIterationAndBuffer
 	// StopNoBuffer is a body hook's StopIterationNoBuffer: what a hook that
 	// has just sent a local reply returns.
-	StopNoBuffer Status = 3
+	StopNoBuffer Status = C.envoy_dynamic_module_type_on_http_filter_request_body_status_StopIterationNoBuffer
 )
 
 // Module is what a dynamic module implements: it makes a FilterConfig for

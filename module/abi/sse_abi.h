@@ -1,6 +1,9 @@
-// Declarations of the parts of Envoy 1.37.0's dynamic-module C ABI that the
-// SSE module uses, written from Envoy v1.37.1's abi_impl.cc. Declarations
-// only: cgo copies every preamble that includes this into two C files.
+// Declarations of the parts of Envoy's dynamic-module C ABI that the SSE
+// module uses, as stock Envoy 1.40.0 (the default build) and 1.37.0 (the
+// compat build, -tags envoy137) implement it: every declaration here is the
+// same in both. Written from Envoy's abi.h and v1.37.1's abi_impl.cc.
+// Declarations only: cgo copies every preamble that includes this into two
+// C files.
 #ifndef SSE_ABI_H
 #define SSE_ABI_H
 #include <stdbool.h>
@@ -22,8 +25,80 @@ typedef struct {
   size_t value_length;
 } sse_header;
 
-// Callbacks of the 1.37.0 binary. Enums are C ints; metrics results are
-// enums too (0 is Success).
+// The ABI's enums the module uses, named and numbered as in Envoy's abi.h
+// (frozen since 1.37: the same values in 1.40). Only the values used are
+// listed where an enum is long; the callbacks below take them as C ints.
+
+// envoy_dynamic_module_type_http_header_type: the header map a header
+// callback reads or edits.
+enum {
+  envoy_dynamic_module_type_http_header_type_RequestHeader = 0,
+  envoy_dynamic_module_type_http_header_type_RequestTrailer = 1,
+  envoy_dynamic_module_type_http_header_type_ResponseHeader = 2,
+  envoy_dynamic_module_type_http_header_type_ResponseTrailer = 3,
+};
+
+// envoy_dynamic_module_type_http_body_type: the body a body callback reads.
+enum {
+  envoy_dynamic_module_type_http_body_type_ReceivedRequestBody = 0,
+  envoy_dynamic_module_type_http_body_type_BufferedRequestBody = 1,
+  envoy_dynamic_module_type_http_body_type_ReceivedResponseBody = 2,
+  envoy_dynamic_module_type_http_body_type_BufferedResponseBody = 3,
+};
+
+// envoy_dynamic_module_type_log_level (Envoy's base_logger.h levels).
+enum {
+  envoy_dynamic_module_type_log_level_Trace = 0,
+  envoy_dynamic_module_type_log_level_Debug = 1,
+  envoy_dynamic_module_type_log_level_Info = 2,
+  envoy_dynamic_module_type_log_level_Warn = 3,
+  envoy_dynamic_module_type_log_level_Error = 4,
+  envoy_dynamic_module_type_log_level_Critical = 5,
+  envoy_dynamic_module_type_log_level_Off = 6,
+};
+
+// envoy_dynamic_module_type_metrics_result: what the metrics callbacks
+// return.
+enum {
+  envoy_dynamic_module_type_metrics_result_Success = 0,
+  envoy_dynamic_module_type_metrics_result_MetricNotFound = 1,
+  envoy_dynamic_module_type_metrics_result_InvalidLabels = 2,
+  envoy_dynamic_module_type_metrics_result_Frozen = 3,
+};
+
+// envoy_dynamic_module_type_attribute_id: the attributes the module reads
+// (the enum has about seventy).
+enum {
+  envoy_dynamic_module_type_attribute_id_RequestProtocol = 10,
+  envoy_dynamic_module_type_attribute_id_ResponseCodeDetails = 16,
+  envoy_dynamic_module_type_attribute_id_ResponseFlags = 17,
+  envoy_dynamic_module_type_attribute_id_XdsRouteName = 61,
+};
+
+// What the hooks return: Envoy's FilterHeadersStatus, FilterDataStatus and
+// FilterTrailersStatus. Continue is 0 in every one.
+enum {
+  envoy_dynamic_module_type_on_http_filter_request_headers_status_Continue = 0,
+  envoy_dynamic_module_type_on_http_filter_request_headers_status_StopIteration = 1,
+  envoy_dynamic_module_type_on_http_filter_request_headers_status_ContinueAndDontEndStream = 2,
+  envoy_dynamic_module_type_on_http_filter_request_headers_status_StopAllIterationAndBuffer = 3,
+  envoy_dynamic_module_type_on_http_filter_request_headers_status_StopAllIterationAndWatermark = 4,
+};
+enum {
+  envoy_dynamic_module_type_on_http_filter_request_body_status_Continue = 0,
+  envoy_dynamic_module_type_on_http_filter_request_body_status_StopIterationAndBuffer = 1,
+  envoy_dynamic_module_type_on_http_filter_request_body_status_StopIterationAndWatermark = 2,
+  envoy_dynamic_module_type_on_http_filter_request_body_status_StopIterationNoBuffer = 3,
+};
+enum {
+  envoy_dynamic_module_type_on_http_filter_response_body_status_Continue = 0,
+  envoy_dynamic_module_type_on_http_filter_response_body_status_StopIterationAndBuffer = 1,
+  envoy_dynamic_module_type_on_http_filter_response_body_status_StopIterationAndWatermark = 2,
+  envoy_dynamic_module_type_on_http_filter_response_body_status_StopIterationNoBuffer = 3,
+};
+
+// The callbacks. Enums are passed as C ints; the metrics callbacks return a
+// metrics_result.
 #define SSE_WEAK __attribute__((weak))
 
 SSE_WEAK void envoy_dynamic_module_callback_log(int level, sse_buffer message);

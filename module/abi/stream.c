@@ -3,9 +3,6 @@
 #include <stdlib.h>
 #include <time.h>
 
-// Envoy's body_type for the chunk the current response-body hook received.
-#define SSE_RECEIVED_RESPONSE_BODY 2
-
 static sse_metadata_keys metadata_keys;
 
 void sse_stream_free(sse_stream* s) {
@@ -40,18 +37,23 @@ void sse_stream_publish(void* env, sse_stream* s) {
 // allocating.
 #define SSE_INLINE_SLICES 8
 
+// The hook never holds a chunk: it always answers Continue.
+#define SSE_BODY_CONTINUE envoy_dynamic_module_type_on_http_filter_response_body_status_Continue
+// The chunk the current response-body hook received.
+#define SSE_BODY_RECEIVED envoy_dynamic_module_type_http_body_type_ReceivedResponseBody
+
 int envoy_dynamic_module_on_http_filter_response_body(void* env, uintptr_t module_ptr, bool end_of_stream) {
   sse_stream* s = (sse_stream*)module_ptr;
-  if (s == NULL) return 0;
+  if (s == NULL) return SSE_BODY_CONTINUE;
   if (end_of_stream) s->upstream_ended = true;
-  if (!s->counting) return 0;
-  size_t n = envoy_dynamic_module_callback_http_get_body_chunks_size(env, SSE_RECEIVED_RESPONSE_BODY);
+  if (!s->counting) return SSE_BODY_CONTINUE;
+  size_t n = envoy_dynamic_module_callback_http_get_body_chunks_size(env, SSE_BODY_RECEIVED);
   if (n > 0) {
     sse_buffer inline_slices[SSE_INLINE_SLICES];
     sse_buffer* slices = inline_slices;
     if (n > SSE_INLINE_SLICES) slices = malloc(n * sizeof(sse_buffer));
     // Out of memory, a chunk goes uncounted rather than held or failed.
-    if (slices != NULL && envoy_dynamic_module_callback_http_get_body_chunks(env, SSE_RECEIVED_RESPONSE_BODY, slices)) {
+    if (slices != NULL && envoy_dynamic_module_callback_http_get_body_chunks(env, SSE_BODY_RECEIVED, slices)) {
       for (size_t i = 0; i < n; i++) {
         if (slices[i].ptr != NULL && slices[i].length > 0) sse_scan_write(&s->scan, slices[i].ptr, slices[i].length);
       }
@@ -67,5 +69,5 @@ int envoy_dynamic_module_on_http_filter_response_body(void* env, uintptr_t modul
   // interval keeps periodic access-log entries close to the truth without
   // three callbacks on every chunk.
   if (sse_monotonic_ns() - s->published_ns >= metadata_keys.interval_ns) sse_stream_publish(env, s);
-  return 0;
+  return SSE_BODY_CONTINUE;
 }

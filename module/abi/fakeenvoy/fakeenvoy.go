@@ -35,16 +35,18 @@ void envoy_dynamic_module_callback_log(int level, sse_buffer message) {
 }
 bool envoy_dynamic_module_callback_log_enabled(int level) { return true; }
 
+#define FAKE_STAT_OK envoy_dynamic_module_type_metrics_result_Success
+
 static int fake_define(size_t* id) {
-  if (fake_nstats == FAKE_MAX) return 3;
+  if (fake_nstats == FAKE_MAX) return envoy_dynamic_module_type_metrics_result_Frozen;
   *id = fake_nstats++;
-  return 0;
+  return FAKE_STAT_OK;
 }
 int envoy_dynamic_module_callback_http_filter_config_define_counter(void* c, sse_buffer name, sse_buffer* l, size_t n, size_t* id) { return fake_define(id); }
 int envoy_dynamic_module_callback_http_filter_config_define_gauge(void* c, sse_buffer name, sse_buffer* l, size_t n, size_t* id) { return fake_define(id); }
-int envoy_dynamic_module_callback_http_filter_increment_counter(void* f, size_t id, sse_buffer* l, size_t n, uint64_t v) { fake_stats[id] += v; return 0; }
-int envoy_dynamic_module_callback_http_filter_increment_gauge(void* f, size_t id, sse_buffer* l, size_t n, uint64_t v) { fake_stats[id] += v; return 0; }
-int envoy_dynamic_module_callback_http_filter_decrement_gauge(void* f, size_t id, sse_buffer* l, size_t n, uint64_t v) { fake_stats[id] -= v; return 0; }
+int envoy_dynamic_module_callback_http_filter_increment_counter(void* f, size_t id, sse_buffer* l, size_t n, uint64_t v) { fake_stats[id] += v; return FAKE_STAT_OK; }
+int envoy_dynamic_module_callback_http_filter_increment_gauge(void* f, size_t id, sse_buffer* l, size_t n, uint64_t v) { fake_stats[id] += v; return FAKE_STAT_OK; }
+int envoy_dynamic_module_callback_http_filter_decrement_gauge(void* f, size_t id, sse_buffer* l, size_t n, uint64_t v) { fake_stats[id] -= v; return FAKE_STAT_OK; }
 
 static int fake_find(int t, sse_buffer key) {
   for (int i = 0; i < fake_nheaders[t]; i++) {
@@ -110,8 +112,13 @@ bool envoy_dynamic_module_callback_http_add_header(void* f, int t, sse_buffer ke
 void envoy_dynamic_module_callback_http_send_response(void* f, uint32_t status, sse_header* h, size_t n, sse_buffer body, sse_buffer details) {
   fake_reply_status = status;
 }
-size_t envoy_dynamic_module_callback_http_get_body_chunks_size(void* f, int t) { return fake_nbody; }
+// The fake body is the chunk a response-body hook received; any other body
+// type has nothing, so asking for the wrong one shows in the counts.
+size_t envoy_dynamic_module_callback_http_get_body_chunks_size(void* f, int t) {
+  return t == envoy_dynamic_module_type_http_body_type_ReceivedResponseBody ? fake_nbody : 0;
+}
 bool envoy_dynamic_module_callback_http_get_body_chunks(void* f, int t, sse_buffer* result) {
+  if (t != envoy_dynamic_module_type_http_body_type_ReceivedResponseBody) return false;
   memcpy(result, fake_body, fake_nbody * sizeof(sse_buffer));
   return true;
 }
