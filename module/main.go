@@ -17,7 +17,11 @@ func init() {
 	if percent, ok := ssemodule.GCPercent(os.Getenv); ok {
 		debug.SetGCPercent(percent)
 	}
-	abi.SetMetadataKeys(ssemodule.MetadataKeys)
+	// Refused only for a line limit C cannot hold (a test holds it): the
+	// program-init hook then logs why and Envoy unloads the module.
+	if err := abi.SetStreamSettings(ssemodule.StreamSettings); err != nil {
+		abi.Log(abi.LogCritical, "sse: "+err.Error())
+	}
 	abi.Register(ssemodule.Module{})
 }
 

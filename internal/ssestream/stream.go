@@ -50,8 +50,11 @@ type Info struct {
 	Protocol string // downstream protocol: "HTTP/1.1", "HTTP/2"...
 }
 
-// idLimit bounds the last event id kept per stream, and so per-stream memory.
-const idLimit = 256
+// LineLimit bounds the bytes of a line a stream's scanner holds across
+// chunks and the longest last event id it keeps, and so per-stream memory.
+// The dynamic module's C scanner gets this value at the module's init
+// (module/ssemodule.StreamSettings); it has no limit of its own.
+const LineLimit = 256
 
 // Stream is the state of one HTTP stream. It is not safe for concurrent use;
 // each adapter drives it from one goroutine or thread at a time.
@@ -181,7 +184,7 @@ func (s *Stream) OnResponseData(chunk []byte, endOfStream bool) {
 		return
 	}
 	if s.scanner == nil {
-		s.scanner = &sse.Scanner{MaxLineBytes: idLimit}
+		s.scanner = &sse.Scanner{MaxLineBytes: LineLimit}
 	}
 	s.scanner.Write(chunk)
 	if n := s.scanner.Events(); n != s.counted {

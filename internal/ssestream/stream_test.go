@@ -106,7 +106,7 @@ func TestStreamMemoryIsBoundedByTheIDLimit(t *testing.T) {
 		s.OnResponseData(chunk, false)
 	}
 	s.OnResponseData([]byte("\n\n"), false)
-	if held := s.scanner.BufferedBytes(); held > 4*idLimit {
+	if held := s.scanner.BufferedBytes(); held > 4*LineLimit {
 		t.Errorf("the stream holds %d bytes after a 10 MB line", held)
 	}
 	if sum := s.Summary(); sum.Events != 1 || sum.LastEventID != "1" || sum.Bytes != uint64(160*64<<10+len("id: 1\ndata: \n\n")) {

@@ -3,13 +3,43 @@ package abi_test
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"example.com/sse-on-envoy/internal/ssestream"
 	"example.com/sse-on-envoy/module/abi"
 	"example.com/sse-on-envoy/module/abi/fakeenvoy"
 )
+
+// settings are the stream settings the tests hand to C, as the module's
+// init does: internal/ssestream's names and line limit.
+func settings(interval time.Duration) abi.StreamSettings {
+	return abi.StreamSettings{Namespace: "sse", Events: "events", Bytes: "bytes", LastEventID: "last_event_id",
+		Interval: interval, MaxLineBytes: ssestream.LineLimit}
+}
+
+func TestMain(m *testing.M) {
+	if err := abi.SetStreamSettings(settings(time.Hour)); err != nil {
+		panic(err)
+	}
+	os.Exit(m.Run())
+}
+
+// C takes no line limit it cannot hold, nor a change of it.
+func TestStreamSettingsRefusesABadLineLimit(t *testing.T) {
+	for _, n := range []int{0, -1, 31, 65536, ssestream.LineLimit + 1} {
+		s := settings(time.Hour)
+		s.MaxLineBytes = n
+		if err := abi.SetStreamSettings(s); err == nil {
+			t.Errorf("line limit %d accepted", n)
+		}
+	}
+	if got := abi.CStreamSettings(); got != settings(time.Hour) {
+		t.Errorf("after refusals C holds %+v, want %+v", got, settings(time.Hour))
+	}
+}
 
 // testModule does what its fields say, so each test drives the hooks into
 // one corner.
@@ -99,7 +129,9 @@ func TestHooksFromC(t *testing.T) {
 	fakeenvoy.Reset()
 	m := &testModule{}
 	abi.Register(m)
-	abi.SetMetadataKeys(abi.MetadataKeys{Namespace: "sse", Events: "events", Bytes: "bytes", LastEventID: "last_event_id", Interval: time.Hour})
+	if err := abi.SetStreamSettings(settings(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	cfg := fakeenvoy.ConfigNew("")
 	if cfg == 0 {
 		t.Fatalf("config refused: %s", fakeenvoy.LastLog())
@@ -165,7 +197,9 @@ func TestBodyHookRefreshesMetadataEachInterval(t *testing.T) {
 	} {
 		fakeenvoy.Reset()
 		abi.Register(&testModule{})
-		abi.SetMetadataKeys(abi.MetadataKeys{Namespace: "sse", Events: "events", Bytes: "bytes", LastEventID: "last_event_id", Interval: tc.interval})
+		if err := abi.SetStreamSettings(settings(tc.interval)); err != nil {
+			t.Fatal(err)
+		}
 		cfg := fakeenvoy.ConfigNew("")
 		h := fakeenvoy.FilterNew(cfg)
 		fakeenvoy.ResponseHeadersHook(h, false)

@@ -37,5 +37,5 @@ func (c *cScanner) lastEventID() string {
 	return C.GoStringN(C.sse_scan_last_id(c.s), C.int(c.s.last_id_len))
 }
 
-// cScanMaxLine is the C scanner's line and id limit.
-const cScanMaxLine = C.SSE_SCAN_MAX_LINE
+// cScanMaxLine is the C scanner's line and id limit, as it reads it.
+func cScanMaxLine() int { return int(C.sse_scan_max_line) }

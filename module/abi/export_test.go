@@ -17,8 +17,8 @@ func (s CScanner) Bytes() uint64       { return s.c.bytes() }
 func (s CScanner) Truncations() uint64 { return s.c.truncations() }
 func (s CScanner) LastEventID() string { return s.c.lastEventID() }
 
-// CScanMaxLine is the C scanner's line limit.
-const CScanMaxLine = cScanMaxLine
+// CScanMaxLine is the C scanner's line limit, as it reads it.
+func CScanMaxLine() int { return cScanMaxLine() }
 
 // StreamStateBytes is the size of a stream's C state before it grows.
 const StreamStateBytes = streamStateBytes

@@ -1,8 +1,8 @@
 package abi
 
-// The event hooks Envoy 1.37.0 looks up by name. Module-side pointers are
-// handles (uintptr_t, the same register as a pointer in the C ABI); Envoy's
-// pointers stay opaque. Every hook recovers panics, logs them and fails
+// The event hooks Envoy looks up by name (1.40.0, and 1.37.0 with -tags
+// envoy137). Module-side pointers are handles (uintptr_t, the same register
+// as a pointer in the C ABI); Envoy's pointers stay opaque. Every hook recovers panics, logs them and fails
 // open: a status hook returns Continue (recoverStatus), a config hook 0
 // (Envoy refuses the configuration), filter-new a pass-through stream. A
 // filter that must fail otherwise recovers in its own hook first (the SSE
@@ -22,8 +22,16 @@ import (
 // version is Version as a C string that lives as long as the process.
 var version = C.CString(Version)
 
+// Envoy loads the module only if this returns its ABI version; NULL
+// unloads it at once. The C body hook has no values of its own: without
+// SetStreamSettings (the module's init) it must not run.
+//
 //export envoy_dynamic_module_on_program_init
 func envoy_dynamic_module_on_program_init() *C.char {
+	if !streamSettingsSet() {
+		Log(LogCritical, "sse: the stream settings were never set (abi.SetStreamSettings in the module's init): refusing to load")
+		return nil
+	}
 	return version
 }
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"example.com/sse-on-envoy/internal/sse"
+	"example.com/sse-on-envoy/internal/ssestream"
 	"example.com/sse-on-envoy/module/abi"
 )
 
@@ -28,7 +29,7 @@ func cState(s abi.CScanner) scanState {
 // the C and the Go scanner disagree.
 func feedBoth(t *testing.T, stream, cuts []byte) scanState {
 	t.Helper()
-	g := &sse.Scanner{MaxLineBytes: abi.CScanMaxLine}
+	g := &sse.Scanner{MaxLineBytes: ssestream.LineLimit}
 	c := abi.NewCScanner()
 	defer c.Free()
 	for i := 0; len(stream) > 0; i++ {
@@ -65,6 +66,11 @@ var scanCases = []string{
 }
 
 func TestCScannerMatchesGoOnEverySplit(t *testing.T) {
+	// The C scanner reads Go's limit (set in TestMain, as the module's init
+	// sets it), not one of its own.
+	if got := abi.CScanMaxLine(); got != ssestream.LineLimit {
+		t.Fatalf("the C scanner's line limit is %d, internal/ssestream's %d", got, ssestream.LineLimit)
+	}
 	for _, tc := range scanCases {
 		for cut := 1; cut <= len(tc); cut++ {
 			feedBoth(t, []byte(tc), bytes.Repeat([]byte{byte(min(cut, 255))}, len(tc)))

@@ -5,6 +5,15 @@
 
 static const unsigned char utf8_bom[3] = {0xEF, 0xBB, 0xBF};
 
+size_t sse_scan_max_line;
+
+bool sse_scan_set_max_line(size_t n) {
+  if (n < SSE_SCAN_INLINE_ID || n > UINT16_MAX) return false;
+  if (sse_scan_max_line != 0 && sse_scan_max_line != n) return false;
+  sse_scan_max_line = n;
+  return true;
+}
+
 static const char* id_buf(const sse_scan* s) { return s->id_heap != NULL ? s->id_heap : s->id_inline; }
 
 const char* sse_scan_last_id(const sse_scan* s) {
@@ -18,11 +27,11 @@ void sse_scan_free(sse_scan* s) {
   s->line = s->id_heap = s->last_id_heap = NULL;
 }
 
-// grow gives *heap a SSE_SCAN_MAX_LINE buffer, keeping the n bytes of
+// grow gives *heap a sse_scan_max_line buffer, keeping the n bytes of
 // inline it held; false when out of memory.
 static bool grow(char** heap, const char* inline_buf, size_t n) {
   if (*heap != NULL) return true;
-  char* b = malloc(SSE_SCAN_MAX_LINE);
+  char* b = malloc(sse_scan_max_line);
   if (b == NULL) return false;
   memcpy(b, inline_buf, n);
   *heap = b;
@@ -30,12 +39,12 @@ static bool grow(char** heap, const char* inline_buf, size_t n) {
 }
 
 static void hold_partial_line(sse_scan* s, const char* p, size_t n) {
-  if (s->line == NULL && (s->line = malloc(SSE_SCAN_MAX_LINE)) == NULL) {
+  if (s->line == NULL && (s->line = malloc(sse_scan_max_line)) == NULL) {
     // Out of memory: forget the line rather than fail the stream.
     s->line_cut = true;
     return;
   }
-  size_t room = SSE_SCAN_MAX_LINE - s->line_len;
+  size_t room = sse_scan_max_line - s->line_len;
   if (n > room) {
     n = room;
     if (!s->line_cut) {
@@ -89,9 +98,9 @@ static void process_line(sse_scan* s, const char* line, size_t n) {
     // An id holding NUL is ignored (WHATWG); a longer one is cut to the
     // limit, counted once whether it was cut here or while held.
     if (memchr(value, 0, value_len) != NULL) return;
-    if (value_len > SSE_SCAN_MAX_LINE) {
+    if (value_len > sse_scan_max_line) {
       if (!s->line_cut) s->truncations++;
-      value_len = SSE_SCAN_MAX_LINE;
+      value_len = sse_scan_max_line;
     }
     if (value_len > SSE_SCAN_INLINE_ID && !grow(&s->id_heap, s->id_inline, 0)) value_len = SSE_SCAN_INLINE_ID;
     memcpy((char*)id_buf(s), value, value_len);

@@ -10,15 +10,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// SSE_SCAN_MAX_LINE is internal/ssestream's idLimit: the bytes of a line kept
-// across chunks and the longest last event id kept, so per-stream memory is
-// fixed whatever the stream sends.
-#define SSE_SCAN_MAX_LINE 256
+#define SSE_HIDDEN __attribute__((visibility("hidden")))
 
 // Ids up to this length are kept inside the struct; a longer one, and a line
-// split across chunks, get a SSE_SCAN_MAX_LINE buffer the first time they
+// split across chunks, get a sse_scan_max_line buffer the first time they
 // occur, so a stream costs about 150 bytes until it needs more.
 #define SSE_SCAN_INLINE_ID 32
+
+// sse_scan_max_line bounds the bytes of a line kept across chunks and the
+// longest last event id kept, so per-stream memory is fixed whatever the
+// stream sends. It is Go's value (internal/ssestream.LineLimit), never
+// defined here: sse_scan_set_max_line sets it once, before any stream is
+// scanned (the module's init); it is 0 until then.
+SSE_HIDDEN extern size_t sse_scan_max_line;
+
+// sse_scan_set_max_line sets sse_scan_max_line. It refuses (false) a limit
+// below SSE_SCAN_INLINE_ID or past what the uint16_t lengths below hold,
+// and a change once set: buffers already allocated have the old size.
+SSE_HIDDEN bool sse_scan_set_max_line(size_t n);
 
 typedef struct {
   uint64_t events;
@@ -39,8 +48,6 @@ typedef struct {
   char id_inline[SSE_SCAN_INLINE_ID];  // the WHATWG "last event ID buffer"
   char last_id_inline[SSE_SCAN_INLINE_ID];
 } sse_scan;
-
-#define SSE_HIDDEN __attribute__((visibility("hidden")))
 
 // sse_scan_write feeds the next chunk. Out of memory, a line that spans
 // chunks is dropped and a long id is cut to the inline length: the counts

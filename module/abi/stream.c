@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-static sse_metadata_keys metadata_keys;
+static sse_stream_settings settings;
 
 void sse_stream_free(sse_stream* s) {
   if (s == NULL) return;
@@ -11,7 +11,17 @@ void sse_stream_free(sse_stream* s) {
   free(s);
 }
 
-void sse_stream_set_metadata_keys(sse_metadata_keys keys) { metadata_keys = keys; }
+bool sse_stream_set_settings(sse_stream_settings s) {
+  if (!sse_scan_set_max_line(s.max_line)) return false;
+  settings = s;
+  return true;
+}
+
+sse_stream_settings sse_stream_get_settings(void) {
+  sse_stream_settings s = settings;
+  s.max_line = sse_scan_max_line;
+  return s;
+}
 
 int64_t sse_monotonic_ns(void) {
   struct timespec ts;
@@ -22,14 +32,14 @@ int64_t sse_monotonic_ns(void) {
 }
 
 void sse_stream_publish(void* env, sse_stream* s) {
-  if (metadata_keys.ns.ptr == NULL || envoy_dynamic_module_callback_http_set_dynamic_metadata_number == NULL) return;
+  if (settings.ns.ptr == NULL || envoy_dynamic_module_callback_http_set_dynamic_metadata_number == NULL) return;
   s->published_ns = sse_monotonic_ns();
-  envoy_dynamic_module_callback_http_set_dynamic_metadata_number(env, metadata_keys.ns, metadata_keys.events,
+  envoy_dynamic_module_callback_http_set_dynamic_metadata_number(env, settings.ns, settings.events,
                                                                  (double)s->scan.events);
-  envoy_dynamic_module_callback_http_set_dynamic_metadata_number(env, metadata_keys.ns, metadata_keys.bytes,
+  envoy_dynamic_module_callback_http_set_dynamic_metadata_number(env, settings.ns, settings.bytes,
                                                                  (double)s->scan.bytes);
   sse_buffer id = {sse_scan_last_id(&s->scan), s->scan.last_id_len};
-  envoy_dynamic_module_callback_http_set_dynamic_metadata_string(env, metadata_keys.ns, metadata_keys.last_event_id,
+  envoy_dynamic_module_callback_http_set_dynamic_metadata_string(env, settings.ns, settings.last_event_id,
                                                                  id);
 }
 
@@ -68,6 +78,6 @@ int envoy_dynamic_module_on_http_filter_response_body(void* env, uintptr_t modul
   // The ABI has no access-log hook for HTTP filters: refreshing the metadata at most once per
   // interval keeps periodic access-log entries close to the truth without
   // three callbacks on every chunk.
-  if (sse_monotonic_ns() - s->published_ns >= metadata_keys.interval_ns) sse_stream_publish(env, s);
+  if (sse_monotonic_ns() - s->published_ns >= settings.interval_ns) sse_stream_publish(env, s);
   return SSE_BODY_CONTINUE;
 }

@@ -17,26 +17,63 @@ static inline sse_stream* sse_stream_new(uintptr_t go_handle) {
 import "C"
 
 import (
+	"fmt"
 	"time"
 )
 
-// MetadataKeys names the dynamic metadata the C body hook refreshes.
-type MetadataKeys struct {
+// StreamSettings are the values the C body hook and scanner work with. Go
+// defines every one (internal/ssestream) and hands them to C once, before
+// Envoy can call a hook (SetStreamSettings, from the module's init): C has
+// no copy of its own.
+type StreamSettings struct {
+	// Namespace, Events, Bytes and LastEventID name the dynamic metadata the
+	// C body hook refreshes.
 	Namespace, Events, Bytes, LastEventID string
 	// Interval bounds how often a long stream refreshes them.
 	Interval time.Duration
+	// MaxLineBytes bounds the bytes of a line the C scanner holds across
+	// chunks and the longest last event id it keeps. It cannot change once
+	// set.
+	MaxLineBytes int
 }
 
-// SetMetadataKeys hands the names to the C side, once, before Envoy calls a
-// hook (from the module's init). The strings are copied into C memory that
-// lives as long as the process.
-func SetMetadataKeys(k MetadataKeys) {
+// SetStreamSettings hands s to the C side. The strings are copied into C
+// memory that lives as long as the process. An error means nothing was set:
+// a line limit C cannot hold (below 32 bytes or above 65535), or another
+// than the one set before.
+func SetStreamSettings(s StreamSettings) error {
+	if s.MaxLineBytes <= 0 || !C.sse_scan_set_max_line(C.size_t(s.MaxLineBytes)) {
+		return fmt.Errorf("the C scanner refuses a line limit of %d bytes (at least %d, at most 65535, and never another than %d once set)",
+			s.MaxLineBytes, C.SSE_SCAN_INLINE_ID, C.sse_scan_max_line)
+	}
 	cbuf := func(s string) C.sse_buffer { return C.sse_buffer{ptr: C.CString(s), length: C.size_t(len(s))} }
-	C.sse_stream_set_metadata_keys(C.sse_metadata_keys{
-		ns: cbuf(k.Namespace), events: cbuf(k.Events), bytes: cbuf(k.Bytes), last_event_id: cbuf(k.LastEventID),
-		interval_ns: C.int64_t(k.Interval.Nanoseconds()),
-	})
+	if !C.sse_stream_set_settings(C.sse_stream_settings{
+		ns: cbuf(s.Namespace), events: cbuf(s.Events), bytes: cbuf(s.Bytes), last_event_id: cbuf(s.LastEventID),
+		interval_ns: C.int64_t(s.Interval.Nanoseconds()), max_line: C.size_t(s.MaxLineBytes),
+	}) {
+		return fmt.Errorf("the C side refused the stream settings")
+	}
+	return nil
 }
+
+// CStreamSettings reads back what the C side holds (the zero value until
+// SetStreamSettings).
+func CStreamSettings() StreamSettings {
+	c := C.sse_stream_get_settings()
+	str := func(b C.sse_buffer) string {
+		if b.ptr == nil {
+			return ""
+		}
+		return C.GoStringN(b.ptr, C.int(b.length))
+	}
+	return StreamSettings{
+		Namespace: str(c.ns), Events: str(c.events), Bytes: str(c.bytes), LastEventID: str(c.last_event_id),
+		Interval: time.Duration(c.interval_ns), MaxLineBytes: int(c.max_line),
+	}
+}
+
+// streamSettingsSet reports whether SetStreamSettings has run.
+func streamSettingsSet() bool { return C.sse_scan_max_line != 0 }
 
 // streamStateBytes is what every stream costs in C until a line spans
 // chunks or an id outgrows the inline buffer.

@@ -20,14 +20,22 @@ typedef struct {
   sse_scan scan;
 } sse_stream;
 
-// The dynamic metadata the body hook refreshes, set once from Go before Envoy
-// can call a hook: names are defined in internal/ssestream, never here.
+// What the body hook and the scanner take from Go, set once before Envoy can
+// call a hook (from the module's init): the dynamic metadata the body hook
+// refreshes, how often, and the scanner's line limit. Every value is
+// defined in Go (internal/ssestream), never here.
 typedef struct {
   sse_buffer ns, events, bytes, last_event_id;
   int64_t interval_ns;
-} sse_metadata_keys;
+  size_t max_line;  // sse_scan_max_line
+} sse_stream_settings;
 
-SSE_HIDDEN void sse_stream_set_metadata_keys(sse_metadata_keys keys);
+// sse_stream_set_settings keeps s (its buffers must live as long as the
+// process) and sets the scanner's line limit; false, and nothing set, when
+// sse_scan_set_max_line refuses the limit.
+SSE_HIDDEN bool sse_stream_set_settings(sse_stream_settings s);
+// sse_stream_get_settings is what the C side holds: all zero until set.
+SSE_HIDDEN sse_stream_settings sse_stream_get_settings(void);
 SSE_HIDDEN void sse_stream_free(sse_stream* s);
 SSE_HIDDEN void sse_stream_publish(void* filter_envoy_ptr, sse_stream* s);
 SSE_HIDDEN int64_t sse_monotonic_ns(void);

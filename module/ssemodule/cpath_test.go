@@ -53,7 +53,7 @@ func newCStream(tb testing.TB, config string) uintptr {
 	tb.Helper()
 	fakeenvoy.Reset()
 	abi.Register(ssemodule.Module{})
-	abi.SetMetadataKeys(ssemodule.MetadataKeys)
+	setStreamSettings(tb)
 	cfg := fakeenvoy.ConfigNew(config)
 	if cfg == 0 {
 		tb.Fatalf("config refused: %s", fakeenvoy.LastLog())

@@ -18,15 +18,23 @@ const adapterName = "dynamic_module"
 // close to the truth, without paying three callbacks on every chunk.
 const metadataInterval = time.Second
 
-// MetadataKeys are the names the C body hook writes the counts under; Go
-// writes every one of ssestream.MetadataKeys() at a stream's open and close.
-var MetadataKeys = abi.MetadataKeys{
-	Namespace:   ssestream.MetadataNamespace,
-	Events:      ssestream.MetadataEvents,
-	Bytes:       ssestream.MetadataBytes,
-	LastEventID: ssestream.MetadataLastEventID,
-	Interval:    metadataInterval,
+// StreamSettings are what the C body hook and scanner work with, every
+// value internal/ssestream's: the names the hook refreshes the counts under
+// (Go writes every one of ssestream.MetadataKeys() at a stream's open and
+// close; OpenOnlyMetadataKeys are the rest), and the scanner's line limit.
+// The module's init hands them to C (abi.SetStreamSettings).
+var StreamSettings = abi.StreamSettings{
+	Namespace:    ssestream.MetadataNamespace,
+	Events:       ssestream.MetadataEvents,
+	Bytes:        ssestream.MetadataBytes,
+	LastEventID:  ssestream.MetadataLastEventID,
+	Interval:     metadataInterval,
+	MaxLineBytes: ssestream.LineLimit,
 }
+
+// OpenOnlyMetadataKeys are the keys of ssestream.MetadataKeys() the C body
+// hook does not refresh: they do not change while the body goes by.
+var OpenOnlyMetadataKeys = []string{ssestream.MetadataProtocol}
 
 // Envoy is what the filter asks of Envoy for one stream; abi.Filter is the
 // real one.

@@ -19,7 +19,7 @@ const goHeapPerStreamLimit = 512
 func TestGoHeapPerOpenStreamStaysSmall(t *testing.T) {
 	fakeenvoy.Reset()
 	abi.Register(ssemodule.Module{})
-	abi.SetMetadataKeys(ssemodule.MetadataKeys)
+	setStreamSettings(t)
 	cfg := fakeenvoy.ConfigNew("")
 	if cfg == 0 {
 		t.Fatalf("config refused: %s", fakeenvoy.LastLog())
