@@ -205,8 +205,9 @@ func TestModulePreflightWithABody(t *testing.T) {
 }
 
 // The counts reach the periodic access-log entries of a long stream: the
-// module refreshes them from the body hook (the 1.37 ABI has no access-log
-// hook). The flush interval is cut to 1 s for the test.
+// module refreshes them from the body hook (the ABI has no access-log hook
+// for HTTP filters, on 1.37 as on 1.40). The flush interval is cut to 1 s
+// for the test.
 func TestModuleCountsInPeriodicAccessLogEntries(t *testing.T) {
 	s := startStackOptions(t, localstack.Options{
 		Adapter: localstack.AdapterModule,

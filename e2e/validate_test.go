@@ -16,7 +16,7 @@ import (
 	"example.com/sse-on-envoy/tools/localstack"
 )
 
-// Real Envoy 1.37 accepts the three configurations. Stock Envoy has no
+// Real stock Envoy (ENVOY_BIN: 1.40.0) accepts the three configurations. Stock Envoy has no
 // golang extension, so envoy.yaml is validated without that one filter:
 // every other field, and the config around it, is what the contrib image
 // loads. envoy-module.yaml is validated with the module loaded (validation
