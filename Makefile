@@ -142,9 +142,14 @@ test: lint envoy e2e-deps ## Everything: unit, race, fuzz (briefly), end-to-end 
 bench: ## Benchmarks (scanner, filter and module chunk paths, ext_proc round trip, hub fan-out)
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./filter/... ./module/... ./extproc/... ./upstream/...
 
+# Only a full run (no knob, or SCENARIO=mercure alone) replaces the committed
+# report in docs/bench; any other run writes into .cache/bench (git-ignored),
+# unless OUT names a folder (OUT=docs/bench to replace the committed one).
+OUT ?=
+
 .PHONY: bench-load
-bench-load: envoy ## Load benchmark of every variant side by side (about 20 min; knobs SCENARIO VARIANTS LEGS STREAMS RATE DURATION ROUNDS QUICK=1; SCENARIO=mercure: our Mercure hub vs dunglas/mercure, built from bench/mercurehub, knob TOPICS)
-	$(GO) run ./cmd/bench-load
+bench-load: envoy ## Load benchmark of every variant side by side (about 20 min; knobs SCENARIO VARIANTS LEGS STREAMS RATE DURATION ROUNDS QUICK=1; SCENARIO=mercure: our Mercure hub vs dunglas/mercure, built from bench/mercurehub, knob TOPICS). Full runs write docs/bench, others .cache/bench; OUT=dir writes there
+	$(GO) run ./cmd/bench-load $(if $(OUT),-out "$(OUT)")
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps certs and the Envoy virtualenv)

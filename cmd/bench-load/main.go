@@ -10,6 +10,11 @@
 // taking turns; the report adds per-round ratios), QUICK=1. Flags say where
 // output goes; each falls back to BENCH_LOAD_<NAME>.
 //
+// Only a full run (every knob at its default, or SCENARIO=mercure alone)
+// replaces the committed report in docs/bench; any other run writes into
+// .cache/bench (git-ignored) and says so, unless -out (make's OUT=) names a
+// folder.
+//
 // SCENARIO=mercure (or mercure-fanout, mercure-topics, mercure-publish)
 // compares the upstream's Mercure hub with github.com/dunglas/mercure's
 // (built from bench/mercurehub, a module of its own), both behind the same
@@ -19,6 +24,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -41,6 +47,8 @@ func main() {
 type options struct {
 	envoy, out, name, work, note, upstreamArgs string
 	replot                                     string
+	// outSet: -out was given, on the command line or as BENCH_LOAD_OUT.
+	outSet bool
 }
 
 // parse reads the flags, then BENCH_LOAD_<NAME> for every flag not given
@@ -50,8 +58,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	fs := cli.NewFlagSet("bench-load", "BENCH_LOAD_")
 	// ENVOY_BIN, which make sets, is the default.
 	fs.StringVar(&o.envoy, "envoy", getenv("ENVOY_BIN"), "Envoy binary (default: $ENVOY_BIN)")
-	fs.StringVar(&o.out, "out", "docs/bench", "folder for the JSON report and the charts; empty: none")
-	fs.StringVar(&o.name, "name", "", "base name of the JSON report; default bench-load, or quick in quick mode")
+	fs.StringVar(&o.out, "out", "", "folder for the JSON and Markdown report and the charts (make's OUT=); default "+
+		benchload.CommittedDir+" for a full run, "+benchload.ScratchDir+" for any other; -out '' writes none; with -replot, default the report's folder")
+	fs.StringVar(&o.name, "name", "", "base name of the report; default bench-load, quick in quick mode, mercure for Mercure scenarios only")
 	fs.StringVar(&o.work, "work", "", "work folder for certificates, configs and logs; default a temporary one")
 	fs.StringVar(&o.note, "note", "", "a note on the run, kept in the report (reduced scale, a busy machine...)")
 	fs.StringVar(&o.upstreamArgs, "upstream-args", "", "extra upstream flags, space-separated (experiments such as -queue 16)")
@@ -59,6 +68,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	if err := fs.Parse(args, getenv, stderr); err != nil {
 		return o, fs, err
 	}
+	fs.Visit(func(f *flag.Flag) { o.outSet = o.outSet || f.Name == "out" })
 	if o.envoy == "" && o.replot == "" {
 		return o, fs, cli.Usagef("no Envoy: set ENVOY_BIN or %s (make bench-load installs stock Envoy)", fs.Flag("envoy"))
 	}
@@ -82,10 +92,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if o.replot != "" {
 		return replot(o, stdout)
 	}
-	return bench(ctx, o, knobs, plan, log, stdout)
+	output := benchload.ChooseOutput(knobs, plan, benchload.OutputRequest{
+		Out: o.out, OutSet: o.outSet, Name: o.name, Experiment: o.upstreamArgs != "",
+	})
+	switch {
+	case output.Dir == "":
+		log.Info("no report files (-out '')")
+	case output.Committed:
+		log.Info("full run: the report replaces the committed one", "dir", output.Dir, "name", output.Name)
+	case output.Dir == benchload.ScratchDir:
+		log.Info("partial run: the report goes to "+output.Dir+", not "+benchload.CommittedDir+" (OUT= names another folder)",
+			"dir", output.Dir, "name", output.Name)
+	}
+	return bench(ctx, o, output, plan, log, stdout)
 }
 
-func bench(ctx context.Context, o options, knobs benchload.Knobs, plan benchload.Plan, log *slog.Logger, stdout io.Writer) error {
+func bench(ctx context.Context, o options, output benchload.Output, plan benchload.Plan, log *slog.Logger, stdout io.Writer) error {
 	start := time.Now()
 	// Before any child starts, so Envoy and the upstream inherit it.
 	limit, err := fdlimit.Raise()
@@ -134,46 +156,48 @@ func bench(ctx context.Context, o options, knobs benchload.Knobs, plan benchload
 	r.Machine = machine
 	r.Machine.Duration = time.Since(start).Round(time.Second).String()
 	r.WriteMarkdown(stdout)
-	if o.out != "" {
-		name := o.name
-		if name == "" {
-			name = "bench-load"
-			if knobs.Quick {
-				name = "quick"
-			}
-		}
-		if err := os.MkdirAll(o.out, 0o755); err != nil {
+	if output.Dir != "" {
+		if err := os.MkdirAll(output.Dir, 0o755); err != nil {
 			return err
 		}
-		path := filepath.Join(o.out, name+".json")
+		path := filepath.Join(output.Dir, output.Name+".json")
 		if err := r.WriteJSON(path); err != nil {
 			return err
 		}
 		var md strings.Builder
 		r.WriteMarkdown(&md)
-		if err := os.WriteFile(filepath.Join(o.out, name+".md"), []byte(md.String()), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(output.Dir, output.Name+".md"), []byte(md.String()), 0o644); err != nil {
 			return err
 		}
 		for _, sc := range plan.Scenarios {
-			if cerr := benchload.WriteCharts(r, o.out, sc.Name); cerr != nil {
+			if cerr := benchload.WriteCharts(r, output.Dir, sc.Name); cerr != nil {
 				log.Warn("chart", "scenario", sc.Name, "err", cerr)
 			}
 		}
-		log.Info("report written", "json", path, "charts", o.out)
+		abs, _ := filepath.Abs(output.Dir)
+		log.Info("report written", "json", path, "charts", output.Dir, "folder", abs)
 	}
 	return err
 }
 
 // replot redraws a committed report's table and charts, after a change to
-// how they are drawn.
+// how they are drawn: the charts go next to the report unless -out says
+// otherwise.
 func replot(o options, stdout io.Writer) error {
 	r, err := benchload.ReadReport(o.replot)
 	if err != nil {
 		return err
 	}
 	r.WriteMarkdown(stdout)
+	dir := o.out
+	if !o.outSet {
+		dir = filepath.Dir(o.replot)
+	}
+	if dir == "" {
+		return nil
+	}
 	for _, sc := range r.Scenarios {
-		if err := benchload.WriteCharts(r, o.out, sc.Name); err != nil {
+		if err := benchload.WriteCharts(r, dir, sc.Name); err != nil {
 			return err
 		}
 	}
