@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,7 +23,9 @@ import (
 	"example.com/sse-on-envoy/upstream/eventlog"
 	"example.com/sse-on-envoy/upstream/hub"
 	"example.com/sse-on-envoy/upstream/mercure"
+	"example.com/sse-on-envoy/upstream/mercure/hubhttp"
 	"example.com/sse-on-envoy/upstream/server"
+	"example.com/sse-on-envoy/upstream/stream"
 )
 
 func main() { cli.Main("upstream", run) }
@@ -76,9 +79,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate for the TLS listener; without -tls-cert and -tls-key it is disabled")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key for the TLS listener")
 	fs.DurationVar(&c.interval, "interval", server.DefaultInterval, "time between events")
-	fs.DurationVar(&c.heartbeat, "heartbeat", server.DefaultHeartbeat, "time between keep-alive comments")
-	fs.DurationVar(&c.retry, "retry", server.DefaultRetry, "reconnect delay suggested to clients at stream start")
-	fs.DurationVar(&c.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "deadline for each write to a client")
+	fs.DurationVar(&c.heartbeat, "heartbeat", stream.DefaultHeartbeat, "time between keep-alive comments")
+	fs.DurationVar(&c.retry, "retry", stream.DefaultRetry, "reconnect delay suggested to clients at stream start")
+	fs.DurationVar(&c.writeTimeout, "write-timeout", 0, "deadline for each write to a client, shorter than -heartbeat (0: "+stream.DefaultWriteTimeout.String()+", or half -heartbeat if that is not shorter)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "bound on the graceful shutdown")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "idle keep-alive timeout; keep it above Envoy's upstream idle_timeout")
 	fs.IntVar(&c.history, "history", hub.DefaultHistory, "events kept for Last-Event-ID replay (the event log's count limit)")
@@ -116,7 +119,6 @@ func (c config) validate(fs *cli.FlagSet) error {
 	}{
 		{"interval", c.interval},
 		{"heartbeat", c.heartbeat},
-		{"write-timeout", c.writeTimeout},
 		{"shutdown-timeout", c.shutdownTimeout},
 		{"idle-timeout", c.idleTimeout},
 	}
@@ -124,6 +126,9 @@ func (c config) validate(fs *cli.FlagSet) error {
 		if p.d <= 0 {
 			return cli.Usagef("%s must be positive, got %v", fs.Flag(p.name), p.d)
 		}
+	}
+	if c.writeTimeout < 0 {
+		return cli.Usagef("%s must not be negative, got %v", fs.Flag("write-timeout"), c.writeTimeout)
 	}
 	if c.memoryHistory < 0 {
 		return cli.Usagef("%s must not be negative, got %d", fs.Flag("memory-history"), c.memoryHistory)
@@ -160,6 +165,13 @@ func (c config) validate(fs *cli.FlagSet) error {
 			return cli.Usagef("%s must be at least 1, got %d", fs.Flag(n.name), n.v)
 		}
 	}
+	if err := c.streamOptions().Validate(); err != nil {
+		var oe *stream.OptionError
+		if errors.As(err, &oe) {
+			return cli.Usagef("%s %s", fs.Flag(oe.Option), oe.Reason)
+		}
+		return err
+	}
 	if err := c.mercure.validate(fs, c); err != nil {
 		return err
 	}
@@ -170,6 +182,15 @@ func (c config) validate(fs *cli.FlagSet) error {
 		return cli.Usagef("nothing to serve: -addr is empty and no -tls-cert/-tls-key given")
 	}
 	return nil
+}
+
+// streamOptions are the timing flags of every stream.
+func (c config) streamOptions() stream.Options {
+	o := stream.Options{Retry: c.retry, Heartbeat: c.heartbeat, WriteTimeout: c.writeTimeout}
+	if c.retry == 0 {
+		o.Retry = -1 // explicit 0: send no retry hint
+	}
+	return o
 }
 
 func (m mercureFlags) validate(fs *cli.FlagSet, c config) error {
@@ -234,16 +255,11 @@ func serve(ctx context.Context, c config, log *slog.Logger) error {
 		Hub:      hub.Options{History: c.memoryWindow(), Queue: c.queue, MaxAge: c.historyAge},
 		Stamp:    c.stamp,
 		Handler: server.HandlerOptions{
-			Retry:        c.retry,
-			Heartbeat:    c.heartbeat,
-			WriteTimeout: c.writeTimeout,
-			Logger:       log,
+			Stream: c.streamOptions(),
+			Logger: log,
 		},
 		ShutdownTimeout: c.shutdownTimeout,
 		IdleTimeout:     c.idleTimeout,
-	}
-	if c.retry == 0 {
-		cfg.Handler.Retry = -1 // explicit 0: send no retry hint
 	}
 	if c.tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
@@ -299,7 +315,7 @@ func serve(ctx context.Context, c config, log *slog.Logger) error {
 		closeAll()
 		return err
 	}
-	cfg.Mercure = &server.MercureConfig{
+	cfg.Mercure = &hubhttp.Config{
 		Log: evlog.Sibling(eventlog.Config{
 			Stream:     c.mercure.stream,
 			History:    c.mercure.history,
@@ -317,7 +333,7 @@ func serve(ctx context.Context, c config, log *slog.Logger) error {
 		CookieOrigins: c.mercure.origins(),
 		Queue:         c.queue,
 	}
-	log.Info("mercure hub", "path", server.MercurePath, "stream", c.mercure.stream, "history", c.mercure.history,
+	log.Info("mercure hub", "path", hubhttp.Path, "stream", c.mercure.stream, "history", c.mercure.history,
 		"dedup_window", c.mercure.dedupWindow.String(),
 		"publisher_key", keyDesc(keys[0]), "subscriber_key", keyDesc(keys[1]))
 	log.Info("upstream starting",

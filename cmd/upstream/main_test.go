@@ -50,17 +50,17 @@ func TestParseConfig(t *testing.T) {
 		{"defaults", nil, env(), func(c config) bool {
 			return c.addr == ":9000" && c.tlsAddr == ":9443" && c.interval == 2*time.Second &&
 				c.heartbeat == 15*time.Second && c.retry == 3*time.Second && c.history == 1024 &&
-				c.queue == 64 && c.writeTimeout == 10*time.Second && c.shutdownTimeout == 10*time.Second &&
+				c.queue == 64 && c.writeTimeout == 0 && c.streamOptions().WithDefaults().WriteTimeout == 10*time.Second && c.shutdownTimeout == 10*time.Second &&
 				c.idleTimeout == 2*time.Minute && c.tlsCert == ""
 		}, ""},
 		{"env fallbacks", nil, env(
 			"UPSTREAM_ADDR", ":1", "UPSTREAM_TLS_ADDR", ":2", "UPSTREAM_TLS_CERT", "c", "UPSTREAM_TLS_KEY", "k",
-			"UPSTREAM_INTERVAL", "50ms", "UPSTREAM_HEARTBEAT", "1s", "UPSTREAM_RETRY", "0s",
+			"UPSTREAM_INTERVAL", "50ms", "UPSTREAM_HEARTBEAT", "10s", "UPSTREAM_RETRY", "0s",
 			"UPSTREAM_HISTORY", "5", "UPSTREAM_QUEUE", "6", "UPSTREAM_WRITE_TIMEOUT", "7s",
 			"UPSTREAM_SHUTDOWN_TIMEOUT", "8s", "UPSTREAM_IDLE_TIMEOUT", "9m", "UPSTREAM_LOG_FORMAT", "json",
 		), func(c config) bool {
 			return c.addr == ":1" && c.tlsAddr == ":2" && c.tlsCert == "c" && c.tlsKey == "k" &&
-				c.interval == 50*time.Millisecond && c.heartbeat == time.Second && c.retry == 0 &&
+				c.interval == 50*time.Millisecond && c.heartbeat == 10*time.Second && c.retry == 0 &&
 				c.history == 5 && c.queue == 6 && c.writeTimeout == 7*time.Second &&
 				c.shutdownTimeout == 8*time.Second && c.idleTimeout == 9*time.Minute
 		}, ""},
@@ -73,6 +73,13 @@ func TestParseConfig(t *testing.T) {
 		{"bad flag duration", []string{"-interval", "x"}, env(), nil, "-interval"},
 		{"zero interval", []string{"-interval", "0s"}, env(), nil, "-interval (env UPSTREAM_INTERVAL) must be positive"},
 		{"negative heartbeat", nil, env("UPSTREAM_HEARTBEAT", "-1s"), nil, "-heartbeat (env UPSTREAM_HEARTBEAT) must be positive"},
+		// The heartbeat and the write deadline go together (stream.Options.Validate).
+		{"heartbeat past Envoy's idle timeout", []string{"-heartbeat", "45s"}, env(), nil, "-heartbeat (env UPSTREAM_HEARTBEAT) 45s is longer than 30s"},
+		{"write deadline outliving the heartbeat", []string{"-heartbeat", "5s", "-write-timeout", "5s"}, env(), nil,
+			"-write-timeout (env UPSTREAM_WRITE_TIMEOUT) 5s must be shorter than the heartbeat (5s)"},
+		{"write deadline follows a short heartbeat", []string{"-heartbeat", "1s"}, env(),
+			func(c config) bool { return c.streamOptions().WithDefaults().WriteTimeout == 500*time.Millisecond }, ""},
+		{"negative write timeout", []string{"-write-timeout", "-1s"}, env(), nil, "-write-timeout (env UPSTREAM_WRITE_TIMEOUT) must not be negative"},
 		{"negative retry", []string{"-retry", "-1s"}, env(), nil, "-retry"},
 		{"zero queue", []string{"-queue", "0"}, env(), nil, "-queue (env UPSTREAM_QUEUE) must be at least 1"},
 		{"zero history", nil, env("UPSTREAM_HISTORY", "0"), nil, "-history (env UPSTREAM_HISTORY)"},

@@ -3,6 +3,14 @@
 // Envoy or directly: the load tools, the local stack, the tests.
 package routes
 
+import "time"
+
+// StreamIdleTimeout is Envoy's idle_timeout on the SSE routes: a stream
+// with no byte in either direction for this long is reset (flag SI). The
+// upstream's heartbeat must come well within it (upstream/stream's
+// MaxHeartbeat); envoy/ and the generated configs use this value.
+const StreamIdleTimeout = 60 * time.Second
+
 const (
 	// EventsPath is the upstream's SSE stream; Envoy routes PlainPrefix to
 	// it as it is.

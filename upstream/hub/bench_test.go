@@ -27,8 +27,8 @@ func BenchmarkPublish(b *testing.B) {
 				if i++; i%64 == 0 {
 					b.StopTimer()
 					for _, s := range subs {
-						for len(s.c) > 0 {
-							<-s.c
+						for len(s.C()) > 0 {
+							<-s.C()
 						}
 					}
 					b.StartTimer()

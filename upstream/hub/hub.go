@@ -9,35 +9,26 @@
 // without searching. What a reconnecting client is owed is decided by
 // package replay; the Hub says what it holds (Subscribe's Window, Held).
 //
-// Publish never blocks: a subscriber whose queue is full is cut (its Done
-// channel closes with ErrSlowConsumer) rather than holding the others back.
-// The client is expected to reconnect with its Last-Event-ID and catch up
-// from the history.
+// Fan-out is upstream/stream's Broadcaster: Publish never blocks, and a
+// subscriber whose queue is full is cut (its Done channel closes with
+// stream.ErrSlowConsumer) rather than holding the others back. The client
+// is expected to reconnect with its Last-Event-ID and catch up from the
+// history.
 package hub
 
 import (
-	"errors"
 	"strconv"
 	"sync"
 	"time"
 
 	"example.com/sse-on-envoy/internal/sse"
+	"example.com/sse-on-envoy/upstream/stream"
 )
 
 // Defaults for zero Options.
 const (
 	DefaultHistory = 1024
-	DefaultQueue   = 64
-)
-
-var (
-	// ErrClosed reports a Hub that was closed (the server is shutting down).
-	ErrClosed = errors.New("hub: closed")
-	// ErrSlowConsumer reports a subscriber cut because its queue was full.
-	ErrSlowConsumer = errors.New("hub: subscriber queue full, cut")
-	// ErrReset reports a subscriber ended because the id sequence started
-	// over (Reset): its Last-Event-ID means nothing any more.
-	ErrReset = errors.New("hub: id sequence reset")
+	DefaultQueue   = stream.DefaultQueue
 )
 
 // Options configure a Hub. Zero values take the defaults.
@@ -67,6 +58,12 @@ type Message struct {
 	Sent time.Time
 }
 
+// Position is the message's id (stream.Item).
+func (m *Message) Position() uint64 { return m.ID }
+
+// Encoded is the message's wire bytes (stream.Item).
+func (m *Message) Encoded() []byte { return m.Wire }
+
 // SentComment is the prefix of the comment that carries Message.Sent
 // (sse.SentComment, the wire format's fact).
 const SentComment = sse.SentComment
@@ -86,19 +83,23 @@ func encode(id uint64, typ, data string, sent time.Time) (sse.Event, []byte) {
 	return e, e.AppendTo(wire)
 }
 
+// Subscription is one subscriber's live feed, in id order.
+type Subscription = stream.Subscription[*Message, struct{}]
+
 // Hub is safe for concurrent use.
 type Hub struct {
-	queue  int
 	maxAge time.Duration
 	now    func() time.Time
+	// fan is locked inside mu (never the other way round): publishing and
+	// subscribing hold mu so that the history and the live feed meet
+	// exactly.
+	fan *stream.Broadcaster[*Message, struct{}]
 
 	mu       sync.Mutex
-	subs     map[*Subscription]struct{}
 	ring     []*Message // ring[(id-1)%len(ring)] holds id while it is in range
 	first    uint64     // oldest id that may be held: ids before it are gone
 	last     uint64     // newest id held; 0 before the first event
 	closed   bool
-	cut      uint64
 	received uint64
 }
 
@@ -114,10 +115,9 @@ func New(o Options) *Hub {
 		o.Now = time.Now
 	}
 	return &Hub{
-		queue:  o.Queue,
 		maxAge: o.MaxAge,
 		now:    o.Now,
-		subs:   make(map[*Subscription]struct{}),
+		fan:    stream.NewBroadcaster(o.Queue, stream.Everyone[*Message, struct{}]{}),
 		ring:   make([]*Message, o.History),
 		first:  1,
 	}
@@ -136,7 +136,7 @@ func (h *Hub) PublishSent(typ, data string, sent time.Time) (*Message, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return nil, ErrClosed
+		return nil, stream.ErrClosed
 	}
 	return h.appendLocked(h.last+1, h.now(), typ, data, sent), nil
 }
@@ -150,7 +150,7 @@ func (h *Hub) Append(id uint64, stored time.Time, typ, data string, sent time.Ti
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return nil, ErrClosed
+		return nil, stream.ErrClosed
 	}
 	if id == 0 || id <= h.last {
 		return nil, nil
@@ -169,14 +169,7 @@ func (h *Hub) appendLocked(id uint64, stored time.Time, typ, data string, sent t
 	h.ring[(m.ID-1)%uint64(len(h.ring))] = m
 	// Sending while holding the lock orders every subscriber's queue by id
 	// and makes Subscribe's window and live queue meet exactly.
-	for s := range h.subs {
-		select {
-		case s.c <- m:
-		default:
-			h.cut++
-			h.dropLocked(s, ErrSlowConsumer)
-		}
-	}
+	h.fan.Dispatch(m)
 	return m
 }
 
@@ -192,24 +185,21 @@ type Stats struct {
 func (h *Hub) Stats() Stats {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return Stats{Subscribers: len(h.subs), LastID: h.last, Cut: h.cut, Received: h.received}
+	fs := h.fan.Stats()
+	return Stats{Subscribers: fs.Subscribers, LastID: h.last, Cut: fs.Cut, Received: h.received}
 }
 
-// Close ends every subscription with ErrClosed and makes further Publish and
-// Subscribe calls fail. Calling it again does nothing.
+// Close ends every subscription with stream.ErrClosed and makes further
+// Publish and Subscribe calls fail. Calling it again does nothing.
 func (h *Hub) Close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closed {
-		return
-	}
 	h.closed = true
-	for s := range h.subs {
-		h.dropLocked(s, ErrClosed)
-	}
+	h.fan.Close()
 }
 
-// Reset forgets every event and ends every subscription with ErrReset,
+// Reset forgets every event and ends every subscription with
+// stream.ErrReset,
 // for when the shared log's sequence starts over: the next Append may
 // start at 1 again. Clients reconnect, and their old ids count as never
 // issued rather than being replayed from the wrong sequence.
@@ -218,46 +208,5 @@ func (h *Hub) Reset() {
 	defer h.mu.Unlock()
 	clear(h.ring)
 	h.first, h.last = 1, 0
-	for s := range h.subs {
-		h.dropLocked(s, ErrReset)
-	}
-}
-
-func (h *Hub) dropLocked(s *Subscription, err error) {
-	delete(h.subs, s)
-	s.err = err
-	close(s.done)
-}
-
-// Subscription is one subscriber's live feed.
-type Subscription struct {
-	hub  *Hub
-	c    chan *Message
-	done chan struct{}
-	err  error // guarded by hub.mu; set before done is closed
-}
-
-// C delivers live events in id order.
-func (s *Subscription) C() <-chan *Message { return s.c }
-
-// Done is closed when the Hub drops the subscription (see Err) or Close is
-// called.
-func (s *Subscription) Done() <-chan struct{} { return s.done }
-
-// Err says why the Hub dropped the subscription: ErrSlowConsumer, ErrClosed,
-// or nil if it is still live or was closed by its owner.
-func (s *Subscription) Err() error {
-	s.hub.mu.Lock()
-	defer s.hub.mu.Unlock()
-	return s.err
-}
-
-// Close unsubscribes. It is safe to call more than once and after the Hub
-// dropped the subscription.
-func (s *Subscription) Close() {
-	s.hub.mu.Lock()
-	defer s.hub.mu.Unlock()
-	if _, ok := s.hub.subs[s]; ok {
-		s.hub.dropLocked(s, nil)
-	}
+	h.fan.Reset()
 }

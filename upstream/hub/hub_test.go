@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"example.com/sse-on-envoy/upstream/stream"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -180,7 +182,7 @@ func TestPublishNeverBlocksAndCutsSlowSubscriber(t *testing.T) {
 	default:
 		t.Fatal("slow subscriber was not cut")
 	}
-	if !errors.Is(slow.Err(), ErrSlowConsumer) {
+	if !errors.Is(slow.Err(), stream.ErrSlowConsumer) {
 		t.Errorf("slow Err = %v, want ErrSlowConsumer", slow.Err())
 	}
 	select {
@@ -204,13 +206,13 @@ func TestCloseEndsSubscriptions(t *testing.T) {
 	default:
 		t.Fatal("Close did not end the subscription")
 	}
-	if !errors.Is(sub.Err(), ErrClosed) {
+	if !errors.Is(sub.Err(), stream.ErrClosed) {
 		t.Errorf("Err = %v, want ErrClosed", sub.Err())
 	}
-	if _, err := h.Publish("T", "x"); !errors.Is(err, ErrClosed) {
+	if _, err := h.Publish("T", "x"); !errors.Is(err, stream.ErrClosed) {
 		t.Errorf("Publish after Close: %v", err)
 	}
-	if _, _, err := h.Subscribe(); !errors.Is(err, ErrClosed) {
+	if _, _, err := h.Subscribe(); !errors.Is(err, stream.ErrClosed) {
 		t.Errorf("Subscribe after Close: %v", err)
 	}
 }

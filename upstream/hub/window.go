@@ -2,6 +2,8 @@ package hub
 
 import (
 	"time"
+
+	"example.com/sse-on-envoy/upstream/stream"
 )
 
 // NewMessage builds a message the Hub did not fan out (read back from the
@@ -26,10 +28,12 @@ func (h *Hub) Subscribe() (*Subscription, Window, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return nil, Window{}, ErrClosed
+		return nil, Window{}, stream.ErrClosed
 	}
-	s := &Subscription{hub: h, c: make(chan *Message, h.queue), done: make(chan struct{})}
-	h.subs[s] = struct{}{}
+	s, err := h.fan.Subscribe(struct{}{})
+	if err != nil {
+		return nil, Window{}, err
+	}
 	return s, Window{First: h.oldestLocked(), Last: h.last}, nil
 }
 

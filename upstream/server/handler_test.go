@@ -13,6 +13,8 @@ import (
 	"go.uber.org/goleak"
 
 	"example.com/sse-on-envoy/upstream/hub"
+	"example.com/sse-on-envoy/upstream/seed"
+	"example.com/sse-on-envoy/upstream/stream"
 )
 
 func TestRoutes(t *testing.T) {
@@ -70,9 +72,9 @@ func TestNewClientStream(t *testing.T) {
 			h := hub.New(hub.Options{})
 			defer h.Close()
 			publish(t, h, 3)
-			ts, c := proto.serve(t, NewHandler(h, HandlerOptions{Retry: 1500 * time.Millisecond}))
+			ts, c := proto.serve(t, NewHandler(h, HandlerOptions{Stream: stream.Options{Retry: 1500 * time.Millisecond}}))
 			ctx := testContext(t)
-			s := openStream(ctx, t, c, ts.URL+EventsPath, nil)
+			s := openStream(ctx, t, c, ts.URL+seed.EventsPath, nil)
 			if s.resp.ProtoMajor != proto.major {
 				t.Errorf("proto %s, want major %d", s.resp.Proto, proto.major)
 			}
@@ -129,7 +131,7 @@ func TestResume(t *testing.T) {
 			publish(t, h, 20)
 			ts, c := newH1(t, NewHandler(h, HandlerOptions{}))
 			ctx := testContext(t)
-			url := ts.URL + EventsPath
+			url := ts.URL + seed.EventsPath
 			if tc.query != "" {
 				url += "?lastEventId=" + tc.query
 			}
@@ -175,7 +177,7 @@ func TestResumeUnderConcurrentPublishing(t *testing.T) {
 				return
 			default:
 			}
-			if _, err := h.Publish(EventType, "x"); err != nil {
+			if _, err := h.Publish(seed.EventType, "x"); err != nil {
 				return
 			}
 			time.Sleep(time.Millisecond)
@@ -186,7 +188,7 @@ func TestResumeUnderConcurrentPublishing(t *testing.T) {
 	for i := range 5 {
 		from := uint64(10 * i)
 		hdr := http.Header{"Last-Event-Id": {fmt.Sprint(from)}}
-		streams = append(streams, openStream(ctx, t, c, ts.URL+EventsPath, hdr))
+		streams = append(streams, openStream(ctx, t, c, ts.URL+seed.EventsPath, hdr))
 		starts = append(starts, from)
 	}
 	time.Sleep(50 * time.Millisecond)
@@ -204,9 +206,9 @@ func TestResumeUnderConcurrentPublishing(t *testing.T) {
 func TestHeartbeat(t *testing.T) {
 	h := hub.New(hub.Options{})
 	defer h.Close()
-	ts, c := newH1(t, NewHandler(h, HandlerOptions{Heartbeat: 20 * time.Millisecond}))
+	ts, c := newH1(t, NewHandler(h, HandlerOptions{Stream: stream.Options{Heartbeat: 20 * time.Millisecond}}))
 	ctx := testContext(t)
-	s := openStream(ctx, t, c, ts.URL+EventsPath, nil)
+	s := openStream(ctx, t, c, ts.URL+seed.EventsPath, nil)
 	// No events are published: only heartbeats can arrive.
 	err := countLines(ctx, s.resp.Body, func(l string) bool { return l == ": heartbeat" }, 3)
 	if err != nil {
@@ -229,15 +231,15 @@ func TestMultiLineDataRoundTrip(t *testing.T) {
 	defer h.Close()
 	ts, c := newH2(t, NewHandler(h, HandlerOptions{}))
 	ctx := testContext(t)
-	s := openStream(ctx, t, c, ts.URL+EventsPath, nil)
+	s := openStream(ctx, t, c, ts.URL+seed.EventsPath, nil)
 	for _, tc := range tests {
-		if _, err := h.Publish(EventType, tc.data); err != nil {
+		if _, err := h.Publish(seed.EventType, tc.data); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, tc := range tests {
 		e := s.next(t)
-		if e.Data != tc.want || e.Type != EventType {
+		if e.Data != tc.want || e.Type != seed.EventType {
 			t.Errorf("%s: got type %q data %q, want %q", tc.name, e.Type, e.Data, tc.want)
 		}
 	}
@@ -249,7 +251,7 @@ func TestClientDisconnectFreesEverything(t *testing.T) {
 	logs := &logBuffer{}
 	h := hub.New(hub.Options{})
 	publish(t, h, 1)
-	handler := NewHandler(h, HandlerOptions{Logger: logs.logger(), Heartbeat: 10 * time.Millisecond})
+	handler := NewHandler(h, HandlerOptions{Logger: logs.logger(), Stream: stream.Options{Heartbeat: 10 * time.Millisecond}})
 	ts1, c1 := newH1(t, handler)
 	ts2, c2 := newH2(t, handler)
 
@@ -259,15 +261,15 @@ func TestClientDisconnectFreesEverything(t *testing.T) {
 			ts, c = ts2, c2
 		}
 		ctx, cancel := context.WithCancel(testContext(t))
-		s := openStream(ctx, t, c, ts.URL+EventsPath, nil)
+		s := openStream(ctx, t, c, ts.URL+seed.EventsPath, nil)
 		s.next(t)
 		cancel()
 	}
 	waitFor(t, "all subscribers gone", func() bool { return h.Stats().Subscribers == 0 })
 	waitFor(t, "6 closed streams logged", func() bool { return len(logs.records("sse stream closed")) == 6 })
 	for _, rec := range logs.records("sse stream closed") {
-		if rec["end"] != EndClientGone {
-			t.Errorf("stream ended %v, want %s", rec["end"], EndClientGone)
+		if rec["end"] != stream.EndClientGone {
+			t.Errorf("stream ended %v, want %s", rec["end"], stream.EndClientGone)
 		}
 		for _, k := range []string{"proto", "remote", "last_event_id", "replay", "events", "duration"} {
 			if _, ok := rec[k]; !ok {

@@ -27,6 +27,7 @@ import (
 
 	"example.com/sse-on-envoy/internal/sse"
 	"example.com/sse-on-envoy/upstream/hub"
+	"example.com/sse-on-envoy/upstream/seed"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -171,7 +172,7 @@ func (s *clientStream) readIDs(t *testing.T, n int) []uint64 {
 func publish(t *testing.T, h *hub.Hub, n int) {
 	t.Helper()
 	for i := range n {
-		if _, err := h.Publish(EventType, "joke "+strconv.Itoa(i)); err != nil {
+		if _, err := h.Publish(seed.EventType, "joke "+strconv.Itoa(i)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -6,7 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"example.com/sse-on-envoy/internal/tooling/loadtest"
+	"example.com/sse-on-envoy/tools/loadtest"
+	"example.com/sse-on-envoy/upstream/seed"
 	"example.com/sse-on-envoy/upstream/server"
 )
 
@@ -30,7 +31,7 @@ func startUpstream(t *testing.T, interval time.Duration) string {
 		cancel()
 		<-done
 	})
-	return "http://" + ln.Addr().String() + server.EventsPath
+	return "http://" + ln.Addr().String() + seed.EventsPath
 }
 
 func TestLoadClientAgainstTheUpstream(t *testing.T) {

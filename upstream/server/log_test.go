@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"example.com/sse-on-envoy/upstream/hub"
+	"example.com/sse-on-envoy/upstream/seed"
 )
 
 // /healthz follows Health: 503 with the reason while it fails, so that a
@@ -70,8 +71,8 @@ func TestLastEventIDAheadOfThisReplica(t *testing.T) {
 				Metrics: m,
 				Log:     &fakeLog{first: 1, last: tc.streamLast, err: tc.err},
 			}))
-			s := openStream(testContext(t), t, c, ts.URL+EventsPath, http.Header{"Last-Event-Id": {"12"}})
-			if got := s.resp.Header.Get(ReplayHeader); got != tc.header {
+			s := openStream(testContext(t), t, c, ts.URL+seed.EventsPath, http.Header{"Last-Event-Id": {"12"}})
+			if got := s.resp.Header.Get(seed.ReplayHeader); got != tc.header {
 				t.Errorf("x-sse-replay %q, want %q", got, tc.header)
 			}
 			publish(t, h, 3) // ids 11, 12, 13
@@ -135,7 +136,7 @@ func TestReplayBeyondTheWindow(t *testing.T) {
 			h := hub.New(hub.Options{History: 3})
 			defer h.Close()
 			for id := uint64(1); id <= 10; id++ { // the hub holds 8..10
-				if _, err := h.Append(id, time.Now(), EventType, "x", time.Time{}); err != nil {
+				if _, err := h.Append(id, time.Now(), seed.EventType, "x", time.Time{}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -144,14 +145,14 @@ func TestReplayBeyondTheWindow(t *testing.T) {
 				opts.Log = tc.log
 			}
 			ts, c := newH1(t, NewHandler(h, opts))
-			s := openStream(testContext(t), t, c, ts.URL+EventsPath, http.Header{"Last-Event-Id": {tc.lastID}})
-			if got := s.resp.Header.Get(ReplayHeader); got != tc.header {
+			s := openStream(testContext(t), t, c, ts.URL+seed.EventsPath, http.Header{"Last-Event-Id": {tc.lastID}})
+			if got := s.resp.Header.Get(seed.ReplayHeader); got != tc.header {
 				t.Errorf("x-sse-replay %q, want %q", got, tc.header)
 			}
 			if got := s.readIDs(t, len(tc.ids)); fmt.Sprint(got) != fmt.Sprint(tc.ids) {
 				t.Errorf("replayed %v, want %v", got, tc.ids)
 			}
-			if _, err := h.Append(11, time.Now(), EventType, "live", time.Time{}); err != nil {
+			if _, err := h.Append(11, time.Now(), seed.EventType, "live", time.Time{}); err != nil {
 				t.Fatal(err)
 			}
 			if got := s.nextID(t); got != 11 {
@@ -183,7 +184,7 @@ func (f *fakeLog) Range(_ context.Context, from, to uint64) ([]*hub.Message, err
 		if id >= f.gone[0] && id <= f.gone[1] {
 			continue
 		}
-		out = append(out, hub.NewMessage(id, time.Now(), EventType, "from the log", time.Time{}))
+		out = append(out, hub.NewMessage(id, time.Now(), seed.EventType, "from the log", time.Time{}))
 	}
 	return out, nil
 }

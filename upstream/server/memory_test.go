@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"example.com/sse-on-envoy/upstream/hub"
+	"example.com/sse-on-envoy/upstream/seed"
+	"example.com/sse-on-envoy/upstream/stream"
 )
 
 // BenchmarkIdleStreamMemory holds b.N idle HTTP/1.1 streams open on a real
@@ -54,7 +56,7 @@ func hijackedStream(h *hub.Hub) http.Handler {
 			if _, err := conn.Write([]byte("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nretry:\r\n")); err != nil {
 				return
 			}
-			hb := time.NewTicker(DefaultHeartbeat)
+			hb := time.NewTicker(stream.DefaultHeartbeat)
 			defer hb.Stop()
 			for {
 				var p []byte
@@ -105,7 +107,7 @@ func benchIdleStreams(b *testing.B, cfg Config, handler func(*hub.Hub) http.Hand
 			b.Fatalf("after %d streams: %v", len(conns), err)
 		}
 		conns = append(conns, c)
-		if _, err := c.Write([]byte("GET " + EventsPath + " HTTP/1.1\r\nHost: upstream\r\n\r\n")); err != nil {
+		if _, err := c.Write([]byte("GET " + seed.EventsPath + " HTTP/1.1\r\nHost: upstream\r\n\r\n")); err != nil {
 			b.Fatal(err)
 		}
 		// The headers and the retry line: the handler is in its loop.

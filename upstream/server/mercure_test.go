@@ -15,7 +15,9 @@ import (
 	"example.com/sse-on-envoy/internal/sse"
 	"example.com/sse-on-envoy/upstream/eventlog"
 	"example.com/sse-on-envoy/upstream/mercure"
+	"example.com/sse-on-envoy/upstream/mercure/hubhttp"
 	"example.com/sse-on-envoy/upstream/replay"
+	"example.com/sse-on-envoy/upstream/stream"
 )
 
 var (
@@ -54,8 +56,8 @@ func mercureConfig(t *testing.T, log *eventlog.Log) Config {
 	return Config{
 		Interval: -1,
 		Log:      log,
-		Handler:  HandlerOptions{Heartbeat: time.Second},
-		Mercure: &MercureConfig{
+		Handler:  HandlerOptions{Stream: stream.Options{Heartbeat: time.Second}},
+		Mercure: &hubhttp.Config{
 			Log:           log.Sibling(eventlog.Config{Stream: "MERCURE", History: 1000, Keyed: true}),
 			PublisherKey:  pk,
 			SubscriberKey: sk,
@@ -103,7 +105,7 @@ type pubResult struct {
 // post publishes form with token (none if empty) and returns the answer.
 func post(t *testing.T, base, token string, form url.Values) pubResult {
 	t.Helper()
-	req, err := http.NewRequestWithContext(testContext(t), http.MethodPost, base+MercurePath, strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(testContext(t), http.MethodPost, base+hubhttp.Path, strings.NewReader(form.Encode()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +141,7 @@ func mustPublish(t *testing.T, base string, form url.Values) string {
 // authorization...; header may carry Last-Event-ID or Authorization.
 func subscribe(t *testing.T, base string, query url.Values, header http.Header) *clientStream {
 	t.Helper()
-	return openStream(testContext(t), t, http.DefaultClient, base+MercurePath+"?"+query.Encode(), header)
+	return openStream(testContext(t), t, http.DefaultClient, base+hubhttp.Path+"?"+query.Encode(), header)
 }
 
 // readUntil reads events up to and including the one with id marker and
@@ -159,8 +161,8 @@ func (s *clientStream) readUntil(t *testing.T, marker string) []string {
 func TestMercurePublishSubscribe(t *testing.T) {
 	r := startMercure(t)
 	sub := subscribe(t, r.plain, url.Values{"topic": {"https://example.com/books/{id}"}}, nil)
-	if got := sub.resp.Header.Get(ReplayOutcomeHeader); got != string(replay.New) {
-		t.Errorf("%s = %q, want %q", ReplayOutcomeHeader, got, replay.New)
+	if got := sub.resp.Header.Get(hubhttp.ReplayOutcomeHeader); got != string(replay.New) {
+		t.Errorf("%s = %q, want %q", hubhttp.ReplayOutcomeHeader, got, replay.New)
 	}
 	if got := sub.resp.Header.Get("Last-Event-ID"); got != mercure.Earliest {
 		t.Errorf("Last-Event-ID on an empty log = %q, want earliest", got)
@@ -188,7 +190,7 @@ func TestMercurePublishSubscribe(t *testing.T) {
 		t.Fatalf("the publisher's own id is not kept: %q", own)
 	}
 	// Also served on the TLS listener (HTTP/2).
-	tls := openStream(testContext(t), t, r.h2, r.secure+MercurePath+"?topic=*", nil)
+	tls := openStream(testContext(t), t, r.h2, r.secure+hubhttp.Path+"?topic=*", nil)
 	if tls.resp.ProtoMajor != 2 || tls.resp.Header.Get("Last-Event-ID") != own {
 		t.Fatalf("TLS listener: proto %s, Last-Event-ID %q", tls.resp.Proto, tls.resp.Header.Get("Last-Event-ID"))
 	}
@@ -211,7 +213,7 @@ func TestMercurePrivate(t *testing.T) {
 	alice := open(subscriberToken(t, "https://example.com/users/alice"))
 	other := open(subscriberToken(t, "https://example.com/users/bob"))
 	all := open(subscriberToken(t, "*"))
-	cookie := openStream(testContext(t), t, http.DefaultClient, r.plain+MercurePath+"?topic=*", http.Header{
+	cookie := openStream(testContext(t), t, http.DefaultClient, r.plain+hubhttp.Path+"?topic=*", http.Header{
 		"Cookie": {mercure.CookieName + "=" + subscriberToken(t, "https://example.com/users/{id}")},
 	})
 	query := subscribe(t, r.plain, url.Values{"topic": {"*"}, "authorization": {subscriberToken(t, "https://example.com/users/alice")}}, nil)
@@ -269,7 +271,7 @@ func TestMercureReplay(t *testing.T) {
 	for i, tt := range tests {
 		tt.query.Add("topic", "urn:marker")
 		subs[i] = subscribe(t, r.plain, tt.query, tt.header)
-		if got := subs[i].resp.Header.Get(ReplayOutcomeHeader); got != string(tt.outcome) {
+		if got := subs[i].resp.Header.Get(hubhttp.ReplayOutcomeHeader); got != string(tt.outcome) {
 			t.Errorf("%s: outcome %q, want %q", tt.name, got, tt.outcome)
 		}
 		if got := subs[i].resp.Header.Get("Last-Event-ID"); got != ids[3] {
@@ -304,7 +306,7 @@ func TestMercureRetriedPublishStoredOnce(t *testing.T) {
 	if got := sub.readUntil(t, marker); !slices.Equal(got, []string{"order-42", "marker"}) {
 		t.Fatalf("got %q, want the update once", got)
 	}
-	for result, want := range map[string]string{MercureStored: "2", MercureDuplicate: "2", MercureRefused: "1", MercureFailed: "0"} {
+	for result, want := range map[string]string{hubhttp.PublishStored: "2", hubhttp.PublishDuplicate: "2", hubhttp.PublishRefused: "1", hubhttp.PublishFailed: "0"} {
 		if got := scrape(t, http.DefaultClient, r.plain, MetricMercurePublishes+`{result="`+result+`"}`); got != want {
 			t.Errorf("%s{result=%q} = %s, want %s", MetricMercurePublishes, result, got, want)
 		}
@@ -381,7 +383,7 @@ func TestMercureBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			u := r.plain + MercurePath
+			u := r.plain + hubhttp.Path
 			if tt.query != "" {
 				u += "?" + tt.query
 			}
@@ -460,7 +462,7 @@ func TestMercurePrivateIDsStayHidden(t *testing.T) {
 			if got := s.resp.Header.Get("Last-Event-ID"); got != tt.header {
 				t.Errorf("Last-Event-ID %q, want %q", got, tt.header)
 			}
-			if got := s.resp.Header.Get(ReplayOutcomeHeader); got != string(tt.outcome) {
+			if got := s.resp.Header.Get(hubhttp.ReplayOutcomeHeader); got != string(tt.outcome) {
 				t.Errorf("outcome %q, want %q", got, tt.outcome)
 			}
 		})
@@ -504,7 +506,7 @@ func TestMercureSubscriptionEndsWithItsToken(t *testing.T) {
 	}
 	waitFor(t, "the close logged", func() bool {
 		for _, rec := range r.logs.records("mercure subscription closed") {
-			if rec["end"] == EndTokenExpired {
+			if rec["end"] == stream.EndTokenExpired {
 				return true
 			}
 		}
@@ -528,7 +530,7 @@ func TestMercureCookiePublishing(t *testing.T) {
 		{"", http.StatusForbidden},
 	}
 	for _, tt := range tests {
-		req, _ := http.NewRequestWithContext(testContext(t), http.MethodPost, r.plain+MercurePath, strings.NewReader("topic=urn:a&data=x"))
+		req, _ := http.NewRequestWithContext(testContext(t), http.MethodPost, r.plain+hubhttp.Path, strings.NewReader("topic=urn:a&data=x"))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.AddCookie(&http.Cookie{Name: mercure.CookieName, Value: publisherToken(t, "*")})
 		if tt.origin != "" {

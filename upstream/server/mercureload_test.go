@@ -5,7 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"example.com/sse-on-envoy/internal/tooling/mercureload"
+	"example.com/sse-on-envoy/tools/mercureload"
+	"example.com/sse-on-envoy/upstream/mercure/hubhttp"
 )
 
 // The Mercure load client (internal/tooling/mercureload, make bench-load's
@@ -16,7 +17,7 @@ func TestMercureLoadClientAgainstTheHub(t *testing.T) {
 	token := publisherToken(t, "*")
 	const subscribers, topics = 6, 3
 	l, err := mercureload.Start(mercureload.Config{
-		HubURL: r.plain + MercurePath, Subscribers: subscribers, Topics: topics,
+		HubURL: r.plain + hubhttp.Path, Subscribers: subscribers, Topics: topics,
 		Rate: 40, Token: token, Payload: 100,
 	})
 	if err != nil {
@@ -61,7 +62,7 @@ func TestMercureLoadClientFlatOut(t *testing.T) {
 	r := startMercure(t)
 	token := publisherToken(t, "*")
 	l, err := mercureload.Start(mercureload.Config{
-		HubURL: r.plain + MercurePath, Subscribers: 2, Topics: 2, Publishers: 1, Token: token,
+		HubURL: r.plain + hubhttp.Path, Subscribers: 2, Topics: 2, Publishers: 1, Token: token,
 	})
 	if err != nil {
 		t.Fatal(err)

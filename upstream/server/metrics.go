@@ -9,8 +9,10 @@ import (
 
 	"example.com/sse-on-envoy/upstream/eventlog"
 	"example.com/sse-on-envoy/upstream/hub"
-	"example.com/sse-on-envoy/upstream/mercure/fanout"
+	"example.com/sse-on-envoy/upstream/mercure/hubhttp"
 	"example.com/sse-on-envoy/upstream/replay"
+	"example.com/sse-on-envoy/upstream/seed"
+	"example.com/sse-on-envoy/upstream/stream"
 )
 
 // MetricsPath serves the Prometheus metrics.
@@ -33,14 +35,6 @@ const (
 	MetricMercureSlowCuts    = "sse_upstream_mercure_slow_client_cuts_total"
 )
 
-// Mercure publish results, the label of MetricMercurePublishes.
-const (
-	MercureStored    = "stored"
-	MercureDuplicate = "duplicate" // a retry of an id already stored
-	MercureRefused   = "refused"   // a 4xx: the client's doing
-	MercureFailed    = "error"     // the event log could not store it
-)
-
 // Publish results, the label of MetricPublished.
 const (
 	PublishStored    = "stored"
@@ -60,7 +54,7 @@ type Metrics struct {
 }
 
 // addMercure registers the Mercure hub's metrics.
-func (m *Metrics) addMercure(stats func() fanout.Stats) {
+func (m *Metrics) addMercure(stats func() stream.Stats) {
 	m.mercureReplays = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: MetricMercureReplays,
 		Help: "Mercure subscriptions opened, by what their Last-Event-ID led to (X-Mercure-Replay).",
@@ -72,7 +66,7 @@ func (m *Metrics) addMercure(stats func() fanout.Stats) {
 	for _, o := range []replay.Outcome{replay.New, replay.Earliest, replay.Resumed, replay.Gap, replay.Unknown, replay.Future} {
 		m.mercureReplays.WithLabelValues(string(o))
 	}
-	for _, r := range []string{MercureStored, MercureDuplicate, MercureRefused, MercureFailed} {
+	for _, r := range hubhttp.PublishResults {
 		m.mercurePublishes.WithLabelValues(r)
 	}
 	m.reg.MustRegister(m.mercureReplays, m.mercurePublishes,
@@ -111,7 +105,7 @@ func newMetrics(h *hub.Hub, log *eventlog.Log) *Metrics {
 	}
 	// Every label value exists from the start, so a rate() sees the
 	// first increment.
-	for _, o := range []string{"none", "replayed", "gap", "invalid", "future", "ahead"} {
+	for _, o := range seed.Outcomes {
 		m.replays.WithLabelValues(o)
 	}
 	for _, r := range []string{PublishStored, PublishDuplicate, PublishFailed} {

@@ -15,7 +15,9 @@ import (
 	"example.com/sse-on-envoy/upstream/eventlog"
 	"example.com/sse-on-envoy/upstream/hub"
 	"example.com/sse-on-envoy/upstream/jokes"
-	"example.com/sse-on-envoy/upstream/mercure/fanout"
+	"example.com/sse-on-envoy/upstream/mercure/hubhttp"
+	"example.com/sse-on-envoy/upstream/seed"
+	"example.com/sse-on-envoy/upstream/stream"
 )
 
 // Defaults for zero Config fields that HandlerOptions does not cover.
@@ -42,7 +44,7 @@ type Config struct {
 	// (one process, ids from 1). Run does not close it.
 	Log *eventlog.Log
 	// Mercure, when set, serves the Mercure hub on both listeners.
-	Mercure *MercureConfig
+	Mercure *hubhttp.Config
 	// Stamp makes the publisher record its clock on each event, sent to
 	// clients as a ": sent=<unix ns>" comment before the event's id line.
 	Stamp bool
@@ -85,7 +87,7 @@ type Server struct {
 	hub     *hub.Hub
 	handler http.Handler
 	metrics *Metrics
-	mercure *mercureHub // nil without Config.Mercure
+	mercure *hubhttp.Hub // nil without Config.Mercure
 }
 
 // New builds a Server; nothing runs until Run.
@@ -98,17 +100,22 @@ func New(cfg Config) *Server {
 		cfg.Handler.Health = cfg.Log.Health
 		cfg.Handler.Log = logReplay{cfg.Log}
 	}
-	var mh *mercureHub
+	var mh *hubhttp.Hub
 	if cfg.Mercure != nil {
-		mh = newMercureHub(*cfg.Mercure, fanout.New(cfg.Mercure.Queue), cfg.Handler)
-		m.addMercure(mh.fan.Stats)
+		mh = hubhttp.New(*cfg.Mercure, hubhttp.Options{
+			Stream:    cfg.Handler.Stream,
+			Logger:    cfg.Handler.Logger,
+			OnPublish: m.mercurePublish,
+			OnReplay:  m.mercureReplay,
+		})
+		m.addMercure(mh.Stats)
 		cfg.Handler.Mercure = mh
 		if events := cfg.Handler.Health; events != nil {
 			cfg.Handler.Health = func() error {
 				if err := events(); err != nil {
 					return err
 				}
-				if err := cfg.Mercure.Log.Health(); err != nil {
+				if err := mh.Health(); err != nil {
 					return fmt.Errorf("mercure: %w", err)
 				}
 				return nil
@@ -177,7 +184,7 @@ func (s *Server) Run(ctx context.Context, plain, secure net.Listener) error {
 	followCtx, stopFollower := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopFollower()
 	if s.mercure != nil {
-		wg.Go(func() { s.mercure.cfg.Log.Follow(followCtx, s.mercure.dispatch, s.mercure.fan.Reset) })
+		wg.Go(func() { s.mercure.Follow(followCtx) })
 	}
 	if s.cfg.Log != nil {
 		wg.Go(func() { s.cfg.Log.Follow(followCtx, s.append, s.hub.Reset) })
@@ -188,7 +195,7 @@ func (s *Server) Run(ctx context.Context, plain, secure net.Listener) error {
 		// The first event is published before serving so that the first
 		// client gets an event at once.
 		next := jokes.Cycle(s.cfg.Jokes)
-		if _, err := s.hub.PublishSent(EventType, next(), s.stampTime()); err != nil {
+		if _, err := s.hub.PublishSent(seed.EventType, next(), s.stampTime()); err != nil {
 			closeListeners()
 			return fmt.Errorf("server: first event (Run called twice?): %w", err)
 		}
@@ -277,7 +284,7 @@ func (s *Server) httpServer(tlsConf *tls.Config) *http.Server {
 func (s *Server) closeHubs() {
 	s.hub.Close()
 	if s.mercure != nil {
-		s.mercure.fan.Close()
+		s.mercure.Close()
 	}
 }
 
@@ -289,7 +296,7 @@ func (s *Server) publish(ctx context.Context, next func() string) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := s.hub.PublishSent(EventType, next(), s.stampTime()); err != nil {
+			if _, err := s.hub.PublishSent(seed.EventType, next(), s.stampTime()); err != nil {
 				return // closed: shutting down
 			}
 		}
@@ -346,16 +353,14 @@ func (s *Server) stampTime() time.Time {
 	return time.Time{}
 }
 
-// publishTimeout bounds one publish: a tick that cannot be stored in time
-// is skipped, not retried late.
-const publishTimeout = 2 * time.Second
-
 func (s *Server) publishTick(ctx context.Context, tick uint64) error {
 	joke := s.cfg.Jokes[tick%uint64(len(s.cfg.Jokes))]
 	sent := s.stampTime()
-	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	// A tick that cannot be stored before the next one is due is skipped,
+	// not retried late.
+	ctx, cancel := context.WithTimeout(ctx, min(stream.LogPublishTimeout, s.cfg.Interval))
 	defer cancel()
-	res, err := s.cfg.Log.Publish(ctx, TickID(s.cfg.Interval, tick), EventType, joke, sent)
+	res, err := s.cfg.Log.Publish(ctx, TickID(s.cfg.Interval, tick), seed.EventType, joke, sent)
 	switch {
 	case err != nil:
 		s.metrics.publish(PublishFailed)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"example.com/sse-on-envoy/upstream/hub"
+	"example.com/sse-on-envoy/upstream/seed"
+	"example.com/sse-on-envoy/upstream/stream"
 )
 
 // running is a Server under Run on loopback listeners.
@@ -85,8 +87,8 @@ func TestGlobalIDsAcrossListeners(t *testing.T) {
 	ctx := testContext(t)
 	h1 := h1Client(t)
 
-	a := openStream(ctx, t, h1, r.plain+EventsPath, nil)
-	b := openStream(ctx, t, r.h2, r.secure+EventsPath, nil)
+	a := openStream(ctx, t, h1, r.plain+seed.EventsPath, nil)
+	b := openStream(ctx, t, r.h2, r.secure+seed.EventsPath, nil)
 	if a.resp.ProtoMajor != 1 || b.resp.ProtoMajor != 2 {
 		t.Fatalf("protocols %s and %s, want HTTP/1.1 and HTTP/2.0", a.resp.Proto, b.resp.Proto)
 	}
@@ -123,7 +125,7 @@ func TestGlobalIDsAcrossListeners(t *testing.T) {
 
 	// A new connection, on the other listener this time, continues the
 	// sequence rather than starting again.
-	c := openStream(ctx, t, r.h2, r.secure+EventsPath, nil)
+	c := openStream(ctx, t, r.h2, r.secure+seed.EventsPath, nil)
 	if id := c.nextID(t); id < lastA {
 		t.Errorf("reconnected client got id %d, below the %d seen before", id, lastA)
 	}
@@ -133,8 +135,8 @@ func TestGlobalIDsAcrossListeners(t *testing.T) {
 func TestFirstEventWithoutWaiting(t *testing.T) {
 	r := startServer(t, Config{Interval: time.Hour}, nil)
 	ctx := testContext(t)
-	s := openStream(ctx, t, h1Client(t), r.plain+EventsPath, nil)
-	if e := s.next(t); e.ID != "1" || e.Type != EventType || e.Data == "" {
+	s := openStream(ctx, t, h1Client(t), r.plain+seed.EventsPath, nil)
+	if e := s.next(t); e.ID != "1" || e.Type != seed.EventType || e.Data == "" {
 		t.Errorf("first event %+v", e)
 	}
 }
@@ -144,12 +146,12 @@ func TestFirstEventWithoutWaiting(t *testing.T) {
 func TestStreamOutlivesWriteTimeout(t *testing.T) {
 	r := startServer(t, Config{
 		Interval: 20 * time.Millisecond,
-		Handler:  HandlerOptions{WriteTimeout: 100 * time.Millisecond},
+		Handler:  HandlerOptions{Stream: stream.Options{WriteTimeout: 100 * time.Millisecond}},
 	}, nil)
 	ctx := testContext(t)
 	for _, s := range []*clientStream{
-		openStream(ctx, t, h1Client(t), r.plain+EventsPath, nil),
-		openStream(ctx, t, r.h2, r.secure+EventsPath, nil),
+		openStream(ctx, t, h1Client(t), r.plain+seed.EventsPath, nil),
+		openStream(ctx, t, r.h2, r.secure+seed.EventsPath, nil),
 	} {
 		start := time.Now()
 		for time.Since(start) < 400*time.Millisecond {
@@ -179,8 +181,8 @@ func TestShutdownEndsStreams(t *testing.T) {
 	r := startServer(t, Config{Interval: 20 * time.Millisecond, ShutdownTimeout: 10 * time.Second}, nil)
 	ctx := testContext(t)
 	streams := []*clientStream{
-		openStream(ctx, t, h1Client(t), r.plain+EventsPath, nil),
-		openStream(ctx, t, r.h2, r.secure+EventsPath, nil),
+		openStream(ctx, t, h1Client(t), r.plain+seed.EventsPath, nil),
+		openStream(ctx, t, r.h2, r.secure+seed.EventsPath, nil),
 	}
 	for _, s := range streams {
 		s.next(t)
@@ -209,8 +211,8 @@ func TestShutdownEndsStreams(t *testing.T) {
 		t.Fatalf("%d streams logged as closed, want 2", len(ends))
 	}
 	for _, rec := range ends {
-		if rec["end"] != EndShutdown {
-			t.Errorf("stream ended %v, want %s", rec["end"], EndShutdown)
+		if rec["end"] != stream.EndShutdown {
+			t.Errorf("stream ended %v, want %s", rec["end"], stream.EndShutdown)
 		}
 	}
 	if _, err := http.Get(r.plain + HealthPath); err == nil {
@@ -288,7 +290,7 @@ func TestShutdownBoundedWithStuckClient(t *testing.T) {
 		Interval:        -1,
 		ShutdownTimeout: bound,
 		Hub:             hub.Options{Queue: 1 << 10},
-		Handler:         HandlerOptions{WriteTimeout: time.Minute},
+		Handler:         HandlerOptions{Stream: stream.Options{WriteTimeout: time.Minute}},
 	}, func(ln net.Listener) net.Listener {
 		w := &writeWatch{Listener: ln}
 		if watch == nil {
@@ -297,11 +299,11 @@ func TestShutdownBoundedWithStuckClient(t *testing.T) {
 		return w
 	})
 	ctx := testContext(t)
-	s := openStream(ctx, t, smallReadBufferClient(t), r.plain+EventsPath, nil)
+	s := openStream(ctx, t, smallReadBufferClient(t), r.plain+seed.EventsPath, nil)
 	_ = s // never read from again
 	big := strings.Repeat("x", 32<<10)
 	for range 50 {
-		if _, err := r.srv.Hub().Publish(EventType, big); err != nil {
+		if _, err := r.srv.Hub().Publish(seed.EventType, big); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -324,15 +326,15 @@ func TestSlowClientIsCut(t *testing.T) {
 	r := startServer(t, Config{
 		Interval: -1,
 		Hub:      hub.Options{Queue: 4, History: 1 << 10},
-		Handler:  HandlerOptions{WriteTimeout: 500 * time.Millisecond},
+		Handler:  HandlerOptions{Stream: stream.Options{WriteTimeout: 500 * time.Millisecond}},
 	}, func(ln net.Listener) net.Listener { return smallBuffers{ln} })
 	h := r.srv.Hub()
 	ctx := testContext(t)
-	if _, err := h.Publish(EventType, "first"); err != nil {
+	if _, err := h.Publish(seed.EventType, "first"); err != nil {
 		t.Fatal(err)
 	}
-	slow := openStream(ctx, t, smallReadBufferClient(t), r.plain+EventsPath, nil)
-	fast := openStream(ctx, t, h1Client(t), r.plain+EventsPath, nil)
+	slow := openStream(ctx, t, smallReadBufferClient(t), r.plain+seed.EventsPath, nil)
+	fast := openStream(ctx, t, h1Client(t), r.plain+seed.EventsPath, nil)
 	slow.next(t)
 	fast.next(t)
 
@@ -368,11 +370,11 @@ func TestSlowClientIsCut(t *testing.T) {
 		_, err = slow.rd.Next()
 	}
 	waitFor(t, "slow stream logged as closed", func() bool { return len(r.logs.records("sse stream closed")) == 1 })
-	if end := r.logs.records("sse stream closed")[0]["end"]; end != EndSlowClient {
-		t.Errorf("slow stream ended %v, want %s", end, EndSlowClient)
+	if end := r.logs.records("sse stream closed")[0]["end"]; end != stream.EndSlowClient {
+		t.Errorf("slow stream ended %v, want %s", end, stream.EndSlowClient)
 	}
 	seen := slow.rd.LastEventID()
-	again := openStream(ctx, t, h1Client(t), r.plain+EventsPath, http.Header{"Last-Event-Id": {seen}})
+	again := openStream(ctx, t, h1Client(t), r.plain+seed.EventsPath, http.Header{"Last-Event-Id": {seen}})
 	if got := again.resp.Header.Get("X-Sse-Replay"); !strings.HasPrefix(got, "replayed ") {
 		t.Errorf("x-sse-replay %q after a cut", got)
 	}
@@ -392,7 +394,7 @@ func publishWithin(t *testing.T, h *hub.Hub, data string) *hub.Message {
 	}
 	c := make(chan result, 1)
 	go func() {
-		m, err := h.Publish(EventType, data)
+		m, err := h.Publish(seed.EventType, data)
 		c <- result{m, err}
 	}()
 	select {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"example.com/sse-on-envoy/upstream/mercure"
+	"example.com/sse-on-envoy/upstream/stream"
 )
 
 func sels(t *testing.T, raw ...string) *mercure.Selectors {
@@ -44,7 +45,7 @@ func TestDispatchRule(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := New(4)
 			defer f.Close()
-			s, err := f.Subscribe(sels(t, tt.topics...), sels(t, tt.allowed...))
+			s, err := f.Subscribe(Want{Topics: sels(t, tt.topics...), Allowed: sels(t, tt.allowed...)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -52,8 +53,8 @@ func TestDispatchRule(t *testing.T) {
 			u.ID = "x"
 			f.Dispatch(NewItem(1, &u))
 			got := len(s.C()) == 1
-			if got != tt.want || s.CanReceive(&u) != tt.want {
-				t.Fatalf("received %v (CanReceive %v), want %v", got, s.CanReceive(&u), tt.want)
+			if got != tt.want || s.Filter().CanReceive(&u) != tt.want {
+				t.Fatalf("received %v (CanReceive %v), want %v", got, s.Filter().CanReceive(&u), tt.want)
 			}
 		})
 	}
@@ -62,8 +63,8 @@ func TestDispatchRule(t *testing.T) {
 func TestOnceForSeveralMatchingTopics(t *testing.T) {
 	f := New(4)
 	defer f.Close()
-	indexed, _ := f.Subscribe(sels(t, "urn:a", "urn:b"), nil)
-	scanned, _ := f.Subscribe(sels(t, "urn:a", "urn:{x}"), nil)
+	indexed, _ := f.Subscribe(Want{Topics: sels(t, "urn:a", "urn:b")})
+	scanned, _ := f.Subscribe(Want{Topics: sels(t, "urn:a", "urn:{x}")})
 	f.Dispatch(NewItem(1, &mercure.Update{ID: "1", Topics: []string{"urn:a", "urn:b"}}))
 	if len(indexed.C()) != 1 || len(scanned.C()) != 1 {
 		t.Fatalf("queued %d and %d items, want 1 each", len(indexed.C()), len(scanned.C()))
@@ -81,8 +82,8 @@ func TestOnceForSeveralMatchingTopics(t *testing.T) {
 
 func TestSlowConsumerIsCut(t *testing.T) {
 	f := New(2)
-	slow, _ := f.Subscribe(sels(t, "urn:a"), nil)
-	fast, _ := f.Subscribe(sels(t, "*"), nil)
+	slow, _ := f.Subscribe(Want{Topics: sels(t, "urn:a")})
+	fast, _ := f.Subscribe(Want{Topics: sels(t, "*")})
 	for i := range 3 {
 		f.Dispatch(NewItem(uint64(i+1), &mercure.Update{ID: "x", Topics: []string{"urn:a"}}))
 		if i < 2 {
@@ -94,15 +95,15 @@ func TestSlowConsumerIsCut(t *testing.T) {
 	default:
 		t.Fatal("a subscriber with a full queue is not cut")
 	}
-	if !errors.Is(slow.Err(), ErrSlowConsumer) || f.Stats().Cut != 1 {
+	if !errors.Is(slow.Err(), stream.ErrSlowConsumer) || f.Stats().Cut != 1 {
 		t.Fatalf("Err %v, cut %d", slow.Err(), f.Stats().Cut)
 	}
 	f.Reset()
-	if !errors.Is(fast.Err(), ErrReset) {
+	if !errors.Is(fast.Err(), stream.ErrReset) {
 		t.Fatalf("after Reset: %v", fast.Err())
 	}
 	f.Close()
-	if _, err := f.Subscribe(sels(t, "*"), nil); !errors.Is(err, ErrClosed) {
+	if _, err := f.Subscribe(Want{Topics: sels(t, "*")}); !errors.Is(err, stream.ErrClosed) {
 		t.Fatalf("Subscribe after Close: %v", err)
 	}
 }
@@ -113,7 +114,7 @@ func BenchmarkDispatchIndexed(b *testing.B) {
 	f := New(1)
 	for i := range 10000 {
 		s, _ := mercure.ParseSelectors([]string{"urn:topic:" + strconv.Itoa(i)}, 0)
-		_, _ = f.Subscribe(s, nil)
+		_, _ = f.Subscribe(Want{Topics: s})
 	}
 	it := NewItem(1, &mercure.Update{ID: "x", Topics: []string{"urn:none"}})
 	b.ResetTimer()

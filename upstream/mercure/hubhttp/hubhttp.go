@@ -1,29 +1,50 @@
-package server
+// Package hubhttp serves the Mercure hub over HTTP at /.well-known/mercure:
+// POST publishes an update into the event log (a keyed JetStream stream),
+// GET subscribes. Subscriptions are fed by a mercure/fanout.Fanout that
+// follows the log, their replays are decided by replay.Decide like the seed
+// stream's, and each stream runs in upstream/stream's serve loop.
+package hubhttp
 
 import (
 	"context"
 	"errors"
+	"iter"
 	"log/slog"
 	"net/http"
-	"os"
 	"slices"
 	"time"
 
-	"example.com/sse-on-envoy/internal/sse"
 	"example.com/sse-on-envoy/upstream/eventlog"
 	"example.com/sse-on-envoy/upstream/mercure"
 	"example.com/sse-on-envoy/upstream/mercure/fanout"
 	"example.com/sse-on-envoy/upstream/replay"
+	"example.com/sse-on-envoy/upstream/stream"
 )
 
-// MercurePath is the Mercure hub's URL path.
-const MercurePath = "/.well-known/mercure"
+// Path is the Mercure hub's URL path.
+const Path = "/.well-known/mercure"
 
-// MercureConfig turns on the Mercure hub. The zero values of the limits
-// take the mercure package's defaults.
-type MercureConfig struct {
+// ReplayOutcomeHeader says what the subscriber's Last-Event-ID led to
+// (replay.Outcome), as X-Sse-Replay does for the seed stream.
+const ReplayOutcomeHeader = "X-Mercure-Replay"
+
+// Publish results, the values Options.OnPublish is called with.
+const (
+	PublishStored    = "stored"
+	PublishDuplicate = "duplicate" // a retry of an id already stored
+	PublishRefused   = "refused"   // a 4xx: the client's doing
+	PublishFailed    = "error"     // the event log could not store it
+)
+
+// PublishResults lists every publish result, for metrics.
+var PublishResults = []string{PublishStored, PublishDuplicate, PublishRefused, PublishFailed}
+
+// Config turns on the Mercure hub. The zero values of the limits take the
+// mercure package's defaults.
+type Config struct {
 	// Log is the Keyed stream the updates are stored in (eventlog.Sibling
-	// of the events' log, or its own). Run follows it; it does not close it.
+	// of the events' log, or its own). Follow follows it; nothing here
+	// closes it.
 	Log *eventlog.Log
 	// PublisherKey and SubscriberKey verify the two roles' tokens. Without
 	// a publisher key nobody can publish; without a subscriber key every
@@ -40,31 +61,58 @@ type MercureConfig struct {
 	Queue int
 }
 
-// Timeouts for the hub's calls to the event log.
-const (
-	mercurePublishTimeout = 5 * time.Second
-	mercureLookupTimeout  = 5 * time.Second
-	// replayChunk bounds how many stored updates one read brings into
-	// memory (at most replayChunk times the largest update NATS accepts);
-	// a long replay is several reads, each bounded by replayReadTimeout.
-	replayChunk       = 64
-	replayReadTimeout = 10 * time.Second
-)
+// Options are how the hub streams, logs and counts.
+type Options struct {
+	Stream stream.Options
+	Logger *slog.Logger
+	// OnPublish and OnReplay, when set, are told each publish's result
+	// (PublishResults) and each subscription's replay outcome, for metrics.
+	OnPublish func(result string)
+	OnReplay  func(replay.Outcome)
+}
 
-// mercureHub serves MercurePath: GET subscribes, POST publishes.
-type mercureHub struct {
-	cfg  MercureConfig
+// Hub serves Path: GET subscribes, POST publishes.
+type Hub struct {
+	cfg  Config
 	fan  *fanout.Fanout
-	opts HandlerOptions
+	opts Options
 	now  func() time.Time
 }
 
-func newMercureHub(cfg MercureConfig, fan *fanout.Fanout, opts HandlerOptions) *mercureHub {
+// New returns a Hub; its subscribers get nothing until Follow runs.
+func New(cfg Config, o Options) *Hub {
 	cfg.Limits = cfg.Limits.WithDefaults()
-	return &mercureHub{cfg: cfg, fan: fan, opts: opts, now: time.Now}
+	o.Stream = o.Stream.WithDefaults()
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.OnPublish == nil {
+		o.OnPublish = func(string) {}
+	}
+	if o.OnReplay == nil {
+		o.OnReplay = func(replay.Outcome) {}
+	}
+	return &Hub{cfg: cfg, fan: fanout.New(cfg.Queue), opts: o, now: time.Now}
 }
 
-func (m *mercureHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// Follow hands every update the log stores to this process's subscribers
+// until ctx is done.
+func (m *Hub) Follow(ctx context.Context) {
+	m.cfg.Log.Follow(ctx, m.dispatch, m.fan.Reset)
+}
+
+// Close ends every subscription (the server is shutting down); later
+// subscribers are told to retry.
+func (m *Hub) Close() { m.fan.Close() }
+
+// Stats are the fan-out's counters.
+func (m *Hub) Stats() stream.Stats { return m.fan.Stats() }
+
+// Health is the event log's: an error while the hub cannot store or
+// follow updates.
+func (m *Hub) Health() error { return m.cfg.Log.Health() }
+
+func (m *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet:
 		m.subscribe(w, r)
@@ -78,9 +126,9 @@ func (m *mercureHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // refuse answers a client error. 401s say how to authenticate, as RFC
 // 6750 asks.
-func (m *mercureHub) refuse(w http.ResponseWriter, r *http.Request, status int, msg string) {
+func (m *Hub) refuse(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	if r.Method == http.MethodPost {
-		m.opts.Metrics.mercurePublish(MercureRefused)
+		m.opts.OnPublish(PublishRefused)
 	}
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="mercure"`)
@@ -89,7 +137,7 @@ func (m *mercureHub) refuse(w http.ResponseWriter, r *http.Request, status int, 
 	http.Error(w, msg, status)
 }
 
-func (m *mercureHub) refuseErr(w http.ResponseWriter, r *http.Request, err error) {
+func (m *Hub) refuseErr(w http.ResponseWriter, r *http.Request, err error) {
 	var re *mercure.RequestError
 	if errors.As(err, &re) {
 		m.refuse(w, r, re.Status, re.Msg)
@@ -101,7 +149,7 @@ func (m *mercureHub) refuseErr(w http.ResponseWriter, r *http.Request, err error
 // claims verifies the request's token with key. A request without one is
 // anonymous (nil, nil); a token that does not verify is an error, never
 // treated as anonymous, so that a client with an expired token learns it.
-func (m *mercureHub) claims(r *http.Request, key mercure.Key) (*mercure.Claims, string, error) {
+func (m *Hub) claims(r *http.Request, key mercure.Key) (*mercure.Claims, string, error) {
 	tok, from, err := mercure.TokenFrom(r)
 	if err != nil || tok == "" {
 		return nil, from, err
@@ -110,7 +158,7 @@ func (m *mercureHub) claims(r *http.Request, key mercure.Key) (*mercure.Claims, 
 	return c, from, err
 }
 
-func (m *mercureHub) publish(w http.ResponseWriter, r *http.Request) {
+func (m *Hub) publish(w http.ResponseWriter, r *http.Request) {
 	c, from, err := m.claims(r, m.cfg.PublisherKey)
 	switch {
 	case err != nil:
@@ -151,14 +199,14 @@ func (m *mercureHub) publish(w http.ResponseWriter, r *http.Request) {
 		m.refuse(w, r, http.StatusRequestEntityTooLarge, "update too large once encoded; send less data")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), mercurePublishTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), stream.LogPublishTimeout)
 	defer cancel()
 	res, err := m.cfg.Log.PublishKeyed(ctx, mercure.LogKey(u.ID), data)
 	if err != nil {
 		// Not the client's fault, and safe to retry with the same id: the
 		// log stores it once.
-		m.opts.Logger.Warn("mercure publish failed", "id", truncate(u.ID, 64), "err", err)
-		m.opts.Metrics.mercurePublish(MercureFailed)
+		m.opts.Logger.Warn("mercure publish failed", "id", stream.Clip(u.ID), "err", err)
+		m.opts.OnPublish(PublishFailed)
 		w.Header().Set("Retry-After", "1")
 		// The id goes back even when the hub chose it: a retry under it is
 		// stored once, if the first attempt was stored after all.
@@ -172,21 +220,17 @@ func (m *mercureHub) publish(w http.ResponseWriter, r *http.Request) {
 			m.refuse(w, r, http.StatusConflict, "an update with this id and other content is already stored; publish under a new id")
 			return
 		}
-		m.opts.Metrics.mercurePublish(MercureDuplicate)
+		m.opts.OnPublish(PublishDuplicate)
 	} else {
-		m.opts.Metrics.mercurePublish(MercureStored)
+		m.opts.OnPublish(PublishStored)
 	}
-	m.opts.Logger.Debug("mercure update published", "id", truncate(u.ID, 64), "seq", res.Seq, "duplicate", res.Duplicate, "topics", len(u.Topics), "private", u.Private)
+	m.opts.Logger.Debug("mercure update published", "id", stream.Clip(u.ID), "seq", res.Seq, "duplicate", res.Duplicate, "topics", len(u.Topics), "private", u.Private)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write([]byte(u.ID))
 }
 
-// ReplayOutcomeHeader says what the subscriber's Last-Event-ID led to
-// (replay.Outcome), as X-Sse-Replay does for the seed stream.
-const ReplayOutcomeHeader = "X-Mercure-Replay"
-
-func (m *mercureHub) subscribe(w http.ResponseWriter, r *http.Request) {
+func (m *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 	raw := r.URL.Query()["topic"]
 	if len(raw) == 0 {
 		m.refuse(w, r, http.StatusBadRequest, "missing topic: subscribe with one or more topic query parameters")
@@ -202,72 +246,88 @@ func (m *mercureHub) subscribe(w http.ResponseWriter, r *http.Request) {
 		m.refuse(w, r, http.StatusUnauthorized, err.Error())
 		return
 	}
-	var allowed *mercure.Selectors
+	want := fanout.Want{Topics: topics}
+	var expires time.Time
 	if c != nil {
-		allowed = c.Subscribe
+		want.Allowed, expires = c.Subscribe, c.Expires
 	}
 	id := mercure.LastEventID.FromRequest(r)
-	start := time.Now()
 	log := m.opts.Logger.With("proto", r.Proto, "remote", r.RemoteAddr, "topics", len(raw),
-		"authenticated", c != nil, "last_event_id", truncate(id.String(), 64))
-
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
+		"authenticated", c != nil, "last_event_id", stream.Clip(id.String()))
+	stream.SetHeaders(w.Header())
 
 	// Registered before the log's bounds are read: every update after
 	// Bounds' last is then on the subscription, the seam is exact.
-	sub, err := m.fan.Subscribe(topics, allowed)
+	sub, err := m.fan.Subscribe(want)
 	if err != nil {
-		m.retryLater(w, log, "shutting down", nil)
+		stream.RetryLater(w, m.opts.Stream)
+		log.Warn("mercure subscription refused", "reason", "shutting down")
 		return
 	}
 	defer sub.Close()
-	rp, lastID, err := m.decide(r.Context(), id, sub)
+	rp, lastID, err := m.decide(r.Context(), id, want)
 	if err != nil {
 		// Without the log no replay can be decided; a live-only stream
-		// would lose updates silently. An empty 200 with retry brings the
-		// client back, to a healthier replica if any.
-		m.retryLater(w, log, "event log unavailable", err)
+		// would lose updates silently.
+		stream.RetryLater(w, m.opts.Stream)
+		log.Warn("mercure subscription refused", "reason", "event log unavailable", "err", err)
 		return
 	}
 	if lastID != "" {
-		h.Set("Last-Event-ID", lastID)
+		w.Header().Set("Last-Event-ID", lastID)
 	}
-	h.Set(ReplayOutcomeHeader, string(rp.Outcome))
+	w.Header().Set(ReplayOutcomeHeader, string(rp.Outcome))
 	w.WriteHeader(http.StatusOK)
 	log = log.With("replay", string(rp.Outcome))
-	m.opts.Metrics.mercureReplay(rp.Outcome)
+	m.opts.OnReplay(rp.Outcome)
 	log.Info("mercure subscription open")
 
-	st := &stream{w: w, rc: http.NewResponseController(w), timeout: m.opts.WriteTimeout}
-	var expires time.Time
-	if c != nil {
-		expires = c.Expires
-	}
-	end := m.run(r, sub, rp, st, expires)
-	log.Info("mercure subscription closed", "end", end, "events", st.events, "heartbeats", st.heartbeats,
-		"duration", time.Since(start).Round(time.Millisecond).String())
+	res := stream.Serve(r.Context(), stream.NewWriter(w, m.opts.Stream.WriteTimeout), stream.Session[*fanout.Item]{
+		Feed:    sub,
+		Replay:  m.replay(r.Context(), rp, want),
+		Through: rp.To,
+		Expires: expires,
+	}, m.opts.Stream, log)
+	log.Info("mercure subscription closed", res.LogAttrs()...)
 }
 
-func (m *mercureHub) retryLater(w http.ResponseWriter, log *slog.Logger, why string, err error) {
-	w.WriteHeader(http.StatusOK)
-	if m.opts.Retry > 0 {
-		_, _ = w.Write(sse.AppendRetry(nil, m.opts.Retry))
+// replay reads what rp owes the subscriber from the log, ReplayChunk
+// updates per read, and yields those it may receive. A failed read ends
+// the replay with its error: the client reconnects with the id of the last
+// update it got and is replayed from there, nothing lost, nothing twice.
+func (m *Hub) replay(ctx context.Context, rp replay.Replay, want fanout.Want) iter.Seq2[*fanout.Item, error] {
+	return func(yield func(*fanout.Item, error) bool) {
+		for from := rp.From; from <= rp.To; from += stream.ReplayChunk {
+			rctx, cancel := context.WithTimeout(ctx, stream.LogReadTimeout)
+			recs, err := m.cfg.Log.Range(rctx, from, min(from+stream.ReplayChunk-1, rp.To))
+			cancel()
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			for _, rec := range recs {
+				u, err := mercure.UnmarshalUpdate([]byte(rec.Data))
+				if err != nil || !want.CanReceive(u) {
+					continue
+				}
+				if !yield(fanout.NewItem(rec.Seq, u), nil) {
+					return
+				}
+			}
+		}
 	}
-	log.Warn("mercure subscription refused", "reason", why, "err", err)
 }
 
 // decide reads what the log holds and where id is in it, and hands both
 // to replay.Decide. lastID is the Last-Event-ID response header: the id
 // of the newest update stored, "earliest" if none, "" (no header) when
-// that update is private and sub is not entitled to know of it.
+// that update is private and the subscriber is not entitled to know of it.
 //
-// An id naming a private update sub is not entitled to counts as unknown:
-// otherwise the replay outcome would tell anyone which private ids exist.
-func (m *mercureHub) decide(ctx context.Context, id replay.EventID, sub *fanout.Subscription) (rp replay.Replay, lastID string, err error) {
-	ctx, cancel := context.WithTimeout(ctx, mercureLookupTimeout)
+// An id naming a private update the subscriber is not entitled to counts
+// as unknown: otherwise the replay outcome would tell anyone which private
+// ids exist.
+func (m *Hub) decide(ctx context.Context, id replay.EventID, want fanout.Want) (rp replay.Replay, lastID string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, stream.LogLookupTimeout)
 	defer cancel()
 	first, last, err := m.cfg.Log.Bounds(ctx)
 	if err != nil {
@@ -281,7 +341,7 @@ func (m *mercureHub) decide(ctx context.Context, id replay.EventID, sub *fanout.
 		}
 		if found {
 			u, derr := mercure.UnmarshalUpdate([]byte(rec.Data))
-			at.Found = derr == nil && u.ID == id.String() && sub.Entitled(u)
+			at.Found = derr == nil && u.ID == id.String() && want.Entitled(u)
 			at.Seq = rec.Seq
 		}
 	}
@@ -298,7 +358,7 @@ func (m *mercureHub) decide(ctx context.Context, id replay.EventID, sub *fanout.
 		}
 		lastID = ""
 		if found {
-			if u, err := mercure.UnmarshalUpdate([]byte(rec.Data)); err == nil && sub.Entitled(u) {
+			if u, err := mercure.UnmarshalUpdate([]byte(rec.Data)); err == nil && want.Entitled(u) {
 				lastID = u.ID
 			}
 		}
@@ -307,7 +367,7 @@ func (m *mercureHub) decide(ctx context.Context, id replay.EventID, sub *fanout.
 }
 
 // storedAs reports whether the update stored at seq is data, byte for byte.
-func (m *mercureHub) storedAs(ctx context.Context, seq uint64, data []byte) (bool, error) {
+func (m *Hub) storedAs(ctx context.Context, seq uint64, data []byte) (bool, error) {
 	rec, found, err := m.cfg.Log.Get(ctx, seq)
 	if err != nil || !found {
 		return true, err
@@ -315,107 +375,10 @@ func (m *mercureHub) storedAs(ctx context.Context, seq uint64, data []byte) (boo
 	return rec.Data == string(data), nil
 }
 
-// run replays rp, then streams live updates until something ends it.
-func (m *mercureHub) run(r *http.Request, sub *fanout.Subscription, rp replay.Replay, st *stream, expires time.Time) string {
-	var buf []byte
-	if m.opts.Retry > 0 {
-		buf = sse.AppendRetry(buf, m.opts.Retry)
-	}
-	if err := st.write(buf); err != nil {
-		return m.writeEnd(err, sub)
-	}
-	for from := rp.From; from <= rp.To; from += replayChunk {
-		select {
-		case <-sub.Done():
-			// Cut (its live queue filled during a long replay): it comes
-			// back with the id it last got.
-			return endOfSubscription(sub.Err())
-		default:
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), replayReadTimeout)
-		recs, err := m.cfg.Log.Range(ctx, from, min(from+replayChunk-1, rp.To))
-		cancel()
-		if err != nil {
-			// The client reconnects with the id of the last update it got
-			// and is replayed from there: nothing lost, nothing twice.
-			m.opts.Logger.Warn("mercure replay from the event log failed", "from", from, "err", err)
-			return EndWriteError
-		}
-		for _, rec := range recs {
-			u, err := mercure.UnmarshalUpdate([]byte(rec.Data))
-			if err != nil || !sub.CanReceive(u) {
-				continue
-			}
-			if err := st.writeItem(fanout.NewItem(rec.Seq, u)); err != nil {
-				return m.writeEnd(err, sub)
-			}
-		}
-	}
-	st.lastID = rp.To
-
-	hb := time.NewTicker(m.opts.Heartbeat)
-	defer hb.Stop()
-	// A token expiring mid-stream ends the stream: private updates must
-	// not outlive the grant.
-	var expired <-chan time.Time
-	if !expires.IsZero() {
-		t := time.NewTimer(time.Until(expires))
-		defer t.Stop()
-		expired = t.C
-	}
-	for {
-		select {
-		case <-r.Context().Done():
-			return EndClientGone
-		case <-expired:
-			return EndTokenExpired
-		case <-sub.Done():
-			return endOfSubscription(sub.Err())
-		case it := <-sub.C():
-			// Replayed already, or stored before the subscription's
-			// bounds were read.
-			if it.Seq <= st.lastID {
-				continue
-			}
-			if err := st.writeItem(it); err != nil {
-				return m.writeEnd(err, sub)
-			}
-		case <-hb.C:
-			if err := st.write(sse.AppendComment(nil, "heartbeat")); err != nil {
-				return m.writeEnd(err, sub)
-			}
-			st.heartbeats++
-		}
-	}
-}
-
-func (st *stream) writeItem(it *fanout.Item) error {
-	if err := st.write(it.Wire); err != nil {
-		return err
-	}
-	st.lastID = it.Seq
-	st.events++
-	return nil
-}
-
-func (m *mercureHub) writeEnd(err error, sub *fanout.Subscription) string {
-	select {
-	case <-sub.Done():
-		if errors.Is(sub.Err(), fanout.ErrSlowConsumer) {
-			return EndSlowClient
-		}
-	default:
-	}
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return EndWriteTimed
-	}
-	return EndWriteError
-}
-
 // dispatch hands an update from the log to this process's subscribers.
 // A record that does not decode is skipped (and logged): it cannot have
 // been stored by a hub, and nobody could be entitled to it.
-func (m *mercureHub) dispatch(rec eventlog.Record) {
+func (m *Hub) dispatch(rec eventlog.Record) {
 	u, err := mercure.UnmarshalUpdate([]byte(rec.Data))
 	if err != nil {
 		m.opts.Logger.Warn("mercure: undecodable update in the event log, skipped", "seq", rec.Seq, "err", err)

@@ -1,0 +1,50 @@
+package stream
+
+import (
+	"errors"
+	"net/http"
+	"time"
+)
+
+// Writer writes one stream to its client. Each write is flushed at once
+// and bounded by a deadline, which is cleared as soon as the write is
+// done: a stalled client costs at most one timeout, and a quiet stream
+// carries no deadline at all. The clearing matters on HTTP/2, where Go
+// resets the stream when a deadline passes even with no write pending.
+type Writer struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	// noDeadline: the ResponseWriter cannot take one (a test recorder, a
+	// wrapping middleware); streaming without is still better than failing.
+	noDeadline bool
+}
+
+// NewWriter writes to w, each write bounded by timeout.
+func NewWriter(w http.ResponseWriter, timeout time.Duration) *Writer {
+	return &Writer{w: w, rc: http.NewResponseController(w), timeout: timeout}
+}
+
+// Write sends p (possibly empty: a flush) and flushes it.
+func (w *Writer) Write(p []byte) error {
+	if !w.noDeadline {
+		if err := w.rc.SetWriteDeadline(time.Now().Add(w.timeout)); err != nil {
+			if !errors.Is(err, http.ErrNotSupported) {
+				return err
+			}
+			w.noDeadline = true
+		}
+	}
+	if len(p) > 0 {
+		if _, err := w.w.Write(p); err != nil {
+			return err
+		}
+	}
+	if err := w.rc.Flush(); err != nil {
+		return err
+	}
+	if w.noDeadline {
+		return nil
+	}
+	return w.rc.SetWriteDeadline(time.Time{})
+}
