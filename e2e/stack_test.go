@@ -52,7 +52,7 @@ func startStackWith(t *testing.T, a localstack.Adapter, extraOrigins ...string) 
 }
 
 // startStackOptions runs the system as o says, with the test's folders,
-// binaries and upstream timing filled in, and stops it at cleanup, printing
+// binaries and upstream timing (fastUpstream unless o has its own) filled in, and stops it at cleanup, printing
 // every process's output when the test failed.
 func startStackOptions(t *testing.T, o localstack.Options) *localstack.Stack {
 	t.Helper()
@@ -61,7 +61,10 @@ func startStackOptions(t *testing.T, o localstack.Options) *localstack.Stack {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	o.Root, o.Dir, o.EnvoyBin, o.Bins = repoRoot, t.TempDir(), os.Getenv("ENVOY_BIN"), bins
-	o.ModuleDir, o.UpstreamArgs, o.ServeDemo = moduleDir, fastUpstream, true
+	o.ModuleDir, o.ServeDemo = moduleDir, true
+	if o.UpstreamArgs == nil {
+		o.UpstreamArgs = fastUpstream
+	}
 	if o.Replicas == 0 {
 		// One replica unless asked: these tests read the upstream's log and
 		// stop it as one process; replicas_test.go runs several.

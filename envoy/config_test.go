@@ -27,14 +27,19 @@ import (
 
 	"example.com/sse-on-envoy/filter/ssefilter"
 	"example.com/sse-on-envoy/internal/policy"
+	"example.com/sse-on-envoy/internal/routes"
 	"example.com/sse-on-envoy/module/ssemodule"
 	"example.com/sse-on-envoy/tools/envoyconfig"
 	"example.com/sse-on-envoy/upstream/mercure"
+	"example.com/sse-on-envoy/upstream/stream"
 )
 
 // heartbeat is the upstream's default comment interval: idle timeouts must
 // stay well above it.
-const heartbeat = 15 * time.Second
+const heartbeat = stream.DefaultHeartbeat
+
+// idleTimeout is what every SSE route's idle_timeout must be.
+const idleTimeout = routes.StreamIdleTimeout
 
 var configs = []string{"envoy.yaml", "envoy-extproc.yaml", "envoy-module.yaml"}
 
@@ -140,8 +145,8 @@ func TestRoutes(t *testing.T) {
 				if ra.GetTimeout() == nil || ra.GetTimeout().AsDuration() != 0 {
 					t.Errorf("%s: timeout %v, want 0s (the 15 s default cuts streams)", tc.prefix, ra.GetTimeout())
 				}
-				if ra.GetIdleTimeout().AsDuration() < 3*heartbeat {
-					t.Errorf("%s: idle_timeout %v too close to the heartbeat", tc.prefix, ra.GetIdleTimeout().AsDuration())
+				if ra.GetIdleTimeout().AsDuration() < 3*heartbeat || ra.GetIdleTimeout().AsDuration() != idleTimeout {
+					t.Errorf("%s: idle_timeout %v, want routes.StreamIdleTimeout (%v), well above the heartbeat", tc.prefix, ra.GetIdleTimeout().AsDuration(), idleTimeout)
 				}
 			}
 			// Both listeners route the same way.
@@ -459,8 +464,8 @@ func TestMercureRoute(t *testing.T) {
 				if ra.GetTimeout() == nil || ra.GetTimeout().AsDuration() != 0 {
 					t.Errorf("%s: mercure timeout %v, want 0s (subscriptions stream)", listener, ra.GetTimeout())
 				}
-				if ra.GetIdleTimeout().AsDuration() < 3*heartbeat {
-					t.Errorf("%s: mercure idle_timeout %v too close to the heartbeat", listener, ra.GetIdleTimeout().AsDuration())
+				if ra.GetIdleTimeout().AsDuration() < 3*heartbeat || ra.GetIdleTimeout().AsDuration() != idleTimeout {
+					t.Errorf("%s: mercure idle_timeout %v, want routes.StreamIdleTimeout (%v), well above the heartbeat", listener, ra.GetIdleTimeout().AsDuration(), idleTimeout)
 				}
 				fc := r.GetTypedPerFilterConfig()[envoyconfig.BufferFilter]
 				var wrap routev3.FilterConfig

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -17,6 +16,8 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"example.com/sse-on-envoy/internal/routes"
 )
 
 // CORSFilter is Envoy's own CORS filter.
@@ -144,7 +145,7 @@ func AddPrefixRoute(b *bootstrapv3.Bootstrap, name, prefix, cluster string) erro
 				Action: &routev3.Route_Route{Route: &routev3.RouteAction{
 					ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster},
 					Timeout:          durationpb.New(0),
-					IdleTimeout:      durationpb.New(60 * time.Second),
+					IdleTimeout:      durationpb.New(routes.StreamIdleTimeout),
 				}},
 			})
 		}
