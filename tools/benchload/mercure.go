@@ -37,7 +37,11 @@ type MercureScenario struct {
 	// OpenRate is subscribers opened per second.
 	OpenRate float64       `json:"open_rate"`
 	Duration time.Duration `json:"duration"`
-	Doc      string        `json:"doc"`
+	// UpstreamTLS routes our hub over Envoy's TLS leg (HTTP/2 to the
+	// upstream) instead of the plain one; the reference hub serves plain
+	// HTTP only and stays on the plain leg.
+	UpstreamTLS bool   `json:"upstream_tls,omitempty"`
+	Doc         string `json:"doc"`
 }
 
 // MercureAll selects every Mercure scenario (SCENARIO=mercure).
@@ -53,8 +57,22 @@ var MercureScenarios = []MercureScenario{
 		Doc: "publishes as fast as 8 concurrent publishers go, 1,000 subscribers over 1,000 topics"},
 }
 
-// MercureScenarioByName finds a Mercure scenario.
+// Soak is quiet streams held over time (SCENARIO=soak, not part of
+// SCENARIO=mercure): thousands of subscribers, one topic each, a publish
+// every 5 s somewhere, for longer than every timeout in a stream's path
+// (the upstream's write deadline and heartbeat, Envoy's route
+// idle_timeout) several times over. A stream that ends before the window
+// closes is a reconnect a browser would make; the report counts them per
+// subscriber per hour, and the figure to hold is 0.
+var Soak = MercureScenario{Name: "soak", Subscribers: 2000, Topics: 2000, Rate: 0.2, OpenRate: 500,
+	Duration: 3 * time.Minute, UpstreamTLS: true,
+	Doc: "2,000 subscribers on 2,000 quiet topics (one publish every 5 s across them) held 3 minutes; ours over the TLS leg"}
+
+// MercureScenarioByName finds a Mercure scenario, the soak included.
 func MercureScenarioByName(name string) (MercureScenario, bool) {
+	if name == Soak.Name {
+		return Soak, true
+	}
 	for _, s := range MercureScenarios {
 		if s.Name == name {
 			return s, true
@@ -102,7 +120,11 @@ type MercureCase struct {
 	Failed      map[string]int `json:"failed,omitempty"`
 	EnvoyFlags  map[string]int `json:"envoy_flags,omitempty"`
 	Ended       map[string]int `json:"ended_early,omitempty"`
-	OpenSec     float64        `json:"open_seconds"`
+	// ReconnectsPerHour is the streams that ended before the window closed
+	// (each one a browser's reconnect), per subscriber per hour held.
+	ReconnectsPerHour float64 `json:"reconnects_per_subscriber_hour"`
+	HeldSec           float64 `json:"held_seconds"`
+	OpenSec           float64 `json:"open_seconds"`
 	// Published publishes were acknowledged (200) over PublishSec;
 	// PublishRate is their rate. Behind were due but not sent (the
 	// publishers' cap in flight), PublishErrors failed.
@@ -216,6 +238,9 @@ func (e *Env) runMercureCase(ctx context.Context, v MercureVariant, sc MercureSc
 		opts.EditEnvoyConfig = mercureRoute(free[0])
 	} else {
 		opts.EditEnvoyConfig = mercureRoute(0)
+		if sc.UpstreamTLS {
+			opts.EditEnvoyConfig = mercureRouteTLS
+		}
 	}
 	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -296,6 +321,7 @@ func (e *Env) runMercureCase(ctx context.Context, v MercureVariant, sc MercureSc
 
 	s := load.Close()
 	closed = true
+	c.HeldSec = time.Since(openStart).Seconds()
 	c.Opened = s.Opened()
 	for k, n := range s.Statuses {
 		if k != "200" {
@@ -308,6 +334,7 @@ func (e *Env) runMercureCase(ctx context.Context, v MercureVariant, sc MercureSc
 	if len(s.Ended) > 0 {
 		c.Ended = s.Ended
 	}
+	c.ReconnectsPerHour = reconnectsPerHour(sum(s.Ended), c.Opened, c.HeldSec)
 	// Memory per subscriber is from the sample with every subscriber open
 	// and nothing published yet (before).
 	c.Procs, c.ClientCores = sampler.procFigures(idle, before, before, after, window, c.Received, c.Opened)
@@ -323,6 +350,14 @@ func (e *Env) runMercureCase(ctx context.Context, v MercureVariant, sc MercureSc
 		e.Log.Warn("removing the case folder", "dir", dir, "err", err)
 	}
 	return nil
+}
+
+// reconnectsPerHour is ended streams per subscriber per hour held.
+func reconnectsPerHour(ended, opened int, heldSec float64) float64 {
+	if opened == 0 || heldSec <= 0 {
+		return 0
+	}
+	return float64(ended) / float64(opened) / (heldSec / 3600)
 }
 
 func pct(d []time.Duration) Pct {
@@ -347,6 +382,15 @@ func mercureRoute(port int) func(*bootstrapv3.Bootstrap) error {
 		}
 		return nil
 	}
+}
+
+// mercureRouteTLS routes the hub's path over the TLS leg, as
+// envoy/*.yaml do (HTTP/2 to the upstream).
+func mercureRouteTLS(b *bootstrapv3.Bootstrap) error {
+	if err := envoyconfig.RemoveExtProc(b); err != nil {
+		return err
+	}
+	return envoyconfig.AddPrefixRoute(b, "mercure", mercureload.HubPath, envoyconfig.ClusterTLS)
 }
 
 // mercureBase finds the baseline hub's case of the same scenario.
@@ -450,6 +494,16 @@ func (r *Report) writeMercure(w io.Writer) {
 			fmt.Fprintf(w, " The client was CPU-bound in: %s.", strings.Join(bound, ", "))
 		}
 		fmt.Fprintln(w)
+		var held []string
+		for _, c := range cases {
+			if c.Error == "" {
+				held = append(held, fmt.Sprintf("%s %d (%s per subscriber per hour, %d subscribers held %.0f s)",
+					c.Variant, sum(c.Ended), num(c.ReconnectsPerHour), c.Opened, c.HeldSec))
+			}
+		}
+		if len(held) > 0 {
+			fmt.Fprintf(w, "Streams that ended before the window closed (a browser would reconnect): %s.\n", strings.Join(held, ", "))
+		}
 		if behind := r.mercureBehind(sc, cases); behind != "" {
 			fmt.Fprintf(w, "Ours is behind mercure's hub on: %s.\n", behind)
 		} else if len(cases) > 1 {

@@ -130,7 +130,7 @@ func (k Knobs) Plan() (Plan, error) {
 		}
 		s, ok := ScenarioByName(n)
 		if !ok {
-			return p, fmt.Errorf("no scenario %q (steady, scale, storm, slow, quick; mercure or mercure-fanout, mercure-topics, mercure-publish)", n)
+			return p, fmt.Errorf("no scenario %q (steady, tokens, scale, storm, slow, quick; mercure or mercure-fanout, mercure-topics, mercure-publish; soak)", n)
 		}
 		if k.Streams > 0 {
 			s.Streams = k.Streams

@@ -53,13 +53,17 @@ func TestKnobsMakeThePlan(t *testing.T) {
 				m.Subscribers == 50 && m.Topics == 5 && m.Rate == 20 && m.Duration == 5*time.Second &&
 				pub.Rate == 0 && pub.Topics == 5
 		}, ""},
+		{"soak: its own scenario, over the TLS leg, not part of mercure", env("SCENARIO", "soak", "DURATION", "90s"), func(p Plan) bool {
+			return len(p.Scenarios) == 0 && len(p.MercureScenarios) == 1 && p.MercureScenarios[0].Name == Soak.Name &&
+				p.MercureScenarios[0].UpstreamTLS && p.MercureScenarios[0].Duration == 90*time.Second && len(p.MercureVariants) == 2
+		}, ""},
 		{"mercure topics never exceed subscribers", env("SCENARIO", "mercure-topics", "STREAMS", "10"), func(p Plan) bool {
 			return p.MercureScenarios[0].Topics == 10
 		}, ""},
 		{"one round unless asked", env(), func(p Plan) bool { return p.Rounds == 1 }, ""},
 		{"rounds", env("ROUNDS", "5"), func(p Plan) bool { return p.Rounds == 5 }, ""},
 		{"rounds not a number", env("ROUNDS", "many"), nil, `ROUNDS="many"`},
-		{"unknown scenario", env("SCENARIO", "soak"), nil, `no scenario "soak"`},
+		{"unknown scenario", env("SCENARIO", "marathon"), nil, `no scenario "marathon"`},
 		{"unknown variant", env("VARIANTS", "nginx"), nil, `no variant "nginx"`},
 		{"bad leg", env("LEGS", "h3/tls"), nil, "LEGS"},
 		{"bad number", env("STREAMS", "many"), nil, "STREAMS"},

@@ -65,6 +65,7 @@ func TestMercureTableRatiosAgainstMercure(t *testing.T) {
 		"| 10.0 / 40.0 / – | 20.0 / 5.00 / – | 0.50x / 0.50x | 0.90x | 0.25x | 0.50x |",
 		"| mercure | 10/10 in 0.0s |",
 		"Ours is behind mercure's hub on: deliveries lost (ours 3.00 vs 0).",
+		"Streams that ended before the window closed (a browser would reconnect): ours 0 (0 per subscriber per hour, 10 subscribers held 0 s), mercure 0",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
@@ -76,6 +77,25 @@ func TestMercureTableRatiosAgainstMercure(t *testing.T) {
 	r.WriteMarkdown(&b)
 	if want := "Ours is behind mercure's hub on: publishes/s (ours 9.00 vs 10.0), deliveries lost (ours 3.00 vs 0)."; !strings.Contains(b.String(), want) {
 		t.Errorf("flat-out table lacks %q:\n%s", want, b.String())
+	}
+}
+
+func TestReconnectsPerSubscriberHour(t *testing.T) {
+	tests := []struct {
+		ended, opened int
+		heldSec, want float64
+	}{
+		{0, 2000, 180, 0},
+		{2000, 2000, 3600, 1}, // each subscriber reconnected once in an hour
+		{100, 1000, 360, 1},   // 100 of 1000 in a tenth of an hour
+		{3, 0, 60, 0},         // nothing opened: no rate
+		{3, 10, 0, 0},         // nothing held
+		{800, 10000, 1, 288},  // the 800 reconnects/s at 10,000
+	}
+	for _, tt := range tests {
+		if got := reconnectsPerHour(tt.ended, tt.opened, tt.heldSec); got != tt.want {
+			t.Errorf("reconnectsPerHour(%d, %d, %v) = %v, want %v", tt.ended, tt.opened, tt.heldSec, got, tt.want)
+		}
 	}
 }
 
