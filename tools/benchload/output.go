@@ -16,11 +16,12 @@ const (
 
 // Full reports whether the knobs ask for a run whose report is committed:
 // every knob at its default (the whole load benchmark), or SCENARIO=mercure
-// and nothing else (the whole Mercure comparison). QUICK=1, a scenario,
+// or SCENARIO=soak and nothing else (the whole Mercure comparison, the
+// soak). QUICK=1, a scenario,
 // variant or leg list, or any scale knob (STREAMS, SLOW, TOPICS, RATE,
 // OPEN_RATE, DURATION, ROUNDS above 1) makes a partial run.
 func (k Knobs) Full() bool {
-	return (len(k.Scenarios) == 0 || slices.Equal(k.Scenarios, []string{MercureAll})) &&
+	return (len(k.Scenarios) == 0 || slices.Equal(k.Scenarios, []string{MercureAll}) || slices.Equal(k.Scenarios, []string{Soak.Name})) &&
 		len(k.Variants) == 0 && len(k.Legs) == 0 && k.Streams == 0 && k.Slow == 0 && k.Topics == 0 &&
 		k.EventRate == 0 && !k.OpenRateSet && k.OpenRate == 0 && k.Duration == 0 && k.Rounds <= 1 && !k.Quick
 }
@@ -60,6 +61,8 @@ func ChooseOutput(k Knobs, p Plan, req OutputRequest) Output {
 		switch {
 		case k.Quick:
 			o.Name = "quick"
+		case len(p.Scenarios) == 0 && len(p.MercureScenarios) == 1 && p.MercureScenarios[0].Name == Soak.Name:
+			o.Name = Soak.Name
 		case len(p.Scenarios) == 0 && len(p.MercureScenarios) > 0:
 			o.Name = "mercure"
 		default:

@@ -17,6 +17,8 @@ func TestOnlyAFullRunWritesTheCommittedReport(t *testing.T) {
 		{"quick", []string{"QUICK", "1"}, OutputRequest{}, Output{Dir: ScratchDir, Name: "quick"}},
 		{"one scenario", []string{"SCENARIO", "steady"}, OutputRequest{}, Output{Dir: ScratchDir, Name: "bench-load"}},
 		{"every scenario named", []string{"SCENARIO", "steady,tokens,scale,storm,slow"}, OutputRequest{}, Output{Dir: ScratchDir, Name: "bench-load"}},
+		{"the soak", []string{"SCENARIO", "soak"}, OutputRequest{}, Output{Dir: CommittedDir, Name: "soak", Committed: true}},
+		{"a shorter soak", []string{"SCENARIO", "soak", "DURATION", "70s"}, OutputRequest{}, Output{Dir: ScratchDir, Name: "soak"}},
 		{"one Mercure scenario", []string{"SCENARIO", "mercure-topics"}, OutputRequest{}, Output{Dir: ScratchDir, Name: "mercure"}},
 		{"Mercure at small scale", []string{"SCENARIO", "mercure", "STREAMS", "50"}, OutputRequest{}, Output{Dir: ScratchDir, Name: "mercure"}},
 		{"Mercure and SSE", []string{"SCENARIO", "mercure-topics,steady"}, OutputRequest{}, Output{Dir: ScratchDir, Name: "bench-load"}},
