@@ -9,20 +9,20 @@ import (
 	"testing"
 )
 
-// The README's "The same by hand" rewrites the configs with sed for a
+// docs/running-locally.md's "The same by hand" rewrites the configs with sed for a
 // machine without Compose. Run those exact lines (with the certificates
 // and output in a temporary folder) and have the pinned Envoy validate
 // what they make: a config that still names a Compose host fails here.
 func TestReadmeByHandConfigsValidate(t *testing.T) {
 	requireTools(t)
-	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	readme, err := os.ReadFile(filepath.Join(repoRoot, "docs", "running-locally.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A sed command, its continuation line, up to the file it writes.
 	seds := regexp.MustCompile(`(?m)^sed -e [^\n]*\\\n[^\n]*> /tmp/envoy-local\.yaml$`).FindAll(readme, -1)
 	if len(seds) != 2 {
-		t.Fatalf("found %d sed commands in the README's by-hand section, want 2 (module, ext_proc)", len(seds))
+		t.Fatalf("found %d sed commands in docs/running-locally.md's by-hand section, want 2 (module, ext_proc)", len(seds))
 	}
 	dir := t.TempDir()
 	certDir := filepath.Join(dir, "certs", "out")
@@ -45,10 +45,10 @@ func TestReadmeByHandConfigsValidate(t *testing.T) {
 		validate := exec.Command(os.Getenv("ENVOY_BIN"), "--mode", "validate", "-c", out)
 		validate.Env = append(os.Environ(), "ENVOY_DYNAMIC_MODULES_SEARCH_PATH="+moduleDir)
 		if msg, err := validate.CombinedOutput(); err != nil {
-			t.Errorf("the README's sed %d makes a config Envoy refuses: %v\n%s", i, err, msg)
+			t.Errorf("docs/running-locally.md's sed %d makes a config Envoy refuses: %v\n%s", i, err, msg)
 		}
 		if cfg, _ := os.ReadFile(out); strings.Contains(string(cfg), "address: upstream") {
-			t.Errorf("the README's sed %d leaves a Compose host in the config", i)
+			t.Errorf("docs/running-locally.md's sed %d leaves a Compose host in the config", i)
 		}
 	}
 }
