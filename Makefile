@@ -126,6 +126,21 @@ lint: ## gofmt and go vet
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
+# The tests that need no Envoy binary, no NATS server process and no browser,
+# in well under two minutes on a warm build cache: every package but the
+# end-to-end tests (e2e), the quick load benchmark (tools/benchload: Envoy)
+# and cmd/upstream (real nats-server and upstream processes). The upstream's
+# own packages stay: their NATS is embedded, in-process. Without SSE_E2E, CI
+# or ENVOY_BIN a test that needs Envoy or Chromium skips, and
+# tools/testreport lists every skip at the end (plain go test shows them
+# only with -v); make test runs them all.
+UNIT_EXCLUDE := -e '/e2e$$' -e '/tools/benchload$$' -e '/cmd/upstream$$'
+
+.PHONY: unit
+unit: ## The unit tests alone: no Envoy, NATS server process or browser; lists what it skipped
+	set -o pipefail; env -u SSE_E2E -u CI -u ENVOY_BIN -u CHROMIUM_BIN \
+	  $(GO) test -json -count=1 -timeout 5m $$($(GO) list ./... | grep -v $(UNIT_EXCLUDE)) 2>&1 | $(GO) run ./tools/testreport
+
 .PHONY: test
 test: lint envoy e2e-deps ## Everything: unit, race, fuzz (briefly), end-to-end tests in stock Envoy 1.40 and Chromium, and make compat (1.37)
 	SSE_E2E=1 $(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v -e '/e2e$$' -e '/tools/benchload$$')

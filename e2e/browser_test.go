@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,8 @@ type streamState struct {
 	Errors int    `json:"errors"`
 }
 
+var noBrowserOnce sync.Once
+
 // browser starts headless Chromium (Debian's, installed by `make e2e-deps`).
 func browser(t *testing.T) context.Context {
 	t.Helper()
@@ -32,7 +35,10 @@ func browser(t *testing.T) context.Context {
 		if os.Getenv("SSE_E2E") == "1" || os.Getenv("CI") == "true" {
 			t.Fatalf("Chromium not found at %s (run `make e2e-deps`)", bin)
 		}
-		t.Skipf("END-TO-END BROWSER TEST SKIPPED: no Chromium at %s (run `make e2e-deps`)", bin)
+		msg := fmt.Sprintf("END-TO-END BROWSER TEST SKIPPED: no Chromium at %s (run `make e2e-deps`)", bin)
+		// On stderr too, once: without -v, go test prints no skip message.
+		noBrowserOnce.Do(func() { fmt.Fprintf(os.Stderr, "\n!!! %s !!!\n\n", msg) })
+		t.Skip(msg)
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(bin),

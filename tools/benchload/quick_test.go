@@ -3,6 +3,7 @@ package benchload
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -22,7 +23,10 @@ func envoyOrSkip(t *testing.T) string {
 		if os.Getenv("SSE_E2E") == "1" {
 			t.Fatalf("ENVOY_BIN=%q is not an Envoy binary (run `make envoy`)", bin)
 		}
-		t.Skipf("ENVOY_BIN=%q not usable: the quick load benchmark needs Envoy", bin)
+		msg := fmt.Sprintf("ENVOY_BIN=%q not usable: the quick load benchmark needs Envoy", bin)
+		// On stderr too: without -v, go test prints no skip message.
+		fmt.Fprintf(os.Stderr, "\n!!! SKIPPED: %s !!!\n\n", msg)
+		t.Skip("!!! SKIPPED: " + msg + " !!!")
 	}
 	return bin
 }
