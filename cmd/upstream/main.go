@@ -61,7 +61,9 @@ type mercureFlags struct {
 	subKeyFile     string
 	maxTopics      int
 	maxData        int
-	cookieOrigins  string
+	// The subscription budget (mercure.Budget).
+	maxSubBytes, maxTplBytes, maxTplExprs int
+	cookieOrigins                         string
 }
 
 // defaultDataDir is relative to the working directory, so that processes
@@ -105,6 +107,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&m.subKeyFile, "mercure-subscriber-jwt-key-file", "", "file with the subscribers' key: the HS256 secret, or for RS256 a public key in PEM or a JWKS")
 	fs.IntVar(&m.maxTopics, "mercure-max-topics", mercure.DefaultMaxTopics, "topics per update and selectors per subscription")
 	fs.IntVar(&m.maxData, "mercure-max-data", mercure.DefaultMaxData, "bytes of data per update (larger: 413)")
+	fs.IntVar(&m.maxSubBytes, "mercure-max-subscription-bytes", mercure.DefaultMaxSubscriptionBytes, "bytes of a subscription's topic selectors, all together (more: 400)")
+	fs.IntVar(&m.maxTplBytes, "mercure-max-template-bytes", mercure.DefaultMaxTemplateBytes, "bytes of a subscription's URI templates, all together (more: 400)")
+	fs.IntVar(&m.maxTplExprs, "mercure-max-template-expressions", mercure.DefaultMaxTemplateExpressions, "{...} expressions of a subscription's URI templates, all together (more: 400)")
 	fs.StringVar(&m.cookieOrigins, "mercure-cookie-origins", "", "comma-separated origins whose pages may publish with the mercureAuthorization cookie (others must send the Authorization header)")
 	if err := fs.Parse(args, getenv, stderr); err != nil {
 		return c, fs, err
@@ -203,7 +208,8 @@ func (m mercureFlags) validate(fs *cli.FlagSet, c config) error {
 	for _, n := range []struct {
 		name string
 		v    int
-	}{{"mercure-history", m.history}, {"mercure-max-topics", m.maxTopics}, {"mercure-max-data", m.maxData}} {
+	}{{"mercure-history", m.history}, {"mercure-max-topics", m.maxTopics}, {"mercure-max-data", m.maxData},
+		{"mercure-max-subscription-bytes", m.maxSubBytes}, {"mercure-max-template-bytes", m.maxTplBytes}, {"mercure-max-template-expressions", m.maxTplExprs}} {
 		if n.v < 1 {
 			return cli.Usagef("%s must be at least 1, got %d", fs.Flag(n.name), n.v)
 		}
@@ -329,7 +335,8 @@ func serve(ctx context.Context, c config, log *slog.Logger) error {
 		}),
 		PublisherKey:  keys[0],
 		SubscriberKey: keys[1],
-		Limits:        mercure.Limits{MaxTopics: c.mercure.maxTopics, MaxData: c.mercure.maxData},
+		Limits: mercure.Limits{MaxTopics: c.mercure.maxTopics, MaxData: c.mercure.maxData,
+			MaxSubscriptionBytes: c.mercure.maxSubBytes, MaxTemplateBytes: c.mercure.maxTplBytes, MaxTemplateExpressions: c.mercure.maxTplExprs},
 		CookieOrigins: c.mercure.origins(),
 		Queue:         c.queue,
 	}

@@ -1,10 +1,12 @@
 package mercure
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/yosida95/uritemplate/v3"
 )
@@ -30,7 +32,9 @@ type Selector struct {
 }
 
 // ParseSelector parses s once; matching then costs no parsing.
-func ParseSelector(s string) (Selector, error) {
+func ParseSelector(s string) (Selector, error) { return parseSelector(s, nil) }
+
+func parseSelector(s string, cache *TemplateCache) (Selector, error) {
 	if err := checkTopic(s); err != nil {
 		return Selector{}, fmt.Errorf("%w %.64q: %w", ErrInvalidSelector, s, err)
 	}
@@ -43,11 +47,82 @@ func ParseSelector(s string) (Selector, error) {
 	if n := strings.Count(s, "{"); n > MaxTemplateExpressions {
 		return Selector{}, fmt.Errorf("%w %.64q: %d template expressions, at most %d", ErrInvalidSelector, s, n, MaxTemplateExpressions)
 	}
-	re, err := compileTemplate(s)
+	re, err := cache.compile(s)
 	if err != nil {
 		return Selector{}, fmt.Errorf("%w %.64q: %w", ErrInvalidSelector, s, err)
 	}
 	return Selector{raw: s, re: re}, nil
+}
+
+// TemplateCache shares compiled templates between equal selectors: a
+// template costs about 1.3 KiB plus 1 KiB per expression once compiled, and
+// many subscribers follow the same few templates. It keeps the most
+// recently used ones, at most its size; a nil cache compiles every time.
+// It is safe for concurrent use (a compiled regexp is).
+type TemplateCache struct {
+	size int
+
+	mu    sync.Mutex
+	byRaw map[string]*list.Element
+	lru   list.List // of *cachedTemplate, most recent first
+}
+
+type cachedTemplate struct {
+	raw string
+	re  *regexp.Regexp
+}
+
+// DefaultTemplateCache is the size of a hub's template cache: at the worst
+// (every entry a template at MaxTemplateExpressions) about 18 MiB.
+const DefaultTemplateCache = 1024
+
+// NewTemplateCache keeps up to size compiled templates (DefaultTemplateCache
+// if size <= 0).
+func NewTemplateCache(size int) *TemplateCache {
+	if size <= 0 {
+		size = DefaultTemplateCache
+	}
+	return &TemplateCache{size: size, byRaw: make(map[string]*list.Element)}
+}
+
+// Len is how many compiled templates the cache holds.
+func (c *TemplateCache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Len()
+}
+
+func (c *TemplateCache) compile(s string) (*regexp.Regexp, error) {
+	if c == nil {
+		return compileTemplate(s)
+	}
+	c.mu.Lock()
+	if e, ok := c.byRaw[s]; ok {
+		c.lru.MoveToFront(e)
+		c.mu.Unlock()
+		return e.Value.(*cachedTemplate).re, nil
+	}
+	c.mu.Unlock()
+	// Compiled outside the lock: a slow template does not hold up the
+	// others. Two subscribers racing on a new one both compile it; the
+	// first stored wins.
+	re, err := compileTemplate(s)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.byRaw[s]; ok {
+		c.lru.MoveToFront(e)
+		return e.Value.(*cachedTemplate).re, nil
+	}
+	c.byRaw[s] = c.lru.PushFront(&cachedTemplate{raw: s, re: re})
+	if c.lru.Len() > c.size {
+		oldest := c.lru.Back()
+		c.lru.Remove(oldest)
+		delete(c.byRaw, oldest.Value.(*cachedTemplate).raw)
+	}
+	return re, nil
 }
 
 // compileTemplate turns a URI template into the regular expression of the
@@ -119,9 +194,72 @@ func ParseSelectors(raw []string, max int) (*Selectors, error) {
 	if max > 0 && len(raw) > max {
 		return nil, fmt.Errorf("%w: %d selectors, at most %d", ErrInvalidSelector, len(raw), max)
 	}
+	return parseSelectors(raw, nil)
+}
+
+// Budget is what one subscription may ask for. A template becomes a
+// compiled regular expression held for the subscription's life and matched
+// against every update, so its expressions are what a subscription costs;
+// the bounds keep the worst subscription allowed within a few tens of KiB
+// (BenchmarkWorstSubscription) however many selectors it names.
+type Budget struct {
+	// Selectors bounds how many topic selectors a subscription names.
+	Selectors int
+	// Bytes bounds the selectors' total length.
+	Bytes int
+	// TemplateBytes bounds the total length of its templates (each byte is
+	// compiled), Expressions their expressions ({...}) all together.
+	TemplateBytes, Expressions int
+}
+
+// BudgetError is a subscription past its Budget: Limit names the bound
+// (selectors, selector bytes or template expressions).
+type BudgetError struct {
+	Limit    string
+	Got, Max int
+}
+
+func (e *BudgetError) Error() string {
+	return fmt.Sprintf("subscription over its budget: %d %s, at most %d", e.Got, e.Limit, e.Max)
+}
+
+// Check counts what raw asks for against b, before anything is compiled.
+func (b Budget) Check(raw []string) error {
+	bytes, tplBytes, exprs := 0, 0, 0
+	for _, r := range raw {
+		bytes += len(r)
+		if n := strings.Count(r, "{"); n > 0 {
+			tplBytes += len(r)
+			exprs += n
+		}
+	}
+	switch {
+	case b.Selectors > 0 && len(raw) > b.Selectors:
+		return &BudgetError{Limit: "selectors", Got: len(raw), Max: b.Selectors}
+	case b.Bytes > 0 && bytes > b.Bytes:
+		return &BudgetError{Limit: "selector bytes", Got: bytes, Max: b.Bytes}
+	case b.TemplateBytes > 0 && tplBytes > b.TemplateBytes:
+		return &BudgetError{Limit: "template bytes", Got: tplBytes, Max: b.TemplateBytes}
+	case b.Expressions > 0 && exprs > b.Expressions:
+		return &BudgetError{Limit: "template expressions", Got: exprs, Max: b.Expressions}
+	}
+	return nil
+}
+
+// ParseSubscription parses a subscription's selectors within b, compiling
+// templates through the cache (which may be nil). Past the budget the
+// error is a *BudgetError and nothing was compiled.
+func (c *TemplateCache) ParseSubscription(raw []string, b Budget) (*Selectors, error) {
+	if err := b.Check(raw); err != nil {
+		return nil, err
+	}
+	return parseSelectors(raw, c)
+}
+
+func parseSelectors(raw []string, cache *TemplateCache) (*Selectors, error) {
 	set := &Selectors{exact: make(map[string]struct{}, len(raw)), raw: raw}
 	for _, r := range raw {
-		s, err := ParseSelector(r)
+		s, err := parseSelector(r, cache)
 		if err != nil {
 			return nil, err
 		}

@@ -64,19 +64,39 @@ func UnmarshalUpdate(b []byte) (*Update, error) {
 	return &u, nil
 }
 
-// Limits bound what one publish may carry. Zero fields take the defaults.
+// Limits bound what one publish may carry and what one subscription may
+// ask for. Zero fields take the defaults.
 type Limits struct {
 	// MaxTopics bounds the topics of an update and the selectors of a
 	// subscription.
 	MaxTopics int
 	// MaxData bounds the data field, in bytes.
 	MaxData int
+	// MaxSubscriptionBytes bounds a subscription's selectors, all
+	// together; MaxTemplateBytes and MaxTemplateExpressions its templates
+	// (see Budget).
+	MaxSubscriptionBytes, MaxTemplateBytes, MaxTemplateExpressions int
+}
+
+// Budget is what one subscription may ask for under l.
+func (l Limits) Budget() Budget {
+	l = l.WithDefaults()
+	return Budget{Selectors: l.MaxTopics, Bytes: l.MaxSubscriptionBytes, TemplateBytes: l.MaxTemplateBytes, Expressions: l.MaxTemplateExpressions}
 }
 
 // Default limits.
 const (
 	DefaultMaxTopics = 64
 	DefaultMaxData   = 256 << 10
+	// The subscription budget's defaults. A compiled template costs about
+	// 1.3 KiB, plus 50 bytes per byte of it and 1 KiB per expression, and
+	// the request's URL stays in memory for the stream's life: these keep
+	// the worst subscription allowed under 100 KiB and 1 ms on the replica
+	// (BenchmarkMercureSubscriptionOpen), and still let a page follow 8
+	// templates such as https://example.com/books/{id} beside 64 topics.
+	DefaultMaxSubscriptionBytes   = 4 << 10
+	DefaultMaxTemplateBytes       = 256
+	DefaultMaxTemplateExpressions = 8
 	// MaxIDLen bounds a publisher's id.
 	MaxIDLen = 256
 	// maxTypeLen bounds the type field.
@@ -94,6 +114,15 @@ func (l Limits) WithDefaults() Limits {
 	}
 	if l.MaxData <= 0 {
 		l.MaxData = DefaultMaxData
+	}
+	if l.MaxSubscriptionBytes <= 0 {
+		l.MaxSubscriptionBytes = DefaultMaxSubscriptionBytes
+	}
+	if l.MaxTemplateBytes <= 0 {
+		l.MaxTemplateBytes = DefaultMaxTemplateBytes
+	}
+	if l.MaxTemplateExpressions <= 0 {
+		l.MaxTemplateExpressions = DefaultMaxTemplateExpressions
 	}
 	return l
 }

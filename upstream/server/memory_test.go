@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"example.com/sse-on-envoy/upstream/hub"
+	"example.com/sse-on-envoy/upstream/mercure"
+	"example.com/sse-on-envoy/upstream/mercure/hubhttp"
 	"example.com/sse-on-envoy/upstream/seed"
 	"example.com/sse-on-envoy/upstream/stream"
 )
@@ -29,9 +32,63 @@ import (
 //
 //	go test -run '^$' -bench IdleStreamMemory -benchtime 5000x ./upstream/server
 func BenchmarkIdleStreamMemory(b *testing.B) {
-	b.Run("today", func(b *testing.B) { benchIdleStreams(b, Config{Interval: -1}, nil) })
-	b.Run("queue=8", func(b *testing.B) { benchIdleStreams(b, Config{Interval: -1, Hub: hub.Options{Queue: 8}}, nil) })
-	b.Run("hijacked", func(b *testing.B) { benchIdleStreams(b, Config{Interval: -1}, hijackedStream) })
+	b.Run("today", func(b *testing.B) { benchIdleStreams(b, Config{Interval: -1}, nil, seed.EventsPath) })
+	b.Run("queue=8", func(b *testing.B) {
+		benchIdleStreams(b, Config{Interval: -1, Hub: hub.Options{Queue: 8}}, nil, seed.EventsPath)
+	})
+	b.Run("hijacked", func(b *testing.B) { benchIdleStreams(b, Config{Interval: -1}, hijackedStream, seed.EventsPath) })
+}
+
+// BenchmarkMercureSubscriptionOpen opens b.N Mercure subscriptions on a
+// real listener (HTTP/1.1, anonymous) and reports what each keeps on the
+// replica (heap and goroutine stacks, after a GC) and how long it took to
+// open: an ordinary one (one template every subscriber shares) and the
+// worst the default budget allows (16 templates no other subscription
+// names, exact topics filling 16 KiB).
+//
+//	go test -run '^$' -bench MercureSubscriptionOpen -benchtime 200x ./upstream/server
+func BenchmarkMercureSubscriptionOpen(b *testing.B) {
+	ordinary := url.Values{"topic": {"https://example.com/books/{id}"}}
+	b.Run("ordinary", func(b *testing.B) {
+		benchIdleStreams(b, mercureBenchConfig(b), nil, func(int) string { return hubhttp.Path + "?" + ordinary.Encode() })
+	})
+	b.Run("worst", func(b *testing.B) {
+		benchIdleStreams(b, mercureBenchConfig(b), nil, func(i int) string {
+			return hubhttp.Path + "?" + url.Values{"topic": worstTopics(i)}.Encode()
+		})
+	})
+}
+
+func mercureBenchConfig(b *testing.B) Config {
+	cfg := mercureConfig(b, embeddedLog(b))
+	cfg.Mercure.Limits = mercure.Limits{}
+	return cfg
+}
+
+// worstTopics is the costliest subscription the default budget allows:
+// one-expression templates sharing the template bytes, all its own, and
+// exact topics filling the rest of the subscription's bytes.
+func worstTopics(salt int) []string {
+	var raw []string
+	each := mercure.DefaultMaxTemplateBytes / mercure.DefaultMaxTemplateExpressions
+	for i := range mercure.DefaultMaxTemplateExpressions {
+		t := fmt.Sprintf("https://x.example/%05d/%02d/", salt, i)
+		raw = append(raw, t+strings.Repeat("p", each-len(t)-len("{v}"))+"{v}")
+	}
+	total := 0
+	for _, r := range raw {
+		total += len(r)
+	}
+	for len(raw) < mercure.DefaultMaxTopics && total < mercure.DefaultMaxSubscriptionBytes {
+		t := fmt.Sprintf("https://x.example/%d/%d/", salt, len(raw))
+		t += strings.Repeat("t", max(0, min(200, mercure.DefaultMaxSubscriptionBytes-total)-len(t)))
+		if total+len(t) > mercure.DefaultMaxSubscriptionBytes {
+			break
+		}
+		raw = append(raw, t)
+		total += len(t)
+	}
+	return raw
 }
 
 // hijackedStream is the experiment: the same stream without net/http's
@@ -76,7 +133,8 @@ func hijackedStream(h *hub.Hub) http.Handler {
 	})
 }
 
-func benchIdleStreams(b *testing.B, cfg Config, handler func(*hub.Hub) http.Handler) {
+// benchIdleStreams opens b.N streams at path(i) and reports what each keeps.
+func benchIdleStreams[P string | func(int) string](b *testing.B, cfg Config, handler func(*hub.Hub) http.Handler, path P) {
 	s := New(cfg)
 	if handler != nil {
 		s.handler = handler(s.hub)
@@ -93,7 +151,24 @@ func benchIdleStreams(b *testing.B, cfg Config, handler func(*hub.Hub) http.Hand
 		<-done
 	}()
 
+	pathOf := func(i int) string {
+		switch p := any(path).(type) {
+		case string:
+			return p
+		case func(int) string:
+			return p(i)
+		}
+		return ""
+	}
+	subscribers := func() int {
+		n := s.Hub().Stats().Subscribers
+		if s.mercure != nil {
+			n += s.mercure.Stats().Subscribers
+		}
+		return n
+	}
 	before := memNow()
+	start := time.Now()
 	conns := make([]net.Conn, 0, b.N)
 	defer func() {
 		for _, c := range conns {
@@ -107,7 +182,7 @@ func benchIdleStreams(b *testing.B, cfg Config, handler func(*hub.Hub) http.Hand
 			b.Fatalf("after %d streams: %v", len(conns), err)
 		}
 		conns = append(conns, c)
-		if _, err := c.Write([]byte("GET " + seed.EventsPath + " HTTP/1.1\r\nHost: upstream\r\n\r\n")); err != nil {
+		if _, err := c.Write([]byte("GET " + pathOf(len(conns)) + " HTTP/1.1\r\nHost: upstream\r\n\r\n")); err != nil {
 			b.Fatal(err)
 		}
 		// The headers and the retry line: the handler is in its loop.
@@ -124,7 +199,8 @@ func benchIdleStreams(b *testing.B, cfg Config, handler func(*hub.Hub) http.Hand
 		}
 	}
 	b.StopTimer()
-	if got := s.Hub().Stats().Subscribers; got != b.N {
+	opening := time.Since(start)
+	if got := subscribers(); got != b.N {
 		b.Fatalf("%d subscribers, want %d", got, b.N)
 	}
 	after := memNow()
@@ -133,6 +209,8 @@ func benchIdleStreams(b *testing.B, cfg Config, handler func(*hub.Hub) http.Hand
 	b.ReportMetric(float64(after.StackInuse-before.StackInuse)/n, "stack-B/stream")
 	b.ReportMetric(float64(after.Sys-before.Sys)/n, "sys-B/stream")
 	b.ReportMetric(float64(runtime.NumGoroutine())/n, "goroutines/stream")
+	b.ReportMetric(float64((after.HeapInuse+after.StackInuse)-(before.HeapInuse+before.StackInuse))/n/1024, "kept-KiB/stream")
+	b.ReportMetric(float64(opening.Microseconds())/n/1000, "open-ms/stream")
 }
 
 func memNow() runtime.MemStats {

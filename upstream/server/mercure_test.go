@@ -43,7 +43,7 @@ func subscriberToken(t *testing.T, topics ...string) string {
 }
 
 // mercureConfig is a server on log with the hub on a keyed sibling stream.
-func mercureConfig(t *testing.T, log *eventlog.Log) Config {
+func mercureConfig(t testing.TB, log *eventlog.Log) Config {
 	t.Helper()
 	pk, err := mercure.NewHMACKey(pubSecret)
 	if err != nil {
@@ -61,13 +61,13 @@ func mercureConfig(t *testing.T, log *eventlog.Log) Config {
 			Log:           log.Sibling(eventlog.Config{Stream: "MERCURE", History: 1000, Keyed: true}),
 			PublisherKey:  pk,
 			SubscriberKey: sk,
-			Limits:        mercure.Limits{MaxTopics: 4, MaxData: 1024},
+			Limits:        mercure.Limits{MaxTopics: 4, MaxData: 1024, MaxSubscriptionBytes: 4096},
 		},
 	}
 }
 
 // embeddedLog opens an embedded NATS log closed after everything else.
-func embeddedLog(t *testing.T) *eventlog.Log {
+func embeddedLog(t testing.TB) *eventlog.Log {
 	t.Helper()
 	l, err := eventlog.Open(eventlog.Config{DataDir: t.TempDir(), History: 1000})
 	if err != nil {
@@ -539,5 +539,41 @@ func TestMercureCookiePublishing(t *testing.T) {
 		if got := do(t, req); got.status != tt.status {
 			t.Errorf("Origin %q: %+v, want %d", tt.origin, got, tt.status)
 		}
+	}
+}
+
+// A subscription past its budget gets a 400 naming the bound it passed,
+// and nothing of it is compiled; a token that does not verify is refused
+// first, whatever the selectors.
+func TestMercureSubscriptionBudget(t *testing.T) {
+	r := startMercure(t)
+	q := func(topics ...string) string { return url.Values{"topic": topics}.Encode() }
+	long := "https://example.com/" + strings.Repeat("a", 1800)
+	tests := []struct {
+		name, query string
+		header      http.Header
+		status      int
+		bodyHas     string
+	}{
+		{"selectors", q("a", "b", "c", "d", "e"), nil, 400, "5 selectors, at most 4"},
+		{"selector bytes", q(long, long, long, long+"/x"), nil, 400, "selector bytes, at most 4096"},
+		{"template bytes", q("https://example.com/" + strings.Repeat("a", 300) + "/{id}"), nil, 400, "template bytes, at most 256"},
+		{"template expressions", q("urn:{a}{b}{c}{d}", "urn:{e}{f}{g}{h}", "urn:{i}"), nil, 400, "9 template expressions, at most 8"},
+		{"a bad token before the budget", q("a", "b", "c", "d", "e"), http.Header{"Authorization": {"Bearer garbage"}}, 401, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(testContext(t), http.MethodGet, r.plain+hubhttp.Path+"?"+tt.query, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tt.header {
+				req.Header[k] = v
+			}
+			got := do(t, req)
+			if got.status != tt.status || !strings.Contains(got.body, tt.bodyHas) {
+				t.Fatalf("%d %q, want %d naming %q", got.status, got.body, tt.status, tt.bodyHas)
+			}
+		})
 	}
 }

@@ -73,10 +73,11 @@ type Options struct {
 
 // Hub serves Path: GET subscribes, POST publishes.
 type Hub struct {
-	cfg  Config
-	fan  *fanout.Fanout
-	opts Options
-	now  func() time.Time
+	cfg       Config
+	fan       *fanout.Fanout
+	templates *mercure.TemplateCache
+	opts      Options
+	now       func() time.Time
 }
 
 // New returns a Hub; its subscribers get nothing until Follow runs.
@@ -92,7 +93,7 @@ func New(cfg Config, o Options) *Hub {
 	if o.OnReplay == nil {
 		o.OnReplay = func(replay.Outcome) {}
 	}
-	return &Hub{cfg: cfg, fan: fanout.New(cfg.Queue), opts: o, now: time.Now}
+	return &Hub{cfg: cfg, fan: fanout.New(cfg.Queue), templates: mercure.NewTemplateCache(0), opts: o, now: time.Now}
 }
 
 // Follow hands every update the log stores to this process's subscribers
@@ -236,14 +237,16 @@ func (m *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 		m.refuse(w, r, http.StatusBadRequest, "missing topic: subscribe with one or more topic query parameters")
 		return
 	}
-	topics, err := mercure.ParseSelectors(raw, m.cfg.Limits.MaxTopics)
-	if err != nil {
-		m.refuse(w, r, http.StatusBadRequest, err.Error())
-		return
-	}
+	// Cheap checks first: a token that does not verify, or a subscription
+	// over its budget, is refused before any selector is compiled.
 	c, _, err := m.claims(r, m.cfg.SubscriberKey)
 	if err != nil {
 		m.refuse(w, r, http.StatusUnauthorized, err.Error())
+		return
+	}
+	topics, err := m.templates.ParseSubscription(raw, m.cfg.Limits.Budget())
+	if err != nil {
+		m.refuse(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
 	want := fanout.Want{Topics: topics}
