@@ -58,6 +58,11 @@ func TestServiceRestartsAKilledChild(t *testing.T) {
 	var logs syncBuffer
 	s := startTestService(t, &logs)
 	first := s.Process()
+	// Ready again must mean the new child's marker, written after its
+	// "started" line, not the first one's.
+	if err := os.Remove(filepath.Join(s.dir, "ready")); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Kill(); err != nil {
 		t.Fatal(err)
 	}
