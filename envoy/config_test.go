@@ -260,7 +260,7 @@ func httpFilterNames(h *hcmv3.HttpConnectionManager) []string {
 func TestGolangFilter(t *testing.T) {
 	b := load(t, "envoy.yaml")
 	for _, listener := range []string{envoyconfig.ListenerHTTP, envoyconfig.ListenerHTTPS} {
-		if names := httpFilterNames(hcms(t, b, listener)[0]); !slices.Equal(names, []string{envoyconfig.GolangFilter, envoyconfig.BufferFilter, "envoy.filters.http.router"}) {
+		if names := httpFilterNames(hcms(t, b, listener)[0]); !slices.Equal(names, []string{envoyconfig.GolangFilter, envoyconfig.RateLimitFilter, envoyconfig.BufferFilter, "envoy.filters.http.router"}) {
 			t.Errorf("%s: filters %q, want the golang filter, then the buffer (Mercure publishes) and the router", listener, names)
 		}
 	}
@@ -344,8 +344,8 @@ func TestAdapterConfigsMatchGolangConfig(t *testing.T) {
 func TestModuleFilter(t *testing.T) {
 	b := load(t, "envoy-module.yaml")
 	for _, listener := range []string{envoyconfig.ListenerHTTP, envoyconfig.ListenerHTTPS} {
-		if names := httpFilterNames(hcms(t, b, listener)[0]); !slices.Equal(names, []string{envoyconfig.ModuleFilter, envoyconfig.BufferFilter, "envoy.filters.http.router"}) {
-			t.Errorf("%s: filters %q, want the dynamic module, then the buffer (Mercure publishes) and the router", listener, names)
+		if names := httpFilterNames(hcms(t, b, listener)[0]); !slices.Equal(names, []string{envoyconfig.ModuleFilter, envoyconfig.RateLimitFilter, envoyconfig.BufferFilter, "envoy.filters.http.router"}) {
+			t.Errorf("%s: filters %q, want the dynamic module, then the rate limit (Mercure subscriptions), the buffer (Mercure publishes) and the router", listener, names)
 		}
 	}
 	filters, err := envoyconfig.ModuleFilters(b)
@@ -387,7 +387,7 @@ func TestModuleFilter(t *testing.T) {
 func TestExtProcFilters(t *testing.T) {
 	b := load(t, "envoy-extproc.yaml")
 	h := hcms(t, b, envoyconfig.ListenerHTTP)[0]
-	if names := httpFilterNames(h); !slices.Equal(names, []string{"sse_policy", "sse_observe", envoyconfig.BufferFilter, "envoy.filters.http.router"}) {
+	if names := httpFilterNames(h); !slices.Equal(names, []string{"sse_policy", "sse_observe", envoyconfig.RateLimitFilter, envoyconfig.BufferFilter, "envoy.filters.http.router"}) {
 		t.Fatalf("filters %q", names)
 	}
 	var policyFilter, observer extprocv3.ExternalProcessor

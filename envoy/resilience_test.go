@@ -94,11 +94,13 @@ func TestLocalReplyMapping(t *testing.T) {
 			b := load(t, name)
 			_, routes := routesByName(t, b)
 			for _, listener := range []string{envoyconfig.ListenerHTTP, envoyconfig.ListenerHTTPS} {
+				// The outage answer (502-504) and the Mercure subscription
+				// refused by the per-client limit (429, flag RL); Envoy applies
+				// the first mapper that matches.
 				mappers := hcms(t, b, listener)[0].GetLocalReplyConfig().GetMappers()
-				if len(mappers) != 1 {
-					t.Fatalf("%s: %d local reply mappers, want 1", listener, len(mappers))
+				if len(mappers) != 2 {
+					t.Fatalf("%s: %d local reply mappers, want 2", listener, len(mappers))
 				}
-				m := mappers[0]
 				tests := []struct {
 					route  string
 					method string
@@ -123,6 +125,8 @@ func TestLocalReplyMapping(t *testing.T) {
 					{"mercure", "POST", 504, false},
 					{"mercure", "OPTIONS", 503, false},
 					{"sse_plain", "POST", 503, false},
+					{"mercure", "GET", 429, true},   // a subscription over the per-client limit
+					{"mercure", "POST", 429, false}, // publishes are not limited, and a 429 stays one
 				}
 				// A bad or expired token, a body over the limit, not a form:
 				// final answers, never turned into "reconnect".
@@ -141,37 +145,50 @@ func TestLocalReplyMapping(t *testing.T) {
 					if !ok {
 						t.Fatalf("no route %s", tc.route)
 					}
-					if got := mapperApplies(t, m.GetFilter(), tc.status, tc.method, pathOf(r)); got != tc.want {
+					got := false
+					for _, m := range mappers {
+						got = got || mapperApplies(t, m.GetFilter(), tc.status, tc.method, pathOf(r))
+					}
+					if got != tc.want {
 						t.Errorf("%s: %s %d on %s (%s) mapped = %v, want %v", listener, tc.method, tc.status, tc.route, pathOf(r), got, tc.want)
 					}
 				}
-				if m.GetStatusCode().GetValue() != 200 {
-					t.Errorf("%s: mapped status %v, want 200 (EventSource retries only after a 200)", listener, m.GetStatusCode())
-				}
-				bf := m.GetBodyFormatOverride()
-				body := bf.GetTextFormatSource().GetInlineString()
-				if bf.GetContentType() != "text/event-stream" {
-					t.Errorf("%s: content type %q", listener, bf.GetContentType())
-				}
-				// A retry field, a comment naming the cause, and no id line
-				// (it would move the client's Last-Event-ID), no data line (an
-				// event the page would see).
-				if !regexp.MustCompile(`(?m)^retry: [0-9]+$`).MatchString(body) ||
-					!regexp.MustCompile(`(?m)^: .*%RESPONSE_FLAGS%`).MatchString(body) ||
-					regexp.MustCompile(`(?m)^(id|data)`).MatchString(body) || !strings.HasSuffix(body, "\n\n") {
-					t.Errorf("%s: body %q", listener, body)
-				}
-				found := false
-				for _, h := range m.GetHeadersToAdd() {
-					if strings.EqualFold(h.GetHeader().GetKey(), envoyconfig.LocalReplyHeader) && h.GetHeader().GetValue() == "%RESPONSE_FLAGS%" {
-						found = true
-					}
-				}
-				if !found {
-					t.Errorf("%s: the mapped reply lacks %s: %%RESPONSE_FLAGS%%", listener, envoyconfig.LocalReplyHeader)
+				for _, m := range mappers {
+					checkMappedReply(t, listener, m)
 				}
 			}
 		})
+	}
+}
+
+// checkMappedReply holds what every mapped reply must be for EventSource.
+func checkMappedReply(t *testing.T, listener string, m *hcmv3.ResponseMapper) {
+	t.Helper()
+	if m.GetStatusCode().GetValue() != 200 {
+		t.Errorf("%s: mapped status %v, want 200 (EventSource retries only after a 200)", listener, m.GetStatusCode())
+	}
+	bf := m.GetBodyFormatOverride()
+	body := bf.GetTextFormatSource().GetInlineString()
+	if bf.GetContentType() != "text/event-stream" {
+		t.Errorf("%s: content type %q", listener, bf.GetContentType())
+	}
+	// A retry field, a comment naming the cause, and no id line (it would
+	// move the client's Last-Event-ID), no data line (an event the page
+	// would see).
+	if !regexp.MustCompile(`(?m)^retry: [0-9]+$`).MatchString(body) ||
+		!regexp.MustCompile(`(?m)^: .*%RESPONSE_(FLAGS|CODE_DETAILS)%`).MatchString(body) ||
+		regexp.MustCompile(`(?m)^(id|data)`).MatchString(body) || !strings.HasSuffix(body, "\n\n") {
+		t.Errorf("%s: body %q", listener, body)
+	}
+	found := false
+	for _, h := range m.GetHeadersToAdd() {
+		if v := h.GetHeader().GetValue(); strings.EqualFold(h.GetHeader().GetKey(), envoyconfig.LocalReplyHeader) &&
+			(v == "%RESPONSE_FLAGS%" || v == "%RESPONSE_CODE_DETAILS%") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("%s: the mapped reply lacks %s naming the cause (%%RESPONSE_FLAGS%% or %%RESPONSE_CODE_DETAILS%%)", listener, envoyconfig.LocalReplyHeader)
 	}
 }
 
@@ -309,6 +326,65 @@ func TestClustersListReplicas(t *testing.T) {
 			}
 			if strings.Join(hosts[0], ",") != strings.Join(hosts[1], ",") {
 				t.Errorf("both clusters must list the same replicas: %q vs %q", hosts[0], hosts[1])
+			}
+		})
+	}
+}
+
+// minSubscriptionBurst is the reconnect storm one client address must
+// never be refused in: a browser's own EventSources, and an office of
+// browsers behind one NAT reconnecting at once.
+const minSubscriptionBurst = 200
+
+// Mercure subscriptions are limited per client address, on the Mercure
+// route only, GETs only, each address with its own bucket; the filter is
+// off everywhere else, so the SSE routes never pay for it.
+func TestMercureSubscriptionLimit(t *testing.T) {
+	for _, name := range configs {
+		t.Run(name, func(t *testing.T) {
+			b := load(t, name)
+			for _, listener := range []string{envoyconfig.ListenerHTTP, envoyconfig.ListenerHTTPS} {
+				for _, f := range hcms(t, b, listener)[0].GetHttpFilters() {
+					if f.GetName() == envoyconfig.RateLimitFilter && !f.GetDisabled() {
+						t.Errorf("%s: %s is on for every route, want disabled: true", listener, f.GetName())
+					}
+				}
+			}
+			_, routes := routesByName(t, b)
+			for name, r := range routes {
+				rl, err := envoyconfig.SubscriptionLimit(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if name != envoyconfig.MercureRoute {
+					if rl != nil {
+						t.Errorf("route %s has a rate limit", name)
+					}
+					continue
+				}
+				if rl == nil {
+					t.Fatalf("route %s has no subscription limit", name)
+				}
+				if rl.GetFilterEnabled().GetDefaultValue().GetNumerator() != 100 || rl.GetFilterEnforced().GetDefaultValue().GetNumerator() != 100 ||
+					rl.GetAlwaysConsumeDefaultTokenBucket().GetValue() || rl.GetAlwaysConsumeDefaultTokenBucket() == nil {
+					t.Errorf("the limit is not enabled and enforced on every request, or consumes the shared bucket: %v", rl)
+				}
+				acts := rl.GetRateLimits()
+				if len(acts) != 1 || len(acts[0].GetActions()) != 2 ||
+					acts[0].GetActions()[0].GetHeaderValueMatch().GetDescriptorValue() != "GET" ||
+					acts[0].GetActions()[1].GetRemoteAddress() == nil {
+					t.Fatalf("descriptors from %v, want the GET method and the client address", acts)
+				}
+				ds := rl.GetDescriptors()
+				if len(ds) != 1 || len(ds[0].GetEntries()) != 2 || ds[0].GetEntries()[1].GetKey() != "remote_address" || ds[0].GetEntries()[1].GetValue() != "" {
+					t.Fatalf("descriptors %v, want one bucket per client address", ds)
+				}
+				if tb := ds[0].GetTokenBucket(); tb.GetMaxTokens() < minSubscriptionBurst || tb.GetTokensPerFill().GetValue() == 0 {
+					t.Errorf("a client's burst %d, want at least %d and a refill", tb.GetMaxTokens(), minSubscriptionBurst)
+				}
+				if rl.GetMaxDynamicDescriptors().GetValue() < 1000 {
+					t.Errorf("max_dynamic_descriptors %d: too few client addresses remembered", rl.GetMaxDynamicDescriptors().GetValue())
+				}
 			}
 		})
 	}

@@ -32,6 +32,7 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/buffer/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -49,7 +50,10 @@ const (
 	// BufferFilter holds Mercure publish bodies (and refuses them with 413
 	// past its limit); off by default, on where a route says so.
 	BufferFilter = "envoy.filters.http.buffer"
-	HCMFilter    = "envoy.filters.network.http_connection_manager"
+	// RateLimitFilter limits Mercure subscriptions per client address (the
+	// mercure route's per-route config turns it on).
+	RateLimitFilter = "envoy.filters.http.local_ratelimit"
+	HCMFilter       = "envoy.filters.network.http_connection_manager"
 	// LocalReplyHeader marks Envoy's own answer on an SSE route that it could
 	// not open upstream (mapped to a 200 that makes EventSource retry); its
 	// value is the response flags, such as UF or UH.

@@ -22,9 +22,9 @@ func TestVariantRewrites(t *testing.T) {
 		wantFilters []string
 		wantCORS    bool
 	}{
-		{"router only", RemoveExtProc, []string{BufferFilter, "envoy.filters.http.router"}, false},
-		{"ext_proc policy only", func(b *bootstrapv3.Bootstrap) error { return RemoveHTTPFilter(b, "sse_observe") }, []string{"sse_policy", BufferFilter, "envoy.filters.http.router"}, false},
-		{"native CORS", func(b *bootstrapv3.Bootstrap) error { return UseNativeCORS(b, native) }, []string{CORSFilter, BufferFilter, "envoy.filters.http.router"}, true},
+		{"router only", RemoveExtProc, []string{RateLimitFilter, BufferFilter, "envoy.filters.http.router"}, false},
+		{"ext_proc policy only", func(b *bootstrapv3.Bootstrap) error { return RemoveHTTPFilter(b, "sse_observe") }, []string{"sse_policy", RateLimitFilter, BufferFilter, "envoy.filters.http.router"}, false},
+		{"native CORS", func(b *bootstrapv3.Bootstrap) error { return UseNativeCORS(b, native) }, []string{CORSFilter, RateLimitFilter, BufferFilter, "envoy.filters.http.router"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
