@@ -146,7 +146,7 @@ test: lint envoy e2e-deps ## Everything: unit, race, fuzz (briefly), end-to-end 
 	SSE_E2E=1 $(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v -e '/e2e$$' -e '/tools/benchload$$')
 	@# One at a time: the storm, outage and load tests measure timing on a shared 2-core machine.
 	SSE_E2E=1 $(GO) test -count=1 -p 1 -timeout 20m ./e2e ./tools/benchload
-	$(GO) test -race -count=1 -timeout 10m ./internal/... ./upstream/... ./cmd/upstream
+	$(GO) test -race -count=1 -timeout 10m ./internal/... ./tools/... ./upstream/... ./cmd/upstream
 	@# The module's C body hook and scanner under AddressSanitizer.
 	$(GO) test -asan -count=1 -timeout 5m ./module/abi
 	$(GO) test -run '^$$' -fuzz FuzzScanner -fuzztime $(FUZZTIME) ./internal/sse
