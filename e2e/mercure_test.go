@@ -143,7 +143,7 @@ func publish(t *testing.T, client *http.Client, base, token string, form url.Val
 	return resp, string(body)
 }
 
-// curlPublish publishes with the real curl, as the README does, and returns
+// curlPublish publishes with the real curl, as docs/mercure.md does, and returns
 // the status line and the update's id.
 func curlPublish(t *testing.T, s *localstack.Stack, base, token string, fields ...string) (string, string) {
 	t.Helper()

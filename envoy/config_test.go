@@ -409,7 +409,7 @@ func TestExtProcFilters(t *testing.T) {
 		t.Errorf("sse_observe metadata %v", md)
 	}
 	if !policyFilter.GetFailureModeAllow() || !observer.GetFailureModeAllow() {
-		t.Error("both ext_proc filters fail open (README: failure mode)")
+		t.Error("both ext_proc filters fail open (docs/adapters.md: failure mode)")
 	}
 	c, err := envoyconfig.Cluster(b, envoyconfig.ClusterExtProc)
 	if err != nil {

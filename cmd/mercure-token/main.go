@@ -1,7 +1,7 @@
 // Command mercure-token prints a JWT for the upstream's Mercure hub,
 // granting the topic selectors given to -publish and -subscribe, signed
 // with the development key (or any HS256 secret or RS256 private key), so
-// that `make run-local`, Compose and the README's curl lines have a
+// that `make run-local`, Compose and docs/mercure.md's curl lines have a
 // publisher and a subscriber token without a third-party tool:
 //
 //	mercure-token -key "$UPSTREAM_MERCURE_PUBLISHER_JWT_KEY" -publish '*'

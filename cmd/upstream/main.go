@@ -1,10 +1,10 @@
 // Command upstream streams dad jokes as server-sent events from one event
 // hub on two listeners: plain HTTP/1.1 (-addr) and TLS with HTTP/2 through
-// ALPN (-tls-addr). See README.md for the flags and the x-sse-replay header.
+// ALPN (-tls-addr). See upstream/README.md for the flags and the x-sse-replay header.
 //
 // main only turns flags and the environment into a server.Config, opens
 // the listeners and turns SIGINT/SIGTERM into a graceful shutdown; the
-// behaviour lives in the server and hub packages.
+// behaviour lives in the server, seed, stream and hub packages.
 package main
 
 import (

@@ -95,10 +95,10 @@ func FuzzCScannerMatchesGo(f *testing.F) {
 	})
 }
 
-// The README's "180 bytes until it needs more": a stream's C state stays
+// docs/adapters.md's "180 bytes until it needs more": a stream's C state stays
 // small whatever the id and line limits are.
 func TestStreamStateStaysSmall(t *testing.T) {
 	if abi.StreamStateBytes > 192 {
-		t.Errorf("sizeof(sse_stream) = %d bytes, want at most 192 (README: about 180)", abi.StreamStateBytes)
+		t.Errorf("sizeof(sse_stream) = %d bytes, want at most 192 (docs/adapters.md: about 180)", abi.StreamStateBytes)
 	}
 }

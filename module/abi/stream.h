@@ -2,7 +2,7 @@
 // hook (stream.c) reads and updates it in C; the Go hooks find their filter
 // through go_handle. Body chunks of an SSE stream are the only events that
 // come dozens of times a second, and entering the Go runtime for each costs
-// Envoy more than the router does for the chunk (README, "What the profile
+// Envoy more than the router does for the chunk (docs/adapters.md, "What the profile
 // showed"): so Go sees a stream at its start and end, C sees every chunk.
 #ifndef SSE_STREAM_H
 #define SSE_STREAM_H

@@ -11,7 +11,7 @@ import (
 )
 
 // goHeapPerStreamLimit bounds what an open SSE stream keeps on the Go heap
-// inside Envoy (the README's memory breakdown says about 400 bytes): every
+// inside Envoy (docs/performance.md's memory breakdown says about 400 bytes): every
 // byte is multiplied by the streams Envoy holds, and the module's memory per
 // stream is what bench-load compares with the router's.
 const goHeapPerStreamLimit = 512

@@ -11,7 +11,7 @@ import (
 	"example.com/sse-on-envoy/upstream/server"
 )
 
-// The load client (internal/tooling/loadtest) against the real upstream, stamping:
+// The load client (tools/loadtest) against the real upstream, stamping:
 // every event arrives once, in order, with a plausible latency.
 
 const loadTestTimeout = 15 * time.Second

@@ -9,7 +9,7 @@ import (
 	"example.com/sse-on-envoy/upstream/mercure/hubhttp"
 )
 
-// The Mercure load client (internal/tooling/mercureload, make bench-load's
+// The Mercure load client (tools/mercureload, make bench-load's
 // SCENARIO=mercure) against the real hub: its accounting adds up. Every
 // acknowledged publish reaches each subscriber of its topic once, stamped.
 func TestMercureLoadClientAgainstTheHub(t *testing.T) {

@@ -41,7 +41,7 @@ var UpstreamHeaders = []string{
 	"access-control-allow-origin", "*", "access-control-allow-credentials", "true",
 }
 
-// CORSCases follow the README's "CORS, point by point".
+// CORSCases follow docs/configuration.md's "CORS, point by point".
 var CORSCases = []CORSCase{
 	{
 		Name:    "curl without Origin gets the write-up's headers",
