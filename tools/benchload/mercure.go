@@ -18,6 +18,7 @@ import (
 	"example.com/sse-on-envoy/tools/loadtest"
 	"example.com/sse-on-envoy/tools/localstack"
 	"example.com/sse-on-envoy/tools/mercureload"
+	"example.com/sse-on-envoy/upstream/mercure"
 )
 
 // The Mercure comparison (SCENARIO=mercure): the upstream's Mercure hub
@@ -37,6 +38,10 @@ type MercureScenario struct {
 	// OpenRate is subscribers opened per second.
 	OpenRate float64       `json:"open_rate"`
 	Duration time.Duration `json:"duration"`
+	// Costly subscriptions, the costliest the hub's budget allows
+	// (mercure.Limits.Costliest, matching none of the load's topics), are
+	// opened beside the subscribers before the window.
+	Costly int `json:"costly,omitempty"`
 	// UpstreamTLS routes our hub over Envoy's TLS leg (HTTP/2 to the
 	// upstream) instead of the plain one; the reference hub serves plain
 	// HTTP only and stays on the plain leg.
@@ -68,10 +73,30 @@ var Soak = MercureScenario{Name: "soak", Subscribers: 2000, Topics: 2000, Rate: 
 	Duration: 3 * time.Minute, UpstreamTLS: true,
 	Doc: "2,000 subscribers on 2,000 quiet topics (one publish every 5 s across them) held 3 minutes; ours over the TLS leg"}
 
-// MercureScenarioByName finds a Mercure scenario, the soak included.
+// CostAll selects CostScenarios (SCENARIO=cost, not part of
+// SCENARIO=mercure).
+const CostAll = "cost"
+
+// CostScenarios are the same ordinary load without and with thousands of
+// the costliest subscriptions the budget allows: the ordinary subscribers'
+// latency must not move.
+var CostScenarios = []MercureScenario{
+	{Name: "cost-baseline", Subscribers: 1000, Topics: 100, Rate: 100, OpenRate: 500, Duration: 10 * time.Second,
+		Doc: "1,000 subscribers over 100 topics, 100 publishes/s"},
+	{Name: "cost", Subscribers: 1000, Topics: 100, Rate: 100, OpenRate: 500, Duration: 10 * time.Second, Costly: 3000,
+		Doc: "the same beside 3,000 of the costliest subscriptions the budget allows"},
+}
+
+// MercureScenarioByName finds a Mercure scenario, the soak and the cost
+// ones included.
 func MercureScenarioByName(name string) (MercureScenario, bool) {
 	if name == Soak.Name {
 		return Soak, true
+	}
+	for _, s := range CostScenarios {
+		if s.Name == name {
+			return s, true
+		}
 	}
 	for _, s := range MercureScenarios {
 		if s.Name == name {
@@ -120,6 +145,9 @@ type MercureCase struct {
 	Failed      map[string]int `json:"failed,omitempty"`
 	EnvoyFlags  map[string]int `json:"envoy_flags,omitempty"`
 	Ended       map[string]int `json:"ended_early,omitempty"`
+	// CostlyOpened costly subscriptions were open during the window.
+	CostlyOpened int            `json:"costly_opened,omitempty"`
+	CostlyFailed map[string]int `json:"costly_failed,omitempty"`
 	// ReconnectsPerHour is the streams that ended before the window closed
 	// (each one a browser's reconnect), per subscriber per hour held.
 	ReconnectsPerHour float64 `json:"reconnects_per_subscriber_hour"`
@@ -277,6 +305,7 @@ func (e *Env) runMercureCase(ctx context.Context, v MercureVariant, sc MercureSc
 		HubURL:      stack.HTTPURL + mercureload.HubPath,
 		Subscribers: sc.Subscribers, Topics: sc.Topics, OpenRate: sc.OpenRate,
 		Rate: sc.Rate, Publishers: sc.Publishers, Token: token, Payload: 100,
+		Costly: sc.Costly, CostlySelectors: mercure.Limits{}.Costliest,
 	})
 	if err != nil {
 		return err
@@ -295,6 +324,15 @@ func (e *Env) runMercureCase(ctx context.Context, v MercureVariant, sc MercureSc
 	load.WaitAnswered(waitCtx)
 	cancelWait()
 	c.OpenSec = time.Since(openStart).Seconds()
+	if sc.Costly > 0 {
+		if err := load.OpenCostly(); err != nil {
+			return err
+		}
+		costlyTimeout := 60*time.Second + time.Duration(float64(sc.Costly)/max(sc.OpenRate, 1)*float64(time.Second))
+		waitCtx, cancelWait := context.WithTimeout(ctx, costlyTimeout)
+		load.WaitCostly(waitCtx)
+		cancelWait()
+	}
 
 	time.Sleep(warmup)
 	before, err := sampler.sample()
@@ -319,6 +357,16 @@ func (e *Env) runMercureCase(ctx context.Context, v MercureVariant, sc MercureSc
 	c.LatencyMS, c.AckMS = pct(res.Latencies), pct(res.AckLatencies)
 	c.MachineBusy = loadtest.BusyFraction(m0, m1)
 
+	cs := load.CloseCostly()
+	c.CostlyOpened = cs.Opened()
+	for k, n := range cs.Statuses {
+		if k != "200" {
+			if c.CostlyFailed == nil {
+				c.CostlyFailed = map[string]int{}
+			}
+			c.CostlyFailed[k] += n
+		}
+	}
 	s := load.Close()
 	closed = true
 	c.HeldSec = time.Since(openStart).Seconds()
@@ -504,12 +552,54 @@ func (r *Report) writeMercure(w io.Writer) {
 		if len(held) > 0 {
 			fmt.Fprintf(w, "Streams that ended before the window closed (a browser would reconnect): %s.\n", strings.Join(held, ", "))
 		}
+		if sc.Costly > 0 {
+			fmt.Fprintln(w, r.costlyLine(sc, cases))
+		}
 		if behind := r.mercureBehind(sc, cases); behind != "" {
 			fmt.Fprintf(w, "Ours is behind mercure's hub on: %s.\n", behind)
 		} else if len(cases) > 1 {
 			fmt.Fprintln(w, "Ours is ahead of or level with mercure's hub on every figure.")
 		}
 	}
+}
+
+// costlyLine compares each hub's ordinary subscribers' latency beside the
+// costly subscriptions with the same hub's in the scenario without them.
+func (r *Report) costlyLine(sc MercureScenario, cases []MercureCase) string {
+	var parts []string
+	for _, c := range cases {
+		if c.Error != "" {
+			continue
+		}
+		part := fmt.Sprintf("%s: %d of %d costly subscriptions open (%s)", c.Variant, c.CostlyOpened, sc.Costly, orNone(counts(c.CostlyFailed)))
+		for _, b := range r.MercureCases {
+			if b.Variant == c.Variant && b.Error == "" && b.Scenario != c.Scenario && costlyBaseline(r.MercureScenarios, b.Scenario, sc) {
+				part += fmt.Sprintf(", ordinary p50 / p99 %s / %s ms against %s / %s ms without them (%s / %s)",
+					num(c.LatencyMS.P50), num(c.LatencyMS.P99), num(b.LatencyMS.P50), num(b.LatencyMS.P99),
+					ratio(c.LatencyMS.P50, b.LatencyMS.P50), ratio(c.LatencyMS.P99, b.LatencyMS.P99))
+			}
+		}
+		parts = append(parts, part)
+	}
+	return "Beside the costly subscriptions: " + strings.Join(parts, "; ") + "."
+}
+
+// costlyBaseline reports whether scenario name is sc's shape without the
+// costly subscriptions.
+func costlyBaseline(scs []MercureScenario, name string, sc MercureScenario) bool {
+	for _, b := range scs {
+		if b.Name == name {
+			return b.Costly == 0 && b.Subscribers == sc.Subscribers && b.Topics == sc.Topics && b.Rate == sc.Rate
+		}
+	}
+	return false
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none failed"
+	}
+	return "failed: " + s
 }
 
 // mercureBehind lists the figures where "ours" is worse than the baseline.

@@ -29,6 +29,7 @@ type Knobs struct {
 	Legs                []Leg
 	Streams, Slow       int
 	Topics              int // Mercure scenarios: topics the subscribers spread over
+	Costly              int // the cost scenario: costly subscriptions beside the ordinary ones
 	EventRate, OpenRate float64
 	OpenRateSet         bool // OpenRate 0 given explicitly: as fast as possible
 	Duration            time.Duration
@@ -39,7 +40,7 @@ type Knobs struct {
 // ParseKnobs reads the knobs from getenv: SCENARIO, VARIANTS, LEGS (comma
 // lists), STREAMS, SLOW, RATE (events/s), OPEN_RATE (streams/s, 0: as fast
 // as possible), DURATION, ROUNDS, QUICK=1; TOPICS for the Mercure scenarios, where
-// STREAMS is subscribers and RATE publishes/s.
+// STREAMS is subscribers and RATE publishes/s; COSTLY for the cost scenario.
 func ParseKnobs(getenv func(string) string) (Knobs, error) {
 	var k Knobs
 	list := func(s string) []string {
@@ -83,6 +84,7 @@ func ParseKnobs(getenv func(string) string) (Knobs, error) {
 	atoi("STREAMS", &k.Streams)
 	atoi("SLOW", &k.Slow)
 	atoi("TOPICS", &k.Topics)
+	atoi("COSTLY", &k.Costly)
 	atoi("ROUNDS", &k.Rounds)
 	atof("RATE", &k.EventRate)
 	k.OpenRateSet = atof("OPEN_RATE", &k.OpenRate)
@@ -118,8 +120,12 @@ func (k Knobs) Plan() (Plan, error) {
 		}
 	}
 	for _, n := range names {
-		if n == MercureAll {
-			for _, m := range MercureScenarios {
+		if n == MercureAll || n == CostAll {
+			all := MercureScenarios
+			if n == CostAll {
+				all = CostScenarios
+			}
+			for _, m := range all {
 				p.MercureScenarios = append(p.MercureScenarios, k.mercure(m))
 			}
 			continue
@@ -130,7 +136,7 @@ func (k Knobs) Plan() (Plan, error) {
 		}
 		s, ok := ScenarioByName(n)
 		if !ok {
-			return p, fmt.Errorf("no scenario %q (steady, tokens, scale, storm, slow, quick; mercure or mercure-fanout, mercure-topics, mercure-publish; soak)", n)
+			return p, fmt.Errorf("no scenario %q (steady, tokens, scale, storm, slow, quick; mercure or mercure-fanout, mercure-topics, mercure-publish; soak; cost or cost-baseline, cost)", n)
 		}
 		if k.Streams > 0 {
 			s.Streams = k.Streams
@@ -213,6 +219,9 @@ func (k Knobs) mercure(s MercureScenario) MercureScenario {
 	}
 	if k.Topics > 0 {
 		s.Topics = k.Topics
+	}
+	if k.Costly > 0 && s.Costly > 0 {
+		s.Costly = k.Costly
 	}
 	if s.Topics > s.Subscribers {
 		s.Topics = s.Subscribers

@@ -161,3 +161,22 @@ func TestCasesUnderOtherLoadAreMarked(t *testing.T) {
 		t.Errorf("router marked:\n%s", out)
 	}
 }
+
+func TestCostlyLineComparesWithTheBaseline(t *testing.T) {
+	mk := func(scenario string, p50, p99 float64, costly int) MercureCase {
+		return MercureCase{Scenario: scenario, Variant: "ours", Subscribers: 10, Topics: 2, Opened: 10, CostlyOpened: costly,
+			LatencyMS: Pct{P50: p50, P90: p99, P99: p99, Max: p99}}
+	}
+	base, cost := CostScenarios[0], CostScenarios[1]
+	cost.Costly = 30
+	r := &Report{
+		MercureScenarios: []MercureScenario{base, cost},
+		MercureCases:     []MercureCase{mk(base.Name, 2, 4, 0), mk(cost.Name, 2.2, 5, 30)},
+	}
+	var b bytes.Buffer
+	r.WriteMarkdown(&b)
+	want := "Beside the costly subscriptions: ours: 30 of 30 costly subscriptions open (none failed), ordinary p50 / p99 2.20 / 5.00 ms against 2.00 / 4.00 ms without them (1.10x / 1.25x)."
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("report lacks %q:\n%s", want, b.String())
+	}
+}

@@ -53,6 +53,11 @@ type Config struct {
 	TopicPrefix string
 	// Payload pads each update's data to about this many bytes.
 	Payload int
+	// Costly subscriptions are opened beside the subscribers (after them),
+	// each asking for CostlySelectors(i), which match none of the load's
+	// topics: what they cost the hub shows in the subscribers' latency.
+	Costly          int
+	CostlySelectors func(i int) []string
 }
 
 func (c *Config) defaults() error {
@@ -79,9 +84,10 @@ func (c Config) Topic(i int) string { return c.TopicPrefix + strconv.Itoa(i) }
 
 // Load is the subscribers, open or opening, and the publisher's client.
 type Load struct {
-	cfg  Config
-	subs *loadtest.Load
-	pub  *http.Client
+	cfg    Config
+	subs   *loadtest.Load
+	costly *loadtest.Load // nil without Config.Costly
+	pub    *http.Client
 }
 
 // stampPrefix starts every update's data: "sent=<unix ns> seq=<n> pad".
@@ -134,6 +140,52 @@ func Start(cfg Config) (*Load, error) {
 	return &Load{cfg: cfg, subs: subs, pub: &http.Client{Transport: tr, Timeout: 10 * time.Second}}, nil
 }
 
+// OpenCostly opens Config.Costly costly subscriptions; call it once the
+// subscribers are answered, and wait for them with Costly().WaitAnswered.
+func (l *Load) OpenCostly() error {
+	if l.cfg.Costly <= 0 || l.cfg.CostlySelectors == nil {
+		return nil
+	}
+	base, err := url.Parse(l.cfg.HubURL)
+	if err != nil {
+		return fmt.Errorf("mercureload: hub URL: %w", err)
+	}
+	costly, err := loadtest.Start(loadtest.Config{
+		URL:      l.cfg.HubURL,
+		Streams:  l.cfg.Costly,
+		OpenRate: l.cfg.OpenRate,
+		StreamURL: func(i int) string {
+			u := *base
+			u.RawQuery = url.Values{"topic": l.cfg.CostlySelectors(i)}.Encode()
+			return u.String()
+		},
+	})
+	if err != nil {
+		return err
+	}
+	l.costly = costly
+	return nil
+}
+
+// WaitCostly waits until every costly subscription has its status, or ctx
+// ends.
+func (l *Load) WaitCostly(ctx context.Context) {
+	if l.costly != nil {
+		l.costly.WaitAnswered(ctx)
+	}
+}
+
+// CloseCostly ends the costly subscriptions and returns their fate (zero
+// without any).
+func (l *Load) CloseCostly() loadtest.Summary {
+	if l.costly == nil {
+		return loadtest.Summary{}
+	}
+	s := l.costly.Close()
+	l.costly = nil
+	return s
+}
+
 // Subscribers are the subscriber streams (statuses, gaps, ends).
 func (l *Load) Subscribers() *loadtest.Load { return l.subs }
 
@@ -143,6 +195,7 @@ func (l *Load) WaitAnswered(ctx context.Context) int { return l.subs.WaitAnswere
 // Close ends the subscribers and returns their fate.
 func (l *Load) Close() loadtest.Summary {
 	l.pub.CloseIdleConnections()
+	l.CloseCostly()
 	return l.subs.Close()
 }
 

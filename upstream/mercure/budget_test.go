@@ -72,32 +72,8 @@ func TestTemplateCacheSharesAndForgets(t *testing.T) {
 }
 
 // worstSubscription is the costliest subscription the default budget
-// allows, as far as we know: as many one-expression templates as it has
-// expressions, sharing its template bytes, all different (nothing shared),
-// and exact topics filling the rest of its bytes. salt makes each call's selectors
-// differ from every other's.
-func worstSubscription(salt int) []string {
-	var raw []string
-	each := DefaultMaxTemplateBytes / DefaultMaxTemplateExpressions
-	for i := range DefaultMaxTemplateExpressions {
-		t := fmt.Sprintf("https://x.example/%04d/%02d/", salt%10000, i)
-		raw = append(raw, t+strings.Repeat("p", each-len(t)-len("{v}"))+"{v}")
-	}
-	total := 0
-	for _, r := range raw {
-		total += len(r)
-	}
-	for len(raw) < DefaultMaxTopics && total < DefaultMaxSubscriptionBytes {
-		t := fmt.Sprintf("https://x.example/%d/%d/", salt, len(raw))
-		t += strings.Repeat("t", max(0, min(200, DefaultMaxSubscriptionBytes-total)-len(t)))
-		if total+len(t) > DefaultMaxSubscriptionBytes {
-			break
-		}
-		raw = append(raw, t)
-		total += len(t)
-	}
-	return raw
-}
+// allows (Limits.Costliest).
+func worstSubscription(salt int) []string { return Limits{}.Costliest(salt) }
 
 // BenchmarkWorstSubscription opens the worst subscription the default
 // budget allows (worstSubscription), each one new to the template cache,
@@ -142,13 +118,34 @@ func BenchmarkWorstSubscription(b *testing.B) {
 	}
 }
 
+// The costliest subscription is within the budget, and at its edge: one
+// more template byte or expression would be refused.
+func TestCostliestIsAtTheBudget(t *testing.T) {
+	l := Limits{}.WithDefaults()
+	raw := l.Costliest(999999)
+	if err := l.Budget().Check(raw); err != nil {
+		t.Fatalf("over its own budget: %v", err)
+	}
+	bytes, tpl, exprs := 0, 0, 0
+	for _, r := range raw {
+		bytes += len(r)
+		if n := strings.Count(r, "{"); n > 0 {
+			tpl += len(r)
+			exprs += n
+		}
+	}
+	if exprs != l.MaxTemplateExpressions || tpl < l.MaxTemplateBytes-l.MaxTemplateExpressions || bytes < l.MaxSubscriptionBytes-200 {
+		t.Errorf("%d expressions, %d template bytes, %d bytes: not the most the budget allows (%+v)", exprs, tpl, bytes, l)
+	}
+}
+
 // Matching an update against a subscription's selectors allocates nothing.
 func TestMatchDoesNotAllocate(t *testing.T) {
 	s, err := NewTemplateCache(0).ParseSubscription(worstSubscription(1), Limits{}.Budget())
 	if err != nil {
 		t.Fatal(err)
 	}
-	topics := []string{"https://example.com/none", "https://x.example/0001/07/ppp" + "abc"}
+	topics := []string{"https://example.com/none", "https://x.example/1/7/pppppppppabc"}
 	if !s.MatchAny(topics) {
 		t.Fatal("the worst subscription does not match its own template")
 	}

@@ -78,6 +78,36 @@ type Limits struct {
 	MaxSubscriptionBytes, MaxTemplateBytes, MaxTemplateExpressions int
 }
 
+// Costliest is the costliest subscription l's budget allows, as far as we
+// know, for benchmarks and load tests: one-expression templates sharing the
+// template bytes, then exact topics filling the selector bytes, none of them
+// matching https://example.com/... topics. salt makes each call's selectors
+// differ from every other's, so no compiled template is shared.
+func (l Limits) Costliest(salt int) []string {
+	b := l.Budget()
+	var raw []string
+	total := 0
+	if b.Expressions > 0 {
+		each := b.TemplateBytes / b.Expressions
+		for i := range b.Expressions {
+			t := fmt.Sprintf("https://x.example/%d/%d/", salt%1000000, i)
+			t += strings.Repeat("p", max(0, each-len(t)-len("{v}"))) + "{v}"
+			raw = append(raw, t)
+			total += len(t)
+		}
+	}
+	for len(raw) < b.Selectors && total < b.Bytes {
+		t := fmt.Sprintf("https://x.example/%d/%d/", salt, len(raw))
+		t += strings.Repeat("t", max(0, min(200, b.Bytes-total)-len(t)))
+		if total+len(t) > b.Bytes {
+			break
+		}
+		raw = append(raw, t)
+		total += len(t)
+	}
+	return raw
+}
+
 // Budget is what one subscription may ask for under l.
 func (l Limits) Budget() Budget {
 	l = l.WithDefaults()

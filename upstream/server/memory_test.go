@@ -54,7 +54,7 @@ func BenchmarkMercureSubscriptionOpen(b *testing.B) {
 	})
 	b.Run("worst", func(b *testing.B) {
 		benchIdleStreams(b, mercureBenchConfig(b), nil, func(i int) string {
-			return hubhttp.Path + "?" + url.Values{"topic": worstTopics(i)}.Encode()
+			return hubhttp.Path + "?" + url.Values{"topic": mercure.Limits{}.Costliest(i)}.Encode()
 		})
 	})
 }
@@ -63,32 +63,6 @@ func mercureBenchConfig(b *testing.B) Config {
 	cfg := mercureConfig(b, embeddedLog(b))
 	cfg.Mercure.Limits = mercure.Limits{}
 	return cfg
-}
-
-// worstTopics is the costliest subscription the default budget allows:
-// one-expression templates sharing the template bytes, all its own, and
-// exact topics filling the rest of the subscription's bytes.
-func worstTopics(salt int) []string {
-	var raw []string
-	each := mercure.DefaultMaxTemplateBytes / mercure.DefaultMaxTemplateExpressions
-	for i := range mercure.DefaultMaxTemplateExpressions {
-		t := fmt.Sprintf("https://x.example/%05d/%02d/", salt, i)
-		raw = append(raw, t+strings.Repeat("p", each-len(t)-len("{v}"))+"{v}")
-	}
-	total := 0
-	for _, r := range raw {
-		total += len(r)
-	}
-	for len(raw) < mercure.DefaultMaxTopics && total < mercure.DefaultMaxSubscriptionBytes {
-		t := fmt.Sprintf("https://x.example/%d/%d/", salt, len(raw))
-		t += strings.Repeat("t", max(0, min(200, mercure.DefaultMaxSubscriptionBytes-total)-len(t)))
-		if total+len(t) > mercure.DefaultMaxSubscriptionBytes {
-			break
-		}
-		raw = append(raw, t)
-		total += len(t)
-	}
-	return raw
 }
 
 // hijackedStream is the experiment: the same stream without net/http's
