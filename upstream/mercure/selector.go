@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -286,6 +287,35 @@ func (s *Selectors) Strings() []string {
 // ExactOnly reports whether every selector is an exact topic, so that an
 // index of exact topics finds every update s matches.
 func (s *Selectors) ExactOnly() bool { return s != nil && !s.all && len(s.patterns) == 0 }
+
+// All reports whether s has "*": it matches every topic.
+func (s *Selectors) All() bool { return s != nil && s.all }
+
+// Len is how many selectors s has.
+func (s *Selectors) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.raw)
+}
+
+// TemplatePrefixes are the literal beginnings of s's templates (the text
+// before the first expression), each once: a topic a template matches
+// starts with its prefix, so an index by prefix finds the templates worth
+// matching against a topic.
+func (s *Selectors) TemplatePrefixes() []string {
+	if s == nil {
+		return nil
+	}
+	var out []string
+	for _, p := range s.patterns {
+		pre, _, _ := strings.Cut(p.raw, "{")
+		if !slices.Contains(out, pre) {
+			out = append(out, pre)
+		}
+	}
+	return out
+}
 
 // ExactTopics are the exact topics of s.
 func (s *Selectors) ExactTopics() []string {

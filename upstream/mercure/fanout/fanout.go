@@ -68,78 +68,131 @@ type Fanout = stream.Broadcaster[*Item, Want]
 // New returns a Fanout whose subscribers queue up to queue items
 // (DefaultQueue if queue <= 0).
 func New(queue int) *Fanout {
-	return stream.NewBroadcaster(queue, &byTopic{exact: map[string]map[*Subscription]struct{}{}, scan: map[*Subscription]struct{}{}})
+	return stream.NewBroadcaster(queue, &byTopic{
+		exact:    map[string]map[*Subscription]struct{}{},
+		prefixed: map[string]map[*Subscription]struct{}{},
+		lengths:  map[int]int{},
+		all:      map[*Subscription]struct{}{},
+		sent:     map[*Subscription]struct{}{},
+	})
 }
 
-// byTopic is the Router: an index by exact topic, and the rest scanned.
+// byTopic is the Router. Subscribers are found through an index, never by
+// scanning them all: by exact topic, and by the literal prefix of each
+// template (the text before its first expression; a topic a template
+// matches starts with it), so an update is matched only against the
+// templates that could match it. Subscribers of "*" get every update they
+// may see.
 type byTopic struct {
 	exact map[string]map[*Subscription]struct{}
-	scan  map[*Subscription]struct{}
-	// sent is Route's scratch set, reused across updates.
+	// prefixed: template prefix -> subscribers; lengths: how many prefixes
+	// of each length are indexed (an update's topic is looked up at each).
+	prefixed map[string]map[*Subscription]struct{}
+	lengths  map[int]int
+	all      map[*Subscription]struct{}
+	// sent is Route's scratch set, reused across updates, for subscribers
+	// reachable through more than one key.
 	sent map[*Subscription]struct{}
 }
 
 func (r *byTopic) Add(s *Subscription) {
 	w := s.Filter()
-	if !w.Topics.ExactOnly() {
-		r.scan[s] = struct{}{}
+	if w.Topics.All() {
+		r.all[s] = struct{}{}
 		return
 	}
 	for _, t := range w.Topics.ExactTopics() {
-		m := r.exact[t]
-		if m == nil {
-			m = map[*Subscription]struct{}{}
-			r.exact[t] = m
+		add(r.exact, t, s)
+	}
+	for _, p := range w.Topics.TemplatePrefixes() {
+		if add(r.prefixed, p, s) {
+			r.lengths[len(p)]++
 		}
-		m[s] = struct{}{}
 	}
 }
 
+// add puts s under key and reports whether the key is new.
+func add(index map[string]map[*Subscription]struct{}, key string, s *Subscription) bool {
+	m, ok := index[key]
+	if !ok {
+		m = map[*Subscription]struct{}{}
+		index[key] = m
+	}
+	m[s] = struct{}{}
+	return !ok
+}
+
 func (r *byTopic) Remove(s *Subscription) bool {
-	if _, ok := r.scan[s]; ok {
-		delete(r.scan, s)
+	if _, ok := r.all[s]; ok {
+		delete(r.all, s)
 		return true
 	}
+	w := s.Filter()
 	registered := false
-	for _, t := range s.Filter().Topics.ExactTopics() {
-		if m, ok := r.exact[t]; ok {
-			if _, in := m[s]; in {
-				registered = true
-				delete(m, s)
-				if len(m) == 0 {
-					delete(r.exact, t)
-				}
+	for _, t := range w.Topics.ExactTopics() {
+		found, _ := remove(r.exact, t, s)
+		registered = registered || found
+	}
+	for _, p := range w.Topics.TemplatePrefixes() {
+		found, gone := remove(r.prefixed, p, s)
+		registered = registered || found
+		if gone {
+			if r.lengths[len(p)]--; r.lengths[len(p)] == 0 {
+				delete(r.lengths, len(p))
 			}
 		}
 	}
 	return registered
 }
 
+// remove takes s from under key: whether it was there, and whether the key
+// went with it.
+func remove(index map[string]map[*Subscription]struct{}, key string, s *Subscription) (found, gone bool) {
+	m, ok := index[key]
+	if !ok {
+		return false, false
+	}
+	if _, found = m[s]; !found {
+		return false, false
+	}
+	delete(m, s)
+	if len(m) == 0 {
+		delete(index, key)
+		return true, true
+	}
+	return true, false
+}
+
 func (r *byTopic) Route(it *Item, d stream.Delivery[*Item, Want]) {
 	topics := it.Update.Topics
-	// An update with several topics can reach one indexed subscriber
-	// through each: it must get the update once.
-	multi := len(topics) > 1
-	if multi {
-		if r.sent == nil {
-			r.sent = map[*Subscription]struct{}{}
+	send := func(s *Subscription) {
+		// A subscriber with several selectors, or an update with several
+		// topics, can be reached through more than one key: it gets the
+		// update once.
+		if len(topics) > 1 || s.Filter().Topics.Len() > 1 {
+			if _, dup := r.sent[s]; dup {
+				return
+			}
+			r.sent[s] = struct{}{}
 		}
-		defer clear(r.sent)
+		if s.Filter().CanReceive(it.Update) {
+			d.To(s)
+		}
 	}
+	defer func() { clear(r.sent) }()
 	for _, t := range topics {
 		for s := range r.exact[t] {
-			if multi {
-				if _, dup := r.sent[s]; dup {
-					continue
+			send(s)
+		}
+		for n := range r.lengths {
+			if n <= len(t) {
+				for s := range r.prefixed[t[:n]] {
+					send(s)
 				}
-				r.sent[s] = struct{}{}
-			}
-			if s.Filter().CanReceive(it.Update) {
-				d.To(s)
 			}
 		}
 	}
-	for s := range r.scan {
+	for s := range r.all {
 		if s.Filter().CanReceive(it.Update) {
 			d.To(s)
 		}
@@ -147,12 +200,14 @@ func (r *byTopic) Route(it *Item, d stream.Delivery[*Item, Want]) {
 }
 
 func (r *byTopic) Each(fn func(*Subscription)) {
-	for s := range r.scan {
+	for s := range r.all {
 		fn(s)
 	}
-	for _, m := range r.exact {
-		for s := range m {
-			fn(s)
+	for _, index := range []map[string]map[*Subscription]struct{}{r.exact, r.prefixed} {
+		for _, m := range index {
+			for s := range m {
+				fn(s)
+			}
 		}
 	}
 }

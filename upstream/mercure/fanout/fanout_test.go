@@ -122,3 +122,80 @@ func BenchmarkDispatchIndexed(b *testing.B) {
 		f.Dispatch(it)
 	}
 }
+
+// Templates are found by their literal prefix: an update reaches the
+// template subscribers whose prefix begins its topic, and each once, even
+// through several keys; "*" gets everything; nothing stays indexed once
+// everyone left.
+func TestTemplatesIndexedByPrefix(t *testing.T) {
+	f := New(8)
+	defer f.Close()
+	books, _ := f.Subscribe(Want{Topics: sels(t, "https://example.com/books/{id}")})
+	mixed, _ := f.Subscribe(Want{Topics: sels(t, "https://example.com/books/1", "https://example.com/{kind}/1", "https://example.com/books/{id}")})
+	users, _ := f.Subscribe(Want{Topics: sels(t, "https://example.com/users/{id}")})
+	bare, _ := f.Subscribe(Want{Topics: sels(t, "{anything}")})
+	all, _ := f.Subscribe(Want{Topics: sels(t, "*")})
+	tests := []struct {
+		topics []string
+		want   map[*Subscription]int
+	}{
+		{[]string{"https://example.com/books/1"}, map[*Subscription]int{books: 1, mixed: 1, all: 1}},
+		{[]string{"https://example.com/books/1", "https://example.com/books/2"}, map[*Subscription]int{books: 1, mixed: 1, all: 1}},
+		{[]string{"https://example.com/users/7"}, map[*Subscription]int{users: 1, all: 1}},
+		{[]string{"https://example.com/users/1"}, map[*Subscription]int{users: 1, mixed: 1, all: 1}},
+		{[]string{"plain"}, map[*Subscription]int{bare: 1, all: 1}},
+		{[]string{"https://other.example/books/1"}, map[*Subscription]int{all: 1}},
+	}
+	subs := map[string]*Subscription{"books": books, "mixed": mixed, "users": users, "bare": bare, "all": all}
+	for i, tt := range tests {
+		f.Dispatch(NewItem(uint64(i+1), &mercure.Update{ID: strconv.Itoa(i), Topics: tt.topics}))
+		for name, s := range subs {
+			if got := len(s.C()); got != tt.want[s] {
+				t.Errorf("%v: %s queued %d, want %d", tt.topics, name, got, tt.want[s])
+			}
+			for len(s.C()) > 0 {
+				<-s.C()
+			}
+		}
+	}
+	for _, s := range subs {
+		s.Close()
+	}
+	r := f.Stats()
+	if r.Subscribers != 0 {
+		t.Fatalf("%d subscribers after Close", r.Subscribers)
+	}
+}
+
+// BenchmarkDispatchBesideCostly is one update to a topic of 1,000
+// ordinary subscribers (10 per topic over 100 topics, one template among
+// them) beside 3,000 of the costliest subscriptions the budget allows.
+func BenchmarkDispatchBesideCostly(b *testing.B) {
+	for _, costly := range []int{0, 3000} {
+		b.Run("costly="+strconv.Itoa(costly), func(b *testing.B) {
+			f := New(1 << 20)
+			defer f.Close()
+			cache := mercure.NewTemplateCache(0)
+			for i := range 1000 {
+				raw := []string{"https://example.com/bench/" + strconv.Itoa(i%100)}
+				if i%100 == 0 {
+					raw = []string{"https://example.com/bench/{n}"}
+				}
+				s, _ := cache.ParseSubscription(raw, mercure.Budget{})
+				_, _ = f.Subscribe(Want{Topics: s})
+			}
+			for i := range costly {
+				s, err := cache.ParseSubscription(mercure.Limits{}.Costliest(i), mercure.Limits{}.Budget())
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = f.Subscribe(Want{Topics: s})
+			}
+			it := NewItem(1, &mercure.Update{ID: "x", Topics: []string{"https://example.com/bench/7"}})
+			b.ResetTimer()
+			for b.Loop() {
+				f.Dispatch(it)
+			}
+		})
+	}
+}
