@@ -126,14 +126,7 @@ func TestCostliestIsAtTheBudget(t *testing.T) {
 	if err := l.Budget().Check(raw); err != nil {
 		t.Fatalf("over its own budget: %v", err)
 	}
-	bytes, tpl, exprs := 0, 0, 0
-	for _, r := range raw {
-		bytes += len(r)
-		if n := strings.Count(r, "{"); n > 0 {
-			tpl += len(r)
-			exprs += n
-		}
-	}
+	bytes, tpl, exprs := measure(raw)
 	if exprs != l.MaxTemplateExpressions || tpl < l.MaxTemplateBytes-l.MaxTemplateExpressions || bytes < l.MaxSubscriptionBytes-200 {
 		t.Errorf("%d expressions, %d template bytes, %d bytes: not the most the budget allows (%+v)", exprs, tpl, bytes, l)
 	}

@@ -226,14 +226,7 @@ func (e *BudgetError) Error() string {
 
 // Check counts what raw asks for against b, before anything is compiled.
 func (b Budget) Check(raw []string) error {
-	bytes, tplBytes, exprs := 0, 0, 0
-	for _, r := range raw {
-		bytes += len(r)
-		if n := strings.Count(r, "{"); n > 0 {
-			tplBytes += len(r)
-			exprs += n
-		}
-	}
+	bytes, tplBytes, exprs := measure(raw)
 	switch {
 	case b.Selectors > 0 && len(raw) > b.Selectors:
 		return &BudgetError{Limit: "selectors", Got: len(raw), Max: b.Selectors}
@@ -245,6 +238,18 @@ func (b Budget) Check(raw []string) error {
 		return &BudgetError{Limit: "template expressions", Got: exprs, Max: b.Expressions}
 	}
 	return nil
+}
+
+// measure is what raw asks for, as Budget counts it.
+func measure(raw []string) (bytes, tplBytes, exprs int) {
+	for _, r := range raw {
+		bytes += len(r)
+		if n := strings.Count(r, "{"); n > 0 {
+			tplBytes += len(r)
+			exprs += n
+		}
+	}
+	return bytes, tplBytes, exprs
 }
 
 // ParseSubscription parses a subscription's selectors within b, compiling
