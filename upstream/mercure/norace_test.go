@@ -1,0 +1,5 @@
+//go:build !race
+
+package mercure
+
+const raceEnabled = false
