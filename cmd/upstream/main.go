@@ -15,6 +15,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"strings"
 	"time"
@@ -33,6 +35,7 @@ func main() { cli.Main("upstream", run) }
 type config struct {
 	addr, tlsAddr   string
 	tlsCert, tlsKey string
+	debugAddr       string
 	interval        time.Duration
 	heartbeat       time.Duration
 	retry           time.Duration
@@ -80,6 +83,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.tlsAddr, "tls-addr", ":9443", "TLS (HTTP/2 and HTTP/1.1 via ALPN) listen address")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate for the TLS listener; without -tls-cert and -tls-key it is disabled")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key for the TLS listener")
+	fs.StringVar(&c.debugAddr, "debug-addr", "", "loopback address serving Go's profiler (/debug/pprof/) for diagnosis; empty disables it")
 	fs.DurationVar(&c.interval, "interval", server.DefaultInterval, "time between events")
 	fs.DurationVar(&c.heartbeat, "heartbeat", stream.DefaultHeartbeat, "time between keep-alive comments")
 	fs.DurationVar(&c.retry, "retry", stream.DefaultRetry, "reconnect delay suggested to clients at stream start")
@@ -183,10 +187,34 @@ func (c config) validate(fs *cli.FlagSet) error {
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return cli.Usagef("%s and %s go together: give both or neither", fs.Flag("tls-cert"), fs.Flag("tls-key"))
 	}
+	if c.debugAddr != "" {
+		host, _, err := net.SplitHostPort(c.debugAddr)
+		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			return cli.Usagef("%s must be a loopback address such as 127.0.0.1:6060 (profiles show the process's insides), got %q", fs.Flag("debug-addr"), c.debugAddr)
+		}
+	}
 	if c.addr == "" && c.tlsCert == "" {
 		return cli.Usagef("nothing to serve: -addr is empty and no -tls-cert/-tls-key given")
 	}
 	return nil
+}
+
+// serveProfiler serves net/http/pprof on addr until stop.
+func serveProfiler(ctx context.Context, addr string, log *slog.Logger) (stop func(), err error) {
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on -debug-addr %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: server.DefaultReadHeaderTimeout}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("profiler listening", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
 }
 
 // streamOptions are the timing flags of every stream.
@@ -348,6 +376,14 @@ func serve(ctx context.Context, c config, log *slog.Logger) error {
 		"history", c.history, "memory_history", c.memoryWindow(), "history_age", c.historyAge.String(), "queue", c.queue,
 		"write_timeout", c.writeTimeout.String(), "shutdown_timeout", c.shutdownTimeout.String(),
 		"idle_timeout", c.idleTimeout.String(), "nats", natsDescription(c), "stream", c.natsStream, "stamp", c.stamp)
+	if c.debugAddr != "" {
+		stop, err := serveProfiler(ctx, c.debugAddr, log)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		defer stop()
+	}
 	return server.New(cfg).Run(ctx, plain, secure)
 }
 

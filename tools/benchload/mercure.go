@@ -38,10 +38,12 @@ type MercureScenario struct {
 	// OpenRate is subscribers opened per second.
 	OpenRate float64       `json:"open_rate"`
 	Duration time.Duration `json:"duration"`
-	// Costly subscriptions, the costliest the hub's budget allows
-	// (mercure.Limits.Costliest, matching none of the load's topics), are
-	// opened beside the subscribers before the window.
-	Costly int `json:"costly,omitempty"`
+	// Bystanders are subscriptions opened beside the subscribers before the
+	// window, matching none of the load's topics: the costliest the hub's
+	// budget allows (mercure.Limits.Costliest) with CostlyBystanders, else
+	// one quiet topic each.
+	Bystanders       int  `json:"bystanders,omitempty"`
+	CostlyBystanders bool `json:"costly_bystanders,omitempty"`
 	// UpstreamTLS routes our hub over Envoy's TLS leg (HTTP/2 to the
 	// upstream) instead of the plain one; the reference hub serves plain
 	// HTTP only and stays on the plain leg.
@@ -77,14 +79,17 @@ var Soak = MercureScenario{Name: "soak", Subscribers: 2000, Topics: 2000, Rate: 
 // SCENARIO=mercure).
 const CostAll = "cost"
 
-// CostScenarios are the same ordinary load without and with thousands of
-// the costliest subscriptions the budget allows: the ordinary subscribers'
-// latency must not move.
+// CostScenarios are the same ordinary load alone, beside thousands of
+// cheap quiet subscriptions (what any open stream costs: its heartbeats),
+// and beside as many of the costliest the budget allows: the ordinary
+// subscribers' latency must not move for their being costly.
 var CostScenarios = []MercureScenario{
-	{Name: "cost-baseline", Subscribers: 1000, Topics: 100, Rate: 100, OpenRate: 500, Duration: 10 * time.Second,
+	{Name: "cost-baseline", Subscribers: 1000, Topics: 100, Rate: 100, OpenRate: 500, Duration: 30 * time.Second,
 		Doc: "1,000 subscribers over 100 topics, 100 publishes/s"},
-	{Name: "cost", Subscribers: 1000, Topics: 100, Rate: 100, OpenRate: 500, Duration: 10 * time.Second, Costly: 3000,
-		Doc: "the same beside 3,000 of the costliest subscriptions the budget allows"},
+	{Name: "cost-cheap", Subscribers: 1000, Topics: 100, Rate: 100, OpenRate: 500, Duration: 30 * time.Second, Bystanders: 3000,
+		Doc: "the same beside 3,000 quiet subscriptions of one topic each"},
+	{Name: "cost-costly", Subscribers: 1000, Topics: 100, Rate: 100, OpenRate: 500, Duration: 30 * time.Second, Bystanders: 3000,
+		CostlyBystanders: true, Doc: "the same beside 3,000 of the costliest subscriptions the budget allows"},
 }
 
 // MercureScenarioByName finds a Mercure scenario, the soak and the cost
@@ -145,9 +150,9 @@ type MercureCase struct {
 	Failed      map[string]int `json:"failed,omitempty"`
 	EnvoyFlags  map[string]int `json:"envoy_flags,omitempty"`
 	Ended       map[string]int `json:"ended_early,omitempty"`
-	// CostlyOpened costly subscriptions were open during the window.
-	CostlyOpened int            `json:"costly_opened,omitempty"`
-	CostlyFailed map[string]int `json:"costly_failed,omitempty"`
+	// BystandersOpened bystanders were open during the window.
+	BystandersOpened int            `json:"bystanders_opened,omitempty"`
+	BystandersFailed map[string]int `json:"bystanders_failed,omitempty"`
 	// ReconnectsPerHour is the streams that ended before the window closed
 	// (each one a browser's reconnect), per subscriber per hour held.
 	ReconnectsPerHour float64 `json:"reconnects_per_subscriber_hour"`
@@ -305,7 +310,7 @@ func (e *Env) runMercureCase(ctx context.Context, v MercureVariant, sc MercureSc
 		HubURL:      stack.HTTPURL + mercureload.HubPath,
 		Subscribers: sc.Subscribers, Topics: sc.Topics, OpenRate: sc.OpenRate,
 		Rate: sc.Rate, Publishers: sc.Publishers, Token: token, Payload: 100,
-		Costly: sc.Costly, CostlySelectors: mercure.Limits{}.Costliest,
+		Bystanders: sc.Bystanders, BystanderSelectors: bystanders(sc),
 	})
 	if err != nil {
 		return err
@@ -324,13 +329,13 @@ func (e *Env) runMercureCase(ctx context.Context, v MercureVariant, sc MercureSc
 	load.WaitAnswered(waitCtx)
 	cancelWait()
 	c.OpenSec = time.Since(openStart).Seconds()
-	if sc.Costly > 0 {
-		if err := load.OpenCostly(); err != nil {
+	if sc.Bystanders > 0 {
+		if err := load.OpenBystanders(); err != nil {
 			return err
 		}
-		costlyTimeout := 60*time.Second + time.Duration(float64(sc.Costly)/max(sc.OpenRate, 1)*float64(time.Second))
-		waitCtx, cancelWait := context.WithTimeout(ctx, costlyTimeout)
-		load.WaitCostly(waitCtx)
+		timeout := 60*time.Second + time.Duration(float64(sc.Bystanders)/max(sc.OpenRate, 1)*float64(time.Second))
+		waitCtx, cancelWait := context.WithTimeout(ctx, timeout)
+		load.WaitBystanders(waitCtx)
 		cancelWait()
 	}
 
@@ -357,14 +362,14 @@ func (e *Env) runMercureCase(ctx context.Context, v MercureVariant, sc MercureSc
 	c.LatencyMS, c.AckMS = pct(res.Latencies), pct(res.AckLatencies)
 	c.MachineBusy = loadtest.BusyFraction(m0, m1)
 
-	cs := load.CloseCostly()
-	c.CostlyOpened = cs.Opened()
-	for k, n := range cs.Statuses {
+	bs := load.CloseBystanders()
+	c.BystandersOpened = bs.Opened()
+	for k, n := range bs.Statuses {
 		if k != "200" {
-			if c.CostlyFailed == nil {
-				c.CostlyFailed = map[string]int{}
+			if c.BystandersFailed == nil {
+				c.BystandersFailed = map[string]int{}
 			}
-			c.CostlyFailed[k] += n
+			c.BystandersFailed[k] += n
 		}
 	}
 	s := load.Close()
@@ -552,8 +557,8 @@ func (r *Report) writeMercure(w io.Writer) {
 		if len(held) > 0 {
 			fmt.Fprintf(w, "Streams that ended before the window closed (a browser would reconnect): %s.\n", strings.Join(held, ", "))
 		}
-		if sc.Costly > 0 {
-			fmt.Fprintln(w, r.costlyLine(sc, cases))
+		if sc.Bystanders > 0 {
+			fmt.Fprintln(w, r.bystandersLine(sc, cases))
 		}
 		if behind := r.mercureBehind(sc, cases); behind != "" {
 			fmt.Fprintf(w, "Ours is behind mercure's hub on: %s.\n", behind)
@@ -563,36 +568,59 @@ func (r *Report) writeMercure(w io.Writer) {
 	}
 }
 
-// costlyLine compares each hub's ordinary subscribers' latency beside the
-// costly subscriptions with the same hub's in the scenario without them.
-func (r *Report) costlyLine(sc MercureScenario, cases []MercureCase) string {
+// bystanders are the selectors of sc's bystanders.
+func bystanders(sc MercureScenario) func(i int) []string {
+	if sc.CostlyBystanders {
+		return mercure.Limits{}.Costliest
+	}
+	return func(i int) []string { return []string{"https://quiet.example/" + strconv.Itoa(i)} }
+}
+
+// bystandersLine compares each hub's ordinary subscribers' latency beside
+// the bystanders with the same hub's in the scenarios of the same load with
+// none, and, for costly ones, with as many cheap ones.
+func (r *Report) bystandersLine(sc MercureScenario, cases []MercureCase) string {
+	kind := "cheap"
+	if sc.CostlyBystanders {
+		kind = "costly"
+	}
 	var parts []string
 	for _, c := range cases {
 		if c.Error != "" {
 			continue
 		}
-		part := fmt.Sprintf("%s: %d of %d costly subscriptions open (%s)", c.Variant, c.CostlyOpened, sc.Costly, orNone(counts(c.CostlyFailed)))
+		part := fmt.Sprintf("%s: %d of %d open (%s), ordinary p50 / p99 %s / %s ms", c.Variant, c.BystandersOpened, sc.Bystanders,
+			orNone(counts(c.BystandersFailed)), num(c.LatencyMS.P50), num(c.LatencyMS.P99))
 		for _, b := range r.MercureCases {
-			if b.Variant == c.Variant && b.Error == "" && b.Scenario != c.Scenario && costlyBaseline(r.MercureScenarios, b.Scenario, sc) {
-				part += fmt.Sprintf(", ordinary p50 / p99 %s / %s ms against %s / %s ms without them (%s / %s)",
-					num(c.LatencyMS.P50), num(c.LatencyMS.P99), num(b.LatencyMS.P50), num(b.LatencyMS.P99),
-					ratio(c.LatencyMS.P50, b.LatencyMS.P50), ratio(c.LatencyMS.P99, b.LatencyMS.P99))
+			o, ok := r.mercureScenario(b.Scenario)
+			if b.Variant != c.Variant || b.Error != "" || !ok || o.Subscribers != sc.Subscribers || o.Topics != sc.Topics || o.Rate != sc.Rate {
+				continue
 			}
+			var against string
+			switch {
+			case o.Bystanders == 0:
+				against = "with none"
+			case sc.CostlyBystanders && !o.CostlyBystanders && o.Bystanders == sc.Bystanders:
+				against = "beside as many cheap ones"
+			default:
+				continue
+			}
+			part += fmt.Sprintf(", against %s / %s ms %s (%s / %s)", num(b.LatencyMS.P50), num(b.LatencyMS.P99), against,
+				ratio(c.LatencyMS.P50, b.LatencyMS.P50), ratio(c.LatencyMS.P99, b.LatencyMS.P99))
 		}
 		parts = append(parts, part)
 	}
-	return "Beside the costly subscriptions: " + strings.Join(parts, "; ") + "."
+	return fmt.Sprintf("Beside %d %s bystanders: %s.", sc.Bystanders, kind, strings.Join(parts, "; "))
 }
 
-// costlyBaseline reports whether scenario name is sc's shape without the
-// costly subscriptions.
-func costlyBaseline(scs []MercureScenario, name string, sc MercureScenario) bool {
-	for _, b := range scs {
-		if b.Name == name {
-			return b.Costly == 0 && b.Subscribers == sc.Subscribers && b.Topics == sc.Topics && b.Rate == sc.Rate
+// mercureScenario finds a scenario of the report by name.
+func (r *Report) mercureScenario(name string) (MercureScenario, bool) {
+	for _, s := range r.MercureScenarios {
+		if s.Name == name {
+			return s, true
 		}
 	}
-	return false
+	return MercureScenario{}, false
 }
 
 func orNone(s string) string {

@@ -22,7 +22,7 @@ const (
 // OPEN_RATE, DURATION, ROUNDS above 1) makes a partial run.
 func (k Knobs) Full() bool {
 	return (len(k.Scenarios) == 0 || slices.Equal(k.Scenarios, []string{MercureAll}) || slices.Equal(k.Scenarios, []string{Soak.Name}) || slices.Equal(k.Scenarios, []string{CostAll})) &&
-		len(k.Variants) == 0 && len(k.Legs) == 0 && k.Streams == 0 && k.Slow == 0 && k.Topics == 0 && k.Costly == 0 &&
+		len(k.Variants) == 0 && len(k.Legs) == 0 && k.Streams == 0 && k.Slow == 0 && k.Topics == 0 && k.Bystanders == 0 &&
 		k.EventRate == 0 && !k.OpenRateSet && k.OpenRate == 0 && k.Duration == 0 && k.Rounds <= 1 && !k.Quick
 }
 

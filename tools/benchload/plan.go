@@ -29,7 +29,7 @@ type Knobs struct {
 	Legs                []Leg
 	Streams, Slow       int
 	Topics              int // Mercure scenarios: topics the subscribers spread over
-	Costly              int // the cost scenario: costly subscriptions beside the ordinary ones
+	Bystanders          int // the cost scenarios: subscriptions beside the ordinary ones
 	EventRate, OpenRate float64
 	OpenRateSet         bool // OpenRate 0 given explicitly: as fast as possible
 	Duration            time.Duration
@@ -40,7 +40,7 @@ type Knobs struct {
 // ParseKnobs reads the knobs from getenv: SCENARIO, VARIANTS, LEGS (comma
 // lists), STREAMS, SLOW, RATE (events/s), OPEN_RATE (streams/s, 0: as fast
 // as possible), DURATION, ROUNDS, QUICK=1; TOPICS for the Mercure scenarios, where
-// STREAMS is subscribers and RATE publishes/s; COSTLY for the cost scenario.
+// STREAMS is subscribers and RATE publishes/s; BYSTANDERS for the cost scenarios.
 func ParseKnobs(getenv func(string) string) (Knobs, error) {
 	var k Knobs
 	list := func(s string) []string {
@@ -84,7 +84,7 @@ func ParseKnobs(getenv func(string) string) (Knobs, error) {
 	atoi("STREAMS", &k.Streams)
 	atoi("SLOW", &k.Slow)
 	atoi("TOPICS", &k.Topics)
-	atoi("COSTLY", &k.Costly)
+	atoi("BYSTANDERS", &k.Bystanders)
 	atoi("ROUNDS", &k.Rounds)
 	atof("RATE", &k.EventRate)
 	k.OpenRateSet = atof("OPEN_RATE", &k.OpenRate)
@@ -136,7 +136,7 @@ func (k Knobs) Plan() (Plan, error) {
 		}
 		s, ok := ScenarioByName(n)
 		if !ok {
-			return p, fmt.Errorf("no scenario %q (steady, tokens, scale, storm, slow, quick; mercure or mercure-fanout, mercure-topics, mercure-publish; soak; cost or cost-baseline, cost)", n)
+			return p, fmt.Errorf("no scenario %q (steady, tokens, scale, storm, slow, quick; mercure or mercure-fanout, mercure-topics, mercure-publish; soak; cost or cost-baseline, cost-cheap, cost-costly)", n)
 		}
 		if k.Streams > 0 {
 			s.Streams = k.Streams
@@ -220,8 +220,8 @@ func (k Knobs) mercure(s MercureScenario) MercureScenario {
 	if k.Topics > 0 {
 		s.Topics = k.Topics
 	}
-	if k.Costly > 0 && s.Costly > 0 {
-		s.Costly = k.Costly
+	if k.Bystanders > 0 && s.Bystanders > 0 {
+		s.Bystanders = k.Bystanders
 	}
 	if s.Topics > s.Subscribers {
 		s.Topics = s.Subscribers

@@ -57,9 +57,10 @@ func TestKnobsMakeThePlan(t *testing.T) {
 			return len(p.Scenarios) == 0 && len(p.MercureScenarios) == 1 && p.MercureScenarios[0].Name == Soak.Name &&
 				p.MercureScenarios[0].UpstreamTLS && p.MercureScenarios[0].Duration == 90*time.Second && len(p.MercureVariants) == 2
 		}, ""},
-		{"cost: the same load without and with costly subscriptions", env("SCENARIO", "cost", "COSTLY", "50", "VARIANTS", "ours"), func(p Plan) bool {
-			return len(p.MercureScenarios) == 2 && p.MercureScenarios[0].Costly == 0 && p.MercureScenarios[1].Costly == 50 &&
-				len(p.MercureVariants) == 1 && p.MercureVariants[0].Name == "ours"
+		{"cost: the same load alone, beside cheap and beside costly bystanders", env("SCENARIO", "cost", "BYSTANDERS", "50", "VARIANTS", "ours"), func(p Plan) bool {
+			ms := p.MercureScenarios
+			return len(ms) == 3 && ms[0].Bystanders == 0 && ms[1].Bystanders == 50 && !ms[1].CostlyBystanders &&
+				ms[2].Bystanders == 50 && ms[2].CostlyBystanders && len(p.MercureVariants) == 1 && p.MercureVariants[0].Name == "ours"
 		}, ""},
 		{"mercure topics never exceed subscribers", env("SCENARIO", "mercure-topics", "STREAMS", "10"), func(p Plan) bool {
 			return p.MercureScenarios[0].Topics == 10

@@ -53,11 +53,12 @@ type Config struct {
 	TopicPrefix string
 	// Payload pads each update's data to about this many bytes.
 	Payload int
-	// Costly subscriptions are opened beside the subscribers (after them),
-	// each asking for CostlySelectors(i), which match none of the load's
-	// topics: what they cost the hub shows in the subscribers' latency.
-	Costly          int
-	CostlySelectors func(i int) []string
+	// Bystanders are subscriptions opened beside the subscribers (after
+	// them), each asking for BystanderSelectors(i), which match none of the
+	// load's topics: what they cost the hub shows in the subscribers'
+	// latency.
+	Bystanders         int
+	BystanderSelectors func(i int) []string
 }
 
 func (c *Config) defaults() error {
@@ -84,10 +85,10 @@ func (c Config) Topic(i int) string { return c.TopicPrefix + strconv.Itoa(i) }
 
 // Load is the subscribers, open or opening, and the publisher's client.
 type Load struct {
-	cfg    Config
-	subs   *loadtest.Load
-	costly *loadtest.Load // nil without Config.Costly
-	pub    *http.Client
+	cfg        Config
+	subs       *loadtest.Load
+	bystanders *loadtest.Load // nil without Config.Bystanders
+	pub        *http.Client
 }
 
 // stampPrefix starts every update's data: "sent=<unix ns> seq=<n> pad".
@@ -140,49 +141,48 @@ func Start(cfg Config) (*Load, error) {
 	return &Load{cfg: cfg, subs: subs, pub: &http.Client{Transport: tr, Timeout: 10 * time.Second}}, nil
 }
 
-// OpenCostly opens Config.Costly costly subscriptions; call it once the
-// subscribers are answered, and wait for them with Costly().WaitAnswered.
-func (l *Load) OpenCostly() error {
-	if l.cfg.Costly <= 0 || l.cfg.CostlySelectors == nil {
+// OpenBystanders opens Config.Bystanders subscriptions; call it once the
+// subscribers are answered, and wait for them with WaitBystanders.
+func (l *Load) OpenBystanders() error {
+	if l.cfg.Bystanders <= 0 || l.cfg.BystanderSelectors == nil {
 		return nil
 	}
 	base, err := url.Parse(l.cfg.HubURL)
 	if err != nil {
 		return fmt.Errorf("mercureload: hub URL: %w", err)
 	}
-	costly, err := loadtest.Start(loadtest.Config{
+	bystanders, err := loadtest.Start(loadtest.Config{
 		URL:      l.cfg.HubURL,
-		Streams:  l.cfg.Costly,
+		Streams:  l.cfg.Bystanders,
 		OpenRate: l.cfg.OpenRate,
 		StreamURL: func(i int) string {
 			u := *base
-			u.RawQuery = url.Values{"topic": l.cfg.CostlySelectors(i)}.Encode()
+			u.RawQuery = url.Values{"topic": l.cfg.BystanderSelectors(i)}.Encode()
 			return u.String()
 		},
 	})
 	if err != nil {
 		return err
 	}
-	l.costly = costly
+	l.bystanders = bystanders
 	return nil
 }
 
-// WaitCostly waits until every costly subscription has its status, or ctx
-// ends.
-func (l *Load) WaitCostly(ctx context.Context) {
-	if l.costly != nil {
-		l.costly.WaitAnswered(ctx)
+// WaitBystanders waits until every bystander has its status, or ctx ends.
+func (l *Load) WaitBystanders(ctx context.Context) {
+	if l.bystanders != nil {
+		l.bystanders.WaitAnswered(ctx)
 	}
 }
 
-// CloseCostly ends the costly subscriptions and returns their fate (zero
-// without any).
-func (l *Load) CloseCostly() loadtest.Summary {
-	if l.costly == nil {
+// CloseBystanders ends the bystanders and returns their fate (zero without
+// any).
+func (l *Load) CloseBystanders() loadtest.Summary {
+	if l.bystanders == nil {
 		return loadtest.Summary{}
 	}
-	s := l.costly.Close()
-	l.costly = nil
+	s := l.bystanders.Close()
+	l.bystanders = nil
 	return s
 }
 
@@ -195,7 +195,7 @@ func (l *Load) WaitAnswered(ctx context.Context) int { return l.subs.WaitAnswere
 // Close ends the subscribers and returns their fate.
 func (l *Load) Close() loadtest.Summary {
 	l.pub.CloseIdleConnections()
-	l.CloseCostly()
+	l.CloseBystanders()
 	return l.subs.Close()
 }
 
