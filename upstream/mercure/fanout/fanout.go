@@ -69,8 +69,8 @@ type Fanout = stream.Broadcaster[*Item, Want]
 // (DefaultQueue if queue <= 0).
 func New(queue int) *Fanout {
 	return stream.NewBroadcaster(queue, &byTopic{
-		exact:    map[string]map[*Subscription]struct{}{},
-		prefixed: map[string]map[*Subscription]struct{}{},
+		exact:    map[string]subSet{},
+		prefixed: map[string]subSet{},
 		lengths:  map[int]int{},
 		all:      map[*Subscription]struct{}{},
 		sent:     map[*Subscription]struct{}{},
@@ -84,10 +84,10 @@ func New(queue int) *Fanout {
 // templates that could match it. Subscribers of "*" get every update they
 // may see.
 type byTopic struct {
-	exact map[string]map[*Subscription]struct{}
+	exact map[string]subSet
 	// prefixed: template prefix -> subscribers; lengths: how many prefixes
 	// of each length are indexed (an update's topic is looked up at each).
-	prefixed map[string]map[*Subscription]struct{}
+	prefixed map[string]subSet
 	lengths  map[int]int
 	all      map[*Subscription]struct{}
 	// sent is Route's scratch set, reused across updates, for subscribers
@@ -111,14 +111,37 @@ func (r *byTopic) Add(s *Subscription) {
 	}
 }
 
-// add puts s under key and reports whether the key is new.
-func add(index map[string]map[*Subscription]struct{}, key string, s *Subscription) bool {
-	m, ok := index[key]
-	if !ok {
-		m = map[*Subscription]struct{}{}
-		index[key] = m
+// subSet is the subscribers under one key. Most keys have one (a topic
+// only one subscriber names), which is held inline: no map per key.
+type subSet struct {
+	one  *Subscription
+	many map[*Subscription]struct{} // from the second subscriber on
+}
+
+// each calls fn for every subscriber of the set (fn may remove it).
+func (ss subSet) each(fn func(*Subscription)) {
+	if ss.many == nil {
+		if ss.one != nil {
+			fn(ss.one)
+		}
+		return
 	}
-	m[s] = struct{}{}
+	for s := range ss.many {
+		fn(s)
+	}
+}
+
+// add puts s under key and reports whether the key is new.
+func add(index map[string]subSet, key string, s *Subscription) bool {
+	ss, ok := index[key]
+	switch {
+	case !ok:
+		index[key] = subSet{one: s}
+	case ss.many != nil:
+		ss.many[s] = struct{}{}
+	case ss.one != s:
+		index[key] = subSet{many: map[*Subscription]struct{}{ss.one: {}, s: {}}}
+	}
 	return !ok
 }
 
@@ -147,16 +170,23 @@ func (r *byTopic) Remove(s *Subscription) bool {
 
 // remove takes s from under key: whether it was there, and whether the key
 // went with it.
-func remove(index map[string]map[*Subscription]struct{}, key string, s *Subscription) (found, gone bool) {
-	m, ok := index[key]
-	if !ok {
+func remove(index map[string]subSet, key string, s *Subscription) (found, gone bool) {
+	ss, ok := index[key]
+	switch {
+	case !ok:
+		return false, false
+	case ss.many == nil:
+		if ss.one != s {
+			return false, false
+		}
+		delete(index, key)
+		return true, true
+	}
+	if _, found = ss.many[s]; !found {
 		return false, false
 	}
-	if _, found = m[s]; !found {
-		return false, false
-	}
-	delete(m, s)
-	if len(m) == 0 {
+	delete(ss.many, s)
+	if len(ss.many) == 0 {
 		delete(index, key)
 		return true, true
 	}
@@ -181,14 +211,10 @@ func (r *byTopic) Route(it *Item, d stream.Delivery[*Item, Want]) {
 	}
 	defer func() { clear(r.sent) }()
 	for _, t := range topics {
-		for s := range r.exact[t] {
-			send(s)
-		}
+		r.exact[t].each(send)
 		for n := range r.lengths {
 			if n <= len(t) {
-				for s := range r.prefixed[t[:n]] {
-					send(s)
-				}
+				r.prefixed[t[:n]].each(send)
 			}
 		}
 	}
@@ -203,11 +229,9 @@ func (r *byTopic) Each(fn func(*Subscription)) {
 	for s := range r.all {
 		fn(s)
 	}
-	for _, index := range []map[string]map[*Subscription]struct{}{r.exact, r.prefixed} {
-		for _, m := range index {
-			for s := range m {
-				fn(s)
-			}
+	for _, index := range []map[string]subSet{r.exact, r.prefixed} {
+		for _, ss := range index {
+			ss.each(fn)
 		}
 	}
 }
