@@ -28,6 +28,7 @@ import (
 	"example.com/sse-on-envoy/upstream/mercure/hubhttp"
 	"example.com/sse-on-envoy/upstream/server"
 	"example.com/sse-on-envoy/upstream/stream"
+	"example.com/sse-on-envoy/upstream/tokens"
 )
 
 func main() { cli.Main("upstream", run) }
@@ -36,6 +37,8 @@ type config struct {
 	addr, tlsAddr   string
 	tlsCert, tlsKey string
 	debugAddr       string
+	tokenRate       float64
+	tokenChars      int
 	interval        time.Duration
 	heartbeat       time.Duration
 	retry           time.Duration
@@ -99,6 +102,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.dataDir, "data", defaultDataDir, "embedded NATS's JetStream storage (relative to the working directory); unused with -nats-url")
 	fs.BoolVar(&c.stamp, "stamp", false, "stamp each event with its publish time, sent as a ': sent=<unix ns>' comment before its id line (latency measurements)")
 	fs.IntVar(&c.queue, "queue", hub.DefaultQueue, "events queued per client before a slow client is cut")
+	fs.Float64Var(&c.tokenRate, "token-rate", tokens.DefaultRate, "tokens per second of the token stream ("+tokens.Path+")")
+	fs.IntVar(&c.tokenChars, "token-chars", tokens.DefaultTokenChars, "characters of the joke one token of the token stream carries")
 	m := &c.mercure
 	fs.StringVar(&m.stream, "mercure-stream", "MERCURE", "JetStream stream of the Mercure hub's updates")
 	fs.IntVar(&m.history, "mercure-history", 10000, "Mercure updates kept for replay (the stream's count limit; -history-age applies too)")
@@ -135,6 +140,9 @@ func (c config) validate(fs *cli.FlagSet) error {
 		if p.d <= 0 {
 			return cli.Usagef("%s must be positive, got %v", fs.Flag(p.name), p.d)
 		}
+	}
+	if c.tokenRate <= 0 || c.tokenChars < 1 {
+		return cli.Usagef("%s must be positive and %s at least 1, got %v and %d", fs.Flag("token-rate"), fs.Flag("token-chars"), c.tokenRate, c.tokenChars)
 	}
 	if c.writeTimeout < 0 {
 		return cli.Usagef("%s must not be negative, got %v", fs.Flag("write-timeout"), c.writeTimeout)
@@ -291,6 +299,7 @@ func serve(ctx context.Context, c config, log *slog.Logger) error {
 		Handler: server.HandlerOptions{
 			Stream: c.streamOptions(),
 			Logger: log,
+			Tokens: tokens.Options{Rate: c.tokenRate, TokenChars: c.tokenChars},
 		},
 		ShutdownTimeout: c.shutdownTimeout,
 		IdleTimeout:     c.idleTimeout,

@@ -22,6 +22,9 @@ const (
 	// TLSPrefix is Envoy's route to the upstream over TLS (h2 through
 	// ALPN); Envoy rewrites it to PlainPrefix.
 	TLSPrefix = "/sse-with-tls"
+	// CompletionsPath is the upstream's token stream, answered as an LLM
+	// API answers a chat completion (OpenAI's path and chunk format).
+	CompletionsPath = "/v1/chat/completions"
 )
 
 // TLS is path (under PlainPrefix) as Envoy's TLS route serves it.

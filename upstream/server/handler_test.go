@@ -33,6 +33,8 @@ func TestRoutes(t *testing.T) {
 		{"GET", "/nope", 404, "", ""},
 		{"GET", "/", 404, "", ""},
 		{"GET", "/sse/events/more", 404, "", ""},
+		// The token stream is served, and only for POST.
+		{"GET", "/v1/chat/completions", 405, "POST", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"example.com/sse-on-envoy/upstream/mercure/hubhttp"
 	"example.com/sse-on-envoy/upstream/seed"
 	"example.com/sse-on-envoy/upstream/stream"
+	"example.com/sse-on-envoy/upstream/tokens"
 )
 
 // HealthPath is the health check's path.
@@ -30,6 +31,9 @@ type HandlerOptions struct {
 	Metrics *Metrics
 	// Mercure, when set, serves the Mercure hub at hubhttp.Path.
 	Mercure http.Handler
+	// Tokens configure the token stream at tokens.Path (its Stream and
+	// Logger are these options').
+	Tokens tokens.Options
 }
 
 func (o HandlerOptions) withDefaults() HandlerOptions {
@@ -40,8 +44,8 @@ func (o HandlerOptions) withDefaults() HandlerOptions {
 	return o
 }
 
-// NewHandler serves the event stream of h, the Mercure hub if any, the
-// metrics and the health check.
+// NewHandler serves the event stream of h, the token stream, the Mercure
+// hub if any, the metrics and the health check.
 func NewHandler(h *hub.Hub, o HandlerOptions) http.Handler {
 	o = o.withDefaults()
 	mux := http.NewServeMux()
@@ -57,6 +61,9 @@ func NewHandler(h *hub.Hub, o HandlerOptions) http.Handler {
 	if o.Mercure != nil {
 		mux.Handle(hubhttp.Path, o.Mercure)
 	}
+	tok := o.Tokens
+	tok.Stream, tok.Logger = o.Stream, o.Logger
+	mux.Handle(tokens.Path, tokens.NewHandler(tok))
 	if o.Metrics != nil {
 		mux.Handle("GET "+MetricsPath, o.Metrics.Handler())
 	}

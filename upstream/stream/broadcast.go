@@ -20,6 +20,9 @@ var (
 	// ErrReset: the event log's sequence started over; the subscriber's
 	// position means nothing any more.
 	ErrReset = errors.New("stream: log sequence reset")
+	// ErrComplete: a source with an end (one response's tokens) has sent
+	// everything; the response ends normally.
+	ErrComplete = errors.New("stream: complete")
 )
 
 // Router keeps a Broadcaster's subscribers and picks those an item goes

@@ -28,6 +28,8 @@ const (
 	// EndTokenExpired: the subscriber's token expired; what it granted
 	// ends with it (the client must come back with a new one).
 	EndTokenExpired = "token_expired"
+	// EndComplete: the source sent everything it had (ErrComplete).
+	EndComplete = "complete"
 )
 
 // Item is what a stream sends: a position in the event log and the
@@ -160,6 +162,9 @@ func (st *state[T]) serve(ctx context.Context, s Session[T], o Options, log *slo
 		case <-expired:
 			return EndTokenExpired
 		case <-st.feed.Done():
+			if err := st.feed.Err(); errors.Is(err, ErrComplete) {
+				return st.drain()
+			}
 			return endOf(st.feed.Err())
 		case it := <-st.feed.C():
 			if it.Position() <= st.through {
@@ -173,6 +178,23 @@ func (st *state[T]) serve(ctx context.Context, s Session[T], o Options, log *slo
 				return st.writeEnd(err)
 			}
 			st.heartbeats++
+		}
+	}
+}
+
+// drain writes what a complete source queued before it said so.
+func (st *state[T]) drain() string {
+	for {
+		select {
+		case it := <-st.feed.C():
+			if it.Position() <= st.through {
+				continue
+			}
+			if err := st.send(it); err != nil {
+				return st.writeEnd(err)
+			}
+		default:
+			return EndComplete
 		}
 	}
 }

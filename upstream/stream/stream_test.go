@@ -172,6 +172,12 @@ func TestServeEnds(t *testing.T) {
 			return Session[*event]{Feed: ended(ErrSlowConsumer), Replay: replayOf([]*event{ev(1)}, nil)}
 		}, false, EndSlowClient, ""},
 		{"log reset", func() Session[*event] { return Session[*event]{Feed: ended(ErrReset)} }, false, EndLogReset, ""},
+		{"a complete source: what it queued, then the end", func() Session[*event] {
+			f := newFeed(ev(1), ev(2))
+			f.err = ErrComplete
+			close(f.done)
+			return Session[*event]{Feed: f}
+		}, false, EndComplete, "1 2"},
 		{"shutdown", func() Session[*event] { return Session[*event]{Feed: ended(ErrClosed)} }, false, EndShutdown, ""},
 		{"token expires", func() Session[*event] {
 			return Session[*event]{Feed: newFeed(), Expires: time.Now().Add(20 * time.Millisecond)}
