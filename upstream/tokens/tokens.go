@@ -95,8 +95,33 @@ type Request struct {
 
 // Message is one message of a request or an answer.
 type Message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
+	Role    string  `json:"role"`
+	Content Content `json:"content"`
+}
+
+// Content is a message's text. A request may send it as a string or, as
+// OpenAI's API also accepts, as an array of parts whose "text" fields are
+// joined (other parts, such as images, count for nothing).
+type Content string
+
+func (c *Content) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*c = Content(s)
+		return nil
+	}
+	var parts []struct {
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal(b, &parts); err != nil {
+		return errors.New("content: want a string or an array of parts")
+	}
+	var sb strings.Builder
+	for _, p := range parts {
+		sb.WriteString(p.Text)
+	}
+	*c = Content(sb.String())
+	return nil
 }
 
 // Usage is the answer's token count, as OpenAI reports it.
@@ -228,7 +253,7 @@ func (h *handler) answer(n uint64, req Request) answer {
 	}
 	prompt := 0
 	for _, m := range req.Messages {
-		prompt += len(split(m.Content, h.opts.TokenChars))
+		prompt += len(split(string(m.Content), h.opts.TokenChars))
 	}
 	a.usage = Usage{PromptTokens: prompt, CompletionTokens: len(a.tokens), TotalTokens: prompt + len(a.tokens)}
 	return a
@@ -247,7 +272,7 @@ func split(s string, n int) []string {
 func (a answer) completion() Completion {
 	content := strings.Join(a.tokens, "")
 	return Completion{ID: a.id, Object: "chat.completion", Created: a.created, Model: Model,
-		Choices: []Choice{{Message: Message{Role: "assistant", Content: content}, FinishReason: a.finish}},
+		Choices: []Choice{{Message: Message{Role: "assistant", Content: Content(content)}, FinishReason: a.finish}},
 		Usage:   a.usage}
 }
 

@@ -76,6 +76,7 @@ func TestStreamedAnswer(t *testing.T) {
 		finish     string
 	}{
 		{"whole", hello, (len(joke) + 3) / 4, "stop"},
+		{"content as parts", `{"stream":true,"messages":[{"role":"user","content":[{"type":"text","text":"Tell me "},{"type":"image_url","image_url":{"url":"x"}},{"type":"text","text":"a joke"}]}]}`, (len(joke) + 3) / 4, "stop"},
 		{"cut by max_tokens", `{"stream":true,"max_tokens":5,"messages":[{"role":"user","content":"Tell me a joke"}]}`, 5, "length"},
 	}
 	for _, tt := range tests {
@@ -145,7 +146,7 @@ func TestWholeAnswer(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("%s: %v", resp.Status, err)
 	}
-	if c.Object != "chat.completion" || c.Choices[0].Message.Content != joke || c.Choices[0].FinishReason != "stop" ||
+	if c.Object != "chat.completion" || string(c.Choices[0].Message.Content) != joke || c.Choices[0].FinishReason != "stop" ||
 		c.Usage.CompletionTokens != (len(joke)+3)/4 || c.Usage.TotalTokens != c.Usage.PromptTokens+c.Usage.CompletionTokens {
 		t.Errorf("completion %+v", c)
 	}
@@ -162,6 +163,7 @@ func TestBadRequests(t *testing.T) {
 		{"a form", http.MethodPost, "application/x-www-form-urlencoded", "a=b", 415, "application/json"},
 		{"not JSON", http.MethodPost, "application/json", "{", 400, "not a JSON chat completion request"},
 		{"no messages", http.MethodPost, "application/json", `{"stream":true}`, 400, "messages"},
+		{"content neither text nor parts", http.MethodPost, "application/json", `{"messages":[{"role":"user","content":7}]}`, 400, "content: want a string or an array of parts"},
 		{"negative max_tokens", http.MethodPost, "application/json", `{"max_tokens":-1,"messages":[{"role":"user","content":"x"}]}`, 400, "max_tokens"},
 		{"too big", http.MethodPost, "application/json", `{"messages":[{"role":"user","content":"` + strings.Repeat("x", MaxBody) + `"}]}`, 413, "over"},
 	}
