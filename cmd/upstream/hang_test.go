@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -37,6 +40,9 @@ func TestNATSHangs(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	// The signal is delivered asynchronously: wait until the kernel says the
+	// process is stopped, or a publish may still be acknowledged.
+	waitUntil(t, "nats-server stopped", func() bool { return procState(pid) == 'T' })
 	resumed := false
 	t.Cleanup(func() {
 		if !resumed {
@@ -107,6 +113,20 @@ func TestNATSHangs(t *testing.T) {
 	if got := sub.until(t, last); strings.Join(got, " ") != retryID+" "+last {
 		t.Errorf("subscriber got %q after the hang, want %s then %s", got, retryID, last)
 	}
+}
+
+// procState is the state letter of pid in /proc (R, S, T...), 0 if unknown.
+func procState(pid int) byte {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ...: comm may hold spaces, the state follows its ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0
+	}
+	return b[i+2]
 }
 
 // postUpdate publishes form with a publisher token and returns the status
