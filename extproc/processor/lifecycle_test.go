@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"example.com/sse-on-envoy/internal/extract"
 	"example.com/sse-on-envoy/internal/policy"
 	"example.com/sse-on-envoy/internal/ssestream"
 	"example.com/sse-on-envoy/internal/ssestream/lifecycletest"
@@ -44,8 +46,12 @@ type lifecycleDriver struct {
 }
 
 func newLifecycleDriver(t *testing.T) lifecycletest.Driver {
+	var rules extract.Config
+	if err := json.Unmarshal([]byte(lifecycletest.Extract), &rules); err != nil {
+		t.Fatal(err)
+	}
 	p, err := policy.New(&policy.Config{AllowedOrigins: lifecycletest.AllowedOrigins, AllowCredentials: ptr(true),
-		RedactQueryParams: lifecycletest.RedactQueryParams})
+		RedactQueryParams: lifecycletest.RedactQueryParams, Extract: &rules})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -162,7 +162,7 @@ func (f *filter) OnLog(api.RequestHeaderMap, api.RequestTrailerMap, api.Response
 
 // SetMetadata implements ssestream.Host.
 func (f *filter) SetMetadata(key string, value any) {
-	f.callbacks.StreamInfo().DynamicMetadata().Set(ssestream.MetadataNamespace, key, value)
+	f.callbacks.StreamInfo().DynamicMetadata().Set(policy.MetadataNamespace, key, value)
 }
 
 // End implements ssestream.Host: Envoy's response code details and flags.

@@ -1,6 +1,7 @@
 package ssefilter
 
 import (
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/envoyproxy/envoy/contrib/golang/common/go/api"
 
+	"example.com/sse-on-envoy/internal/policy"
 	"example.com/sse-on-envoy/internal/ssestream"
 	"example.com/sse-on-envoy/internal/ssestream/lifecycletest"
 )
@@ -29,6 +31,7 @@ func newLifecycleDriver(t *testing.T) lifecycletest.Driver {
 	parsed, err := ConfigParser{}.Parse(typedStruct(t, map[string]any{
 		"allowed_origins": anySlice(lifecycletest.AllowedOrigins), "allow_credentials": true,
 		"redact_query_params": anySlice(lifecycletest.RedactQueryParams),
+		"extract":             jsonValue(t, lifecycletest.Extract),
 	}), cc)
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +73,7 @@ func (d *lifecycleDriver) Reply() int {
 }
 
 func (d *lifecycleDriver) Metadata() map[string]any {
-	return d.cb.info.metadata[ssestream.MetadataNamespace]
+	return d.cb.info.metadata[policy.MetadataNamespace]
 }
 
 func (d *lifecycleDriver) Stats() map[ssestream.StatID]int64 {
@@ -84,3 +87,13 @@ func (d *lifecycleDriver) Stats() map[ssestream.StatID]int64 {
 }
 
 func (d *lifecycleDriver) Lines() []string { return d.cb.lines }
+
+// jsonValue is a JSON document as the map a TypedStruct is made from.
+func jsonValue(t *testing.T, doc string) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(doc), &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

@@ -14,6 +14,7 @@ import (
 	"io"
 	"strings"
 
+	"example.com/sse-on-envoy/internal/extract"
 	"sigs.k8s.io/yaml"
 )
 
@@ -58,6 +59,9 @@ type Config struct {
 	// reads it, percent-decoded and in any case, and is written unescaped:
 	// letters, digits and - . _ ~ only. Unset or []: nothing is redacted.
 	RedactQueryParams []string `json:"redact_query_params,omitempty"`
+	// Extract takes values out of event data into the stream's metadata:
+	// an LLM API's token counts (package extract).
+	Extract *extract.Config `json:"extract,omitempty"`
 }
 
 // PathConfig is the CORS lists of requests under one path prefix.
@@ -133,9 +137,11 @@ func describeGoType(t string) string {
 		return "a string"
 	case "bool":
 		return "true or false"
-	case "policy.Config", "policy.PathConfig":
+	case "int":
+		return "a number"
+	case "policy.Config", "policy.PathConfig", "*extract.Config", "extract.Rule":
 		return "an object"
-	case "[]policy.PathConfig":
+	case "[]policy.PathConfig", "[]extract.Rule":
 		return "a list of objects"
 	}
 	return t

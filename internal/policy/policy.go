@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"example.com/sse-on-envoy/internal/extract"
 )
 
 // Level is the severity of a log line: slog's levels, so slog-based adapters
@@ -35,6 +37,7 @@ type Policy struct {
 	tagHeader      string
 	logLevel       Level
 	redactParams   []string
+	extract        *extract.Rules
 }
 
 // New validates cfg and compiles it. Every problem is reported, each naming
@@ -177,6 +180,10 @@ func New(cfg *Config) (*Policy, error) {
 		}
 	}
 
+	var extractErrs []error
+	p.extract, extractErrs = extract.Compile(cfg.Extract, IsBuiltinMetadataKey)
+	errs = append(errs, extractErrs...)
+
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("invalid sse config: %w", errors.Join(errs...))
 	}
@@ -211,6 +218,9 @@ func (p *Policy) TagHeader() string { return p.tagHeader }
 // RedactQueryParams are the query parameters whose values log lines print
 // as redacted, as configured (none by default). Callers must not modify it.
 func (p *Policy) RedactQueryParams() []string { return p.redactParams }
+
+// Extract is the rules that take values out of event data; nil: none.
+func (p *Policy) Extract() *extract.Rules { return p.extract }
 
 // Header is one response header.
 type Header struct{ Key, Value string }

@@ -30,8 +30,18 @@ var utf8BOM = [3]byte{0xEF, 0xBB, 0xBF}
 type Scanner struct {
 	MaxLineBytes int
 	MaxDataBytes int
+	// MaxIDBytes bounds a kept id and event type; 0: MaxLineBytes. A proxy
+	// that reads event data keeps whole data lines (MaxLineBytes) but still
+	// only a short id.
+	MaxIDBytes int
 	// OnEvent, when set, receives every dispatched event.
 	OnEvent func(Event)
+	// OnEventData, when set, receives every dispatched event's type
+	// ("message" when it has none) and data without copying them: the
+	// slices are only valid during the call. cut says the data went past
+	// MaxDataBytes and was cut. A proxy reading values out of events uses
+	// it, so an event it does not want costs no allocation.
+	OnEventData func(eventType, data []byte, cut bool)
 	// OnComment, when set, receives the text of every comment line (after
 	// the colon and one optional space), in stream order with OnEvent. The
 	// slice is only valid during the call. A load client reads the
@@ -48,6 +58,7 @@ type Scanner struct {
 	lastID    []byte
 	hasData   bool
 	data      []byte
+	dataCut   bool
 	eventType []byte
 	retry     time.Duration
 	// reconnect is the last retry field seen, event or not: clients apply it
@@ -185,7 +196,7 @@ func (s *Scanner) processLine(line []byte) {
 	switch string(name) {
 	case "data":
 		s.hasData = true
-		if s.OnEvent != nil {
+		if s.collecting() {
 			s.appendData(value)
 		}
 	case "id":
@@ -193,33 +204,36 @@ func (s *Scanner) processLine(line []byte) {
 			s.idBuf = append(s.idBuf[:0], s.bounded(value)...)
 		}
 	case "event":
-		if s.OnEvent != nil {
+		if s.collecting() {
 			s.eventType = append(s.eventType[:0], s.bounded(value)...)
 		}
 	case "retry":
 		if ms, ok := parseDigits(value); ok {
 			s.reconnect = time.Duration(ms) * time.Millisecond
-			if s.OnEvent != nil {
+			if s.collecting() {
 				s.retry = s.reconnect
 			}
 		}
 	}
 }
 
-// bounded cuts a value that arrived within one chunk, and so was never held,
-// to the line limit before it is kept.
+// bounded cuts an id or event type to its limit before it is kept; a cut
+// is counted once, here or where the line was held.
 func (s *Scanner) bounded(value []byte) []byte {
-	if limit := s.maxLine(); len(value) > limit && !s.lineCut {
+	limit := s.maxID()
+	if len(value) > limit && !s.lineCut {
 		s.truncations++
-		return value[:limit]
 	}
-	return value[:min(len(value), s.maxLine())]
+	return value[:min(len(value), limit)]
 }
 
 func (s *Scanner) appendData(value []byte) {
 	room := s.maxData() - len(s.data)
 	if len(value)+1 > room {
-		s.truncations++
+		if !s.dataCut {
+			s.truncations++
+		}
+		s.dataCut = true
 		s.data = append(s.data, value[:max(room, 0)]...)
 		return
 	}
@@ -234,22 +248,33 @@ func (s *Scanner) dispatch() {
 		return
 	}
 	s.events++
-	if s.OnEvent != nil {
+	if s.collecting() {
 		data := s.data
 		if n := len(data); n > 0 && data[n-1] == '\n' {
 			data = data[:n-1]
 		}
-		typ := "message"
-		if len(s.eventType) > 0 {
-			typ = string(s.eventType)
+		typ := s.eventType
+		if len(typ) == 0 {
+			typ = messageType
 		}
-		s.OnEvent(Event{ID: string(s.lastID), Type: typ, Data: string(data), Retry: s.retry})
+		if s.OnEventData != nil {
+			s.OnEventData(typ, data, s.dataCut)
+		}
+		if s.OnEvent != nil {
+			s.OnEvent(Event{ID: string(s.lastID), Type: string(typ), Data: string(data), Retry: s.retry})
+		}
 	}
 	s.resetEvent()
 }
 
+// messageType is an event's type when it has no event field.
+var messageType = []byte("message")
+
+func (s *Scanner) collecting() bool { return s.OnEvent != nil || s.OnEventData != nil }
+
 func (s *Scanner) resetEvent() {
 	s.hasData = false
+	s.dataCut = false
 	s.data = s.data[:0]
 	s.eventType = s.eventType[:0]
 	s.retry = 0
@@ -260,6 +285,13 @@ func (s *Scanner) maxLine() int {
 		return s.MaxLineBytes
 	}
 	return DefaultMaxLineBytes
+}
+
+func (s *Scanner) maxID() int {
+	if s.MaxIDBytes > 0 {
+		return s.MaxIDBytes
+	}
+	return s.maxLine()
 }
 
 func (s *Scanner) maxData() int {

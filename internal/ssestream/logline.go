@@ -50,14 +50,30 @@ func attrsOnly(groups []string, a slog.Attr) slog.Attr {
 
 // LogValue makes a Summary one group of log attributes: inlined when logged
 // under an empty key, as the closed line does.
+// The timing is there once there was an event (first_event) and a gap
+// (max_gap), and the extract rules' values and errors when the policy has
+// rules.
 func (sum Summary) LogValue() slog.Value {
-	return slog.GroupValue(
+	attrs := []slog.Attr{
 		slog.String("protocol", orDash(sum.Protocol)),
 		slog.Duration("duration", sum.Duration.Round(time.Millisecond)),
 		slog.Uint64("events", sum.Events),
 		slog.Uint64("bytes", sum.Bytes),
 		slog.String("last_event_id", orDash(sum.LastEventID)),
-	)
+	}
+	if t := sum.Timing; t.HasFirstEvent {
+		attrs = append(attrs, slog.Duration("first_event", t.FirstEvent.Round(time.Millisecond/10)))
+		if sum.Events > 1 {
+			attrs = append(attrs, slog.Duration("max_gap", t.MaxGap.Round(time.Millisecond/10)))
+		}
+	}
+	for _, e := range sum.Extracted {
+		attrs = append(attrs, slog.Any(e.Key, e.Value))
+	}
+	if sum.extracting {
+		attrs = append(attrs, slog.Uint64("extract_errors", sum.ExtractErrors))
+	}
+	return slog.GroupValue(attrs...)
 }
 
 // LogValue is how the stream ended: end=<reason>, and details= when Envoy's

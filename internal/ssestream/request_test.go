@@ -3,8 +3,10 @@ package ssestream
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"example.com/sse-on-envoy/internal/policy"
+	"example.com/sse-on-envoy/internal/sse"
 )
 
 // The held local reply, event by event: a preflight with a body is answered
@@ -76,7 +78,9 @@ func TestReadRequest(t *testing.T) {
 }
 
 func TestMetadataKeysAreTheSummarysKeys(t *testing.T) {
-	md := Summary{Events: 1, Bytes: 2, LastEventID: "3", Protocol: "HTTP/2"}.Metadata()
+	// A stream with every value: two events a second apart, extract rules.
+	md := Summary{Events: 2, Bytes: 2, LastEventID: "3", Protocol: "HTTP/2", extracting: true,
+		Timing: sse.Timing{HasFirstByte: true, HasFirstEvent: true, FirstEvent: time.Second, LastEvent: 2 * time.Second}}.Metadata()
 	keys := MetadataKeys()
 	if len(md) != len(keys) {
 		t.Fatalf("metadata %v, keys %q", md, keys)

@@ -15,6 +15,7 @@ const (
 	StatEvents          = StatNamespace + ".events"
 	StatPreflights      = StatNamespace + ".preflights"
 	StatRejectedOrigins = StatNamespace + ".rejected_origins"
+	StatExtractErrors   = StatNamespace + ".extract_errors"
 )
 
 // StatID is a stat's index: in Metrics, in Stats() and in an adapter's own
@@ -30,6 +31,7 @@ const (
 	Events
 	Preflights
 	RejectedOrigins
+	ExtractErrors
 
 	// NumStats is how many stats there are.
 	NumStats
@@ -41,6 +43,7 @@ var statDefs = [NumStats]Stat{
 	Events:          {Events, StatEvents, KindCounter},
 	Preflights:      {Preflights, StatPreflights, KindCounter},
 	RejectedOrigins: {RejectedOrigins, StatRejectedOrigins, KindCounter},
+	ExtractErrors:   {ExtractErrors, StatExtractErrors, KindCounter},
 }
 
 // InNamespace is a stat name without StatNamespace and its dot.

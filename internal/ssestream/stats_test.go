@@ -17,13 +17,13 @@ func TestDefineMetricsWiresEveryStatByNameAndKind(t *testing.T) {
 		defined[s.Name], kinds[s.Name] = c, s.Kind
 		return c
 	})
-	if len(defined) != 5 {
-		t.Fatalf("defined %d stats, want 5", len(defined))
+	if len(defined) != int(NumStats) {
+		t.Fatalf("defined %d stats, want %d", len(defined), NumStats)
 	}
 	if kinds[StatStreamsActive] != KindGauge {
 		t.Errorf("%s is a %s, want a gauge", StatStreamsActive, kinds[StatStreamsActive])
 	}
-	for _, name := range []string{StatStreamsOpened, StatEvents, StatPreflights, StatRejectedOrigins} {
+	for _, name := range []string{StatStreamsOpened, StatEvents, StatPreflights, StatRejectedOrigins, StatExtractErrors} {
 		if kinds[name] != KindCounter {
 			t.Errorf("%s is a %s, want a counter", name, kinds[name])
 		}

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"time"
 
+	"example.com/sse-on-envoy/internal/extract"
 	"example.com/sse-on-envoy/internal/policy"
 	"example.com/sse-on-envoy/internal/sse"
 )
@@ -25,6 +26,9 @@ type BodyCounts interface {
 	Events() uint64
 	Bytes() uint64
 	LastEventID() string
+	// Timing is when the chunks and events came (sse.Pace), from the
+	// request.
+	Timing() sse.Timing
 }
 
 // Logger writes one line at a level.
@@ -71,13 +75,23 @@ type Stream struct {
 
 	info          Info
 	isSSE         bool
+	requested     time.Time
 	started       time.Time
-	scanner       *sse.Scanner // made by the first OnResponseData
-	body          BodyCounts   // nil: the scanner counts
-	counted       uint64       // events already added to Metrics.Events
+	scanner       *scannedBody    // made by the first OnResponseData
+	body          BodyCounts      // nil: the scanner counts
+	counted       uint64          // events already added to Metrics.Events
+	extracted     *extract.Values // made with the first event read
 	upstreamEnded bool
 	finished      bool
 }
+
+// scannedBody is the counts of a body the stream scans itself.
+type scannedBody struct {
+	sse.Scanner
+	pace sse.Pace
+}
+
+func (b *scannedBody) Timing() sse.Timing { return b.pace.Timing() }
 
 // New starts following a stream. adapter names the tagging adapter (the tag
 // header's value); m may be nil, recording nothing.
@@ -95,6 +109,7 @@ func New(p *policy.Policy, m Recorder, adapter string, now func() time.Time) *St
 // that the request has no body: a reply is then sent at once; otherwise it
 // waits for the end of the body (see replyHold).
 func (s *Stream) OnRequestHeaders(h HeaderGetter, endOfStream bool) Step {
+	s.requested = s.now()
 	req, path := ReadRequest(h, s.policy.RedactQueryParams())
 	s.method, s.path = req.Method, path
 	s.decision = s.policy.Decide(req)
@@ -116,6 +131,7 @@ func (s *Stream) OnRequestTrailers() Step { return s.hold.trailers() }
 // ObserveRequest records the request for the log lines of an adapter that
 // only watches (the ext_proc observer), without applying the policy.
 func (s *Stream) ObserveRequest(h HeaderGetter) {
+	s.requested = s.now()
 	req, path := ReadRequest(h, s.policy.RedactQueryParams())
 	s.method, s.path, s.decision.Origin = req.Method, path, req.Origin
 }
@@ -184,12 +200,56 @@ func (s *Stream) OnResponseData(chunk []byte, endOfStream bool) {
 		return
 	}
 	if s.scanner == nil {
-		s.scanner = &sse.Scanner{MaxLineBytes: LineLimit}
+		s.scanner = s.newScanner()
 	}
 	s.scanner.Write(chunk)
-	if n := s.scanner.Events(); n != s.counted {
+	n := s.scanner.Events()
+	s.scanner.pace.Observe(s.now().Sub(s.requested), n-s.counted)
+	if n != s.counted {
 		s.metrics.Add(Events, int64(n-s.counted))
 		s.counted = n
+	}
+}
+
+// newScanner is a scanner with the stream's limits: with extract rules it
+// keeps whole data lines, up to the rules' event size, and hands each event
+// to ExtractEvent.
+func (s *Stream) newScanner() *scannedBody {
+	b := &scannedBody{}
+	b.MaxLineBytes = LineLimit
+	if rules := s.policy.Extract(); rules != nil {
+		b.MaxLineBytes = max(rules.MaxEventBytes(), LineLimit)
+		b.MaxIDBytes = LineLimit
+		b.MaxDataBytes = rules.MaxEventBytes()
+		b.OnEventData = func(eventType, data []byte, cut bool) {
+			s.ExtractEvent(rules.Match(eventType, data), data, cut)
+		}
+	}
+	return b
+}
+
+// ExtractEvent reads an event's data for the extract rules in mask (those
+// whose cheap test it passed: extract.Rules.Match). cut: the data went past
+// the rules' event size, and is not read. The dynamic module's C body hook
+// calls it through its adapter, after the same test.
+func (s *Stream) ExtractEvent(mask uint32, data []byte, cut bool) {
+	rules := s.policy.Extract()
+	if mask == 0 || rules == nil {
+		return
+	}
+	if s.extracted == nil {
+		s.extracted = &extract.Values{}
+	}
+	switch {
+	case cut:
+		s.extracted.Skipped++
+		s.metrics.Add(ExtractErrors, 1)
+	default:
+		before := s.extracted.Errors
+		rules.Apply(s.extracted, mask, data, nil)
+		if n := s.extracted.Errors - before; n > 0 {
+			s.metrics.Add(ExtractErrors, int64(n))
+		}
 	}
 }
 
@@ -216,7 +276,7 @@ func (s *Stream) counts() BodyCounts {
 }
 
 // nothingScanned counts a stream that has had no body yet; it is only read.
-var nothingScanned sse.Scanner
+var nothingScanned scannedBody
 
 // Summary is what a stream did.
 type Summary struct {
@@ -225,6 +285,19 @@ type Summary struct {
 	LastEventID string
 	Protocol    string
 	Duration    time.Duration
+	Timing      sse.Timing
+	// Extracted are the values the extract rules found, in rule order.
+	Extracted []Extracted
+	// ExtractErrors counts matched events that were not read: bad JSON, a
+	// value of another type than its rule's, data past the event size.
+	ExtractErrors uint64
+	extracting    bool
+}
+
+// Extracted is a value an extract rule found.
+type Extracted struct {
+	Key   string
+	Value any
 }
 
 // Summary reports the counts so far.
@@ -234,13 +307,26 @@ func (s *Stream) Summary() Summary {
 		d = s.now().Sub(s.started)
 	}
 	c := s.counts()
-	return Summary{
+	sum := Summary{
 		Events:      c.Events(),
 		Bytes:       c.Bytes(),
 		LastEventID: c.LastEventID(),
 		Protocol:    s.info.Protocol,
 		Duration:    d,
+		Timing:      c.Timing(),
 	}
+	if rules := s.policy.Extract(); rules != nil {
+		sum.extracting = true
+	}
+	if rules := s.policy.Extract(); rules != nil && s.extracted != nil {
+		sum.ExtractErrors = s.extracted.Errors + s.extracted.Skipped
+		for i := range rules.Len() {
+			if v := s.extracted.Value(i); v != nil {
+				sum.Extracted = append(sum.Extracted, Extracted{rules.Key(i), v})
+			}
+		}
+	}
+	return sum
 }
 
 // PublishMetadata writes the Summary as the stream's dynamic metadata, for
@@ -248,7 +334,11 @@ func (s *Stream) Summary() Summary {
 // streams where the adapter has a hook for it.
 func (s *Stream) PublishMetadata(h Host) {
 	if s.isSSE {
-		s.Summary().eachMetadata(h.SetMetadata)
+		sum := s.Summary()
+		sum.eachMetadata(h.SetMetadata)
+		for _, e := range sum.Extracted {
+			h.SetMetadata(e.Key, e.Value)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"example.com/sse-on-envoy/internal/extract"
 	"example.com/sse-on-envoy/internal/policy"
 )
 
@@ -60,7 +61,7 @@ func TestStreamLinesStayOneLineAndUseTheConfiguredLevel(t *testing.T) {
 	if !strings.Contains(log[0], `origin="https://x\r\ninjected"`) || !strings.Contains(log[0], `path="/sse/events?a=b c"`) {
 		t.Errorf("opened line %q", log[0])
 	}
-	if want := `duration=1.5s events=1 bytes=17 last_event_id="a b" end=upstream_end`; !strings.Contains(log[1], want) {
+	if want := `duration=1.5s events=1 bytes=17 last_event_id="a b" first_event=0s end=upstream_end`; !strings.Contains(log[1], want) {
 		t.Errorf("closed line %q lacks %q", log[1], want)
 	}
 }
@@ -168,3 +169,67 @@ func TestUnavailableAnswerIsNoStream(t *testing.T) {
 		}
 	}
 }
+
+// A token stream's timing and values, as an access log reads them: the
+// clock moves between chunks, so the first event, the gaps, their
+// quantiles and the rate are the ones the chunks' arrival gives.
+func TestTokenStreamTimingAndExtraction(t *testing.T) {
+	p, err := policy.New(&policy.Config{Extract: &extract.Config{
+		MaxEventBytes: ptr(64),
+		Rules:         []extract.Rule{{Path: "usage.total_tokens", Key: "total_tokens"}, {Path: "model", Key: "model", Type: "string", Wins: "first"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Unix(0, 0)
+	s := New(p, nil, "test", func() time.Time { return clock })
+	s.OnRequestHeaders(headers{":method": "POST", ":path": "/v1/chat/completions"}, true)
+	var log lines
+	if !s.OnResponseHeaders(headers{"content-type": "text/event-stream"}, false) {
+		t.Fatal("not a stream")
+	}
+	s.Open(Info{Route: "r", Protocol: "HTTP/2"}, &log)
+	at := func(d time.Duration, chunk string) {
+		clock = time.Unix(0, 0).Add(d)
+		s.OnResponseData([]byte(chunk), false)
+	}
+	at(100*time.Millisecond, ": waiting\n\n")                         // first byte, no event
+	at(250*time.Millisecond, `data: {"model":"a","x":1}`+"\n\n")      // first event
+	at(270*time.Millisecond, `data: {"model":"b"}`+"\n\ndata: 2\n\n") // gap 20 ms, and 0
+	at(1270*time.Millisecond, `data: {"usage":{"total_tokens":7}}`+"\n\n")
+	at(1300*time.Millisecond, `data: {"usage":{"total_tokens":`+strings.Repeat(" ", 64)+"8}}\n\n") // too long: skipped
+	at(1310*time.Millisecond, "data: [DONE]\n\n")
+	s.Finish(&log)
+
+	md := map[string]any{}
+	s.PublishMetadata(metadataRecorder(md))
+	want := map[string]any{
+		policy.MetadataFirstByteMS: 100.0, policy.MetadataFirstEventMS: 250.0, policy.MetadataMaxGapMS: 1000.0,
+		// Gaps 20, 0, 1000, 30, 10 ms: buckets [16,32), [0,1), [512,1024), [16,32), [8,16).
+		policy.MetadataGapP50MS: 32.0, policy.MetadataGapP99MS: 1024.0,
+		policy.MetadataEventsPerSec: 5 / 1.06, policy.MetadataExtractErrors: 1.0,
+		"total_tokens": 7.0, "model": "a",
+	}
+	for k, v := range want {
+		got := md[k]
+		if f, ok := v.(float64); ok && k == policy.MetadataEventsPerSec {
+			if g, _ := got.(float64); g < f-0.01 || g > f+0.01 {
+				t.Errorf("%s = %v, want %v", k, got, v)
+			}
+			continue
+		}
+		if got != v {
+			t.Errorf("%s = %v (%T), want %v", k, got, got, v)
+		}
+	}
+	if want := "first_event=250ms max_gap=1s total_tokens=7 model=a extract_errors=1"; !strings.Contains(log[1], want) {
+		t.Errorf("closed line %q lacks %q", log[1], want)
+	}
+}
+
+type metadataRecorder map[string]any
+
+func (m metadataRecorder) Log(policy.Level, string)    {}
+func (m metadataRecorder) SetMetadata(k string, v any) { m[k] = v }
+func (m metadataRecorder) End() End                    { return End{} }
+func ptr[T any](v T) *T                                { return &v }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"example.com/sse-on-envoy/internal/extract"
+	"example.com/sse-on-envoy/internal/sse"
 	"example.com/sse-on-envoy/internal/ssestream"
 	"example.com/sse-on-envoy/module/abi"
 	"example.com/sse-on-envoy/module/abi/fakeenvoy"
@@ -49,6 +51,9 @@ type testModule struct {
 	destroyed     int
 	counts        abi.Counts
 	upstreamEnded bool
+	// rules: the C body hook hands matched events to read.
+	rules *abi.Rules
+	read  []string
 }
 
 func (m *testModule) NewFilterConfig(c abi.Config, name string, config []byte) (abi.FilterConfig, error) {
@@ -103,7 +108,12 @@ func (t *testFilter) OnResponseHeaders(bool) abi.Status {
 	}
 	t.f.RemoveHeader(abi.ResponseHeaders, "content-length")
 	t.f.CountBody(0, true)
+	t.f.ReadEvents(t.m.rules)
 	return abi.Continue
+}
+
+func (t *testFilter) OnEventData(mask uint32, data []byte, cut bool) {
+	t.m.read = append(t.m.read, fmt.Sprintf("%b %s cut=%v", mask, data, cut))
 }
 
 func (t *testFilter) OnStreamComplete() {
@@ -168,8 +178,20 @@ func TestHooksFromC(t *testing.T) {
 	fakeenvoy.ResponseBodyHook(h, true)
 	fakeenvoy.StreamComplete(h)
 	want := abi.Counts{Events: 3, Bytes: uint64(len("id: 1\ndata: a\n\nid: 2\nda" + "ta: b\n\n: hb\n\nid: 3\n" + "data: c\n\n")), LastEventID: "3"}
+	timing := m.counts.Timing
+	m.counts.Timing = sse.Timing{}
 	if m.counts != want || !m.upstreamEnded {
 		t.Errorf("counts %+v, upstream ended %v; want %+v and true", m.counts, m.upstreamEnded, want)
+	}
+	// The C pace saw two chunks: two events in the first, one in the
+	// second, on the real clock.
+	var gaps uint32
+	for _, n := range timing.Gaps {
+		gaps += n
+	}
+	if !timing.HasFirstByte || !timing.HasFirstEvent || timing.FirstByte != timing.FirstEvent ||
+		timing.LastEvent < timing.FirstEvent || timing.MaxGap != timing.LastEvent-timing.FirstEvent || gaps != 2 {
+		t.Errorf("timing %+v", timing)
 	}
 	if got, want := fakeenvoy.Metadata(), fmt.Sprintf("sse:events=3\nsse:bytes=%d\nsse:last_event_id=3\n", want.Bytes); got != want {
 		t.Errorf("metadata\n%s\nwant\n%s", got, want)
@@ -273,3 +295,48 @@ func TestPanicsFailOpen(t *testing.T) {
 		})
 	}
 }
+
+// The C body hook hands Go only the events that pass the rules' cheap test
+// (type and needle), whole even when split across chunks past the line
+// limit, [DONE] never, and a long one marked cut.
+func TestBodyHookHandsMatchedEventsToGo(t *testing.T) {
+	fakeenvoy.Reset()
+	rules, errs := extract.Compile(&extract.Config{MaxEventBytes: ptr(400), Rules: []extract.Rule{
+		{Path: "usage.total_tokens", Key: "total_tokens"},
+		{Event: "message_delta", Path: "usage.output_tokens", Key: "output_tokens"},
+	}}, nil)
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	m := &testModule{rules: abi.NewRules(rules)}
+	abi.Register(m)
+	h := fakeenvoy.FilterNew(fakeenvoy.ConfigNew(""))
+	fakeenvoy.SetHeader(fakeenvoy.RequestHeaders, ":method", "GET")
+	fakeenvoy.RequestHeadersHook(h, true)
+	fakeenvoy.ResponseHeadersHook(h, false)
+	long := strings.Repeat("x", 300)
+	for _, chunk := range []string{
+		`data: {"usage":null}` + "\n\n",
+		`data: {"pad":"` + long + `","usage":{"total_tok`, `ens":21}}` + "\n\n",
+		"event: message_delta\n" + `data: {"usage":{"output_tokens":15,"total_tokens":3}}` + "\n\n",
+		"event: other\n" + `data: {"usage":{"output_tokens":1}}` + "\n\n",
+		`data: {"total_tokens":"` + long + long + `"}` + "\n\n",
+		"data: [DONE]\n\n",
+	} {
+		fakeenvoy.ClearBody()
+		fakeenvoy.AddBody(chunk)
+		fakeenvoy.ResponseBodyHook(h, false)
+	}
+	fakeenvoy.StreamComplete(h)
+	fakeenvoy.Destroy(h)
+	want := []string{
+		`1 {"pad":"` + long + `","usage":{"total_tokens":21}} cut=false`,
+		`11 {"usage":{"output_tokens":15,"total_tokens":3}} cut=false`,
+		`1 {"total_tokens":"` + (long + long)[:400-len(`{"total_tokens":"`)] + ` cut=true`,
+	}
+	if strings.Join(m.read, "\n") != strings.Join(want, "\n") {
+		t.Errorf("read\n%s\nwant\n%s", strings.Join(m.read, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -183,6 +183,21 @@ func envoy_dynamic_module_on_http_filter_destroy(p C.uintptr_t) {
 	}
 }
 
+// sse_module_on_event is called by the C body hook (stream.c) with an event
+// that passed the stream's extract rules' cheap test.
+//
+//export sse_module_on_event
+func sse_module_on_event(handle C.uintptr_t, mask C.uint32_t, data *C.char, n C.size_t, cut C.bool) {
+	defer recoverHook("sse_module_on_event")
+	f, ok := filters.get(uintptr(handle))
+	if !ok {
+		return
+	}
+	if r, ok := f.(EventReader); ok {
+		r.OnEventData(uint32(mask), unsafe.Slice((*byte)(unsafe.Pointer(data)), int(n)), bool(cut))
+	}
+}
+
 // Hooks 1.37.0 requires although the SSE module starts no callouts, uses no
 // scheduler and ignores watermarks.
 

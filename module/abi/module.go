@@ -60,6 +60,14 @@ type HTTPFilter interface {
 	OnDestroy()
 }
 
+// EventReader is an HTTPFilter that reads the events the C body hook hands
+// it (Filter.ReadEvents): mask says which extract rules' cheap test the
+// event passed, data (valid only during the call) is its data, cut says it
+// went past the rules' event size.
+type EventReader interface {
+	OnEventData(mask uint32, data []byte, cut bool)
+}
+
 // PassThrough is an HTTPFilter that does nothing: what a stream gets when
 // its filter could not be made.
 type PassThrough struct{}

@@ -29,6 +29,23 @@ SSE_HIDDEN extern size_t sse_scan_max_line;
 // and a change once set: buffers already allocated have the old size.
 SSE_HIDDEN bool sse_scan_set_max_line(size_t n);
 
+// sse_scan_collect is what a scanner that reads event data keeps (the
+// module's extract rules, internal/extract): whole data lines up to
+// max_line, an event's data up to max_data, its type, and on_event, called
+// with each dispatched event. internal/sse.Scanner's MaxLineBytes,
+// MaxDataBytes and OnEventData, with the same rules.
+typedef struct {
+  uint32_t max_line;
+  uint32_t max_data;
+  void (*on_event)(void* ctx, const char* type, size_t type_len, const char* data, size_t data_len, bool cut);
+  void* ctx;
+  bool data_cut;
+  uint16_t type_len;
+  uint32_t data_len, data_cap;
+  char* data;
+  char* type;  // sse_scan_max_line bytes, allocated with the first type
+} sse_scan_collect;
+
 typedef struct {
   uint64_t events;
   uint64_t comments;
@@ -39,10 +56,12 @@ typedef struct {
   bool pending_cr;  // the previous chunk ended in CR: a leading LF completes it
   bool line_cut;
   bool has_data;
-  uint16_t line_len;
   uint16_t id_len;
   uint16_t last_id_len;
+  uint32_t line_len;
+  uint32_t line_cap;
   char* line;     // NULL until a line spans chunks
+  sse_scan_collect* collect;  // NULL: events are only counted
   char* id_heap;  // NULL until an id is longer than the inline buffer
   char* last_id_heap;
   char id_inline[SSE_SCAN_INLINE_ID];  // the WHATWG "last event ID buffer"
@@ -55,6 +74,12 @@ typedef struct {
 SSE_HIDDEN void sse_scan_write(sse_scan* s, const char* p, size_t n);
 // sse_scan_last_id is the id a reconnecting client would send.
 SSE_HIDDEN const char* sse_scan_last_id(const sse_scan* s);
+// sse_scan_collect_events makes s hand each event's type and data to
+// on_event from now on, keeping data lines up to max_line bytes and an
+// event's data up to max_data; false when out of memory (s only counts).
+SSE_HIDDEN bool sse_scan_collect_events(sse_scan* s, uint32_t max_line, uint32_t max_data,
+                                        void (*on_event)(void*, const char*, size_t, const char*, size_t, bool),
+                                        void* ctx);
 // sse_scan_free releases what the scanner allocated (not s itself).
 SSE_HIDDEN void sse_scan_free(sse_scan* s);
 #endif

@@ -1,7 +1,11 @@
+#define _GNU_SOURCE  // memmem
 #include "stream.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+
+#include "_cgo_export.h"
 
 static sse_stream_settings settings;
 
@@ -25,9 +29,10 @@ sse_stream_settings sse_stream_get_settings(void) {
 
 int64_t sse_monotonic_ns(void) {
   struct timespec ts;
-  // The coarse clock is a read of the vDSO page, no system call: the body
-  // hook reads it on every chunk only to decide whether a second has passed.
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  // A vDSO read, no system call: the body hook reads it once per chunk, for
+  // the stream's timing (so not the coarse clock, whose ticks are 4 ms) and
+  // to decide whether a second has passed since the metadata was written.
+  clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
@@ -41,6 +46,30 @@ void sse_stream_publish(void* env, sse_stream* s) {
   sse_buffer id = {sse_scan_last_id(&s->scan), s->scan.last_id_len};
   envoy_dynamic_module_callback_http_set_dynamic_metadata_string(env, settings.ns, settings.last_event_id,
                                                                  id);
+}
+
+static const char done_marker[] = "[DONE]";
+
+// on_event is the scanner's event callback when the stream has extract
+// rules: internal/extract.Rules.Match, then Go with the rules that matched.
+static void on_event(void* ctx, const char* type, size_t type_len, const char* data, size_t data_len, bool cut) {
+  sse_stream* s = (sse_stream*)ctx;
+  const sse_rules* r = s->rules;
+  if (r == NULL) return;
+  if (data_len == sizeof(done_marker) - 1 && memcmp(data, done_marker, data_len) == 0) return;
+  uint32_t mask = 0;
+  for (uint32_t i = 0; i < r->n; i++) {
+    if (r->event[i].length > 0 && (r->event[i].length != type_len || memcmp(r->event[i].ptr, type, type_len) != 0)) {
+      continue;
+    }
+    if (memmem(data, data_len, r->needle[i].ptr, r->needle[i].length) != NULL) mask |= 1u << i;
+  }
+  if (mask != 0) sse_module_on_event(s->go_handle, mask, (char*)data, data_len, cut);
+}
+
+bool sse_stream_read_events(sse_stream* s, const sse_rules* rules) {
+  s->rules = rules;
+  return sse_scan_collect_events(&s->scan, rules->max_event_bytes, rules->max_event_bytes, on_event, s);
 }
 
 // The inline array covers the usual chunk (one or a few slices) without
@@ -57,6 +86,7 @@ int envoy_dynamic_module_on_http_filter_response_body(void* env, uintptr_t modul
   if (s == NULL) return SSE_BODY_CONTINUE;
   if (end_of_stream) s->upstream_ended = true;
   if (!s->counting) return SSE_BODY_CONTINUE;
+  uint64_t events = s->scan.events, bytes = s->scan.bytes;
   size_t n = envoy_dynamic_module_callback_http_get_body_chunks_size(env, SSE_BODY_RECEIVED);
   if (n > 0) {
     sse_buffer inline_slices[SSE_INLINE_SLICES];
@@ -75,9 +105,11 @@ int envoy_dynamic_module_on_http_filter_response_body(void* env, uintptr_t modul
                                                                 s->scan.events - s->counted);
     s->counted = s->scan.events;
   }
+  int64_t now = sse_monotonic_ns();
+  if (s->scan.bytes != bytes) sse_pace_observe(&s->pace, now - s->start_ns, s->scan.events - events);
   // The ABI has no access-log hook for HTTP filters: refreshing the metadata at most once per
   // interval keeps periodic access-log entries close to the truth without
   // three callbacks on every chunk.
-  if (sse_monotonic_ns() - s->published_ns >= settings.interval_ns) sse_stream_publish(env, s);
+  if (now - s->published_ns >= settings.interval_ns) sse_stream_publish(env, s);
   return SSE_BODY_CONTINUE;
 }

@@ -10,7 +10,10 @@ static inline sse_stream* sse_stream_at(uintptr_t p) { return (sse_stream*)p; }
 static inline uintptr_t sse_stream_addr(sse_stream* s) { return (uintptr_t)s; }
 static inline sse_stream* sse_stream_new(uintptr_t go_handle) {
   sse_stream* s = calloc(1, sizeof(sse_stream));
-  if (s != NULL) s->go_handle = go_handle;
+  if (s != NULL) {
+    s->go_handle = go_handle;
+    s->start_ns = sse_monotonic_ns();
+  }
   return s;
 }
 */
@@ -18,7 +21,20 @@ import "C"
 
 import (
 	"fmt"
+	"runtime"
 	"time"
+	"unsafe"
+
+	"example.com/sse-on-envoy/internal/extract"
+	"example.com/sse-on-envoy/internal/sse"
+)
+
+// The C arrays are sized by Go's limits: a difference fails the build.
+const (
+	_ = uint(C.SSE_PACE_BUCKETS - sse.GapBuckets)
+	_ = uint(sse.GapBuckets - C.SSE_PACE_BUCKETS)
+	_ = uint(C.SSE_MAX_RULES - extract.MaxRules)
+	_ = uint(extract.MaxRules - C.SSE_MAX_RULES)
 )
 
 // StreamSettings are the values the C body hook and scanner work with. Go
@@ -93,6 +109,63 @@ func freeStream(s *C.sse_stream) { C.sse_stream_free(s) }
 type Counts struct {
 	Events, Bytes uint64
 	LastEventID   string
+	Timing        sse.Timing
+}
+
+// Rules are a configuration's extract rules in C memory, for the body
+// hook's cheap test; freed when the Go value is no longer reachable (every
+// stream's filter holds its configuration, so never while a stream can
+// read them).
+type Rules struct {
+	c     *C.sse_rules
+	rules *extract.Rules
+}
+
+// Extract is the rules the C copy was made of.
+func (r *Rules) Extract() *extract.Rules { return r.rules }
+
+// NewRules copies r into C memory; nil when r has no rules.
+func NewRules(r *extract.Rules) *Rules {
+	if r.Len() == 0 {
+		return nil
+	}
+	c := (*C.sse_rules)(C.calloc(1, C.size_t(unsafe.Sizeof(C.sse_rules{}))))
+	if c == nil {
+		return nil
+	}
+	c.n = C.uint32_t(r.Len())
+	c.max_event_bytes = C.uint32_t(r.MaxEventBytes())
+	cbuf := func(b []byte) C.sse_buffer {
+		if len(b) == 0 {
+			return C.sse_buffer{}
+		}
+		return C.sse_buffer{ptr: (*C.char)(C.CBytes(b)), length: C.size_t(len(b))}
+	}
+	for i := range r.Len() {
+		c.event[i] = cbuf(r.Event(i))
+		c.needle[i] = cbuf(r.Needle(i))
+	}
+	rules := &Rules{c, r}
+	runtime.AddCleanup(rules, func(c *C.sse_rules) {
+		for i := range int(c.n) {
+			C.free(unsafe.Pointer(c.event[i].ptr))
+			C.free(unsafe.Pointer(c.needle[i].ptr))
+		}
+		C.free(unsafe.Pointer(c))
+	}, c)
+	return rules
+}
+
+// ReadEvents makes the C body hook hand this stream's events that pass the
+// rules' cheap test to the filter's OnEventData (an EventReader). rules
+// must be reachable for as long as the stream (held by its filter).
+func (f Filter) ReadEvents(rules *Rules) {
+	if f.stream == nil || rules == nil {
+		return
+	}
+	if !C.sse_stream_read_events(f.stream, rules.c) {
+		Log(LogError, "sse: out of memory: a stream's events are counted, not read")
+	}
 }
 
 // CountBody makes the C body hook scan this stream's response chunks from
@@ -118,7 +191,21 @@ func (f Filter) BodyCounts() Counts {
 		Events:      uint64(sc.events),
 		Bytes:       uint64(sc.bytes),
 		LastEventID: C.GoStringN(C.sse_scan_last_id(sc), C.int(sc.last_id_len)),
+		Timing:      paceTiming(&f.stream.pace),
 	}
+}
+
+// paceTiming is a C pace as internal/sse reports one.
+func paceTiming(p *C.sse_pace) sse.Timing {
+	t := sse.Timing{
+		FirstByte: time.Duration(p.first_byte_ns), FirstEvent: time.Duration(p.first_event_ns),
+		HasFirstByte: bool(p.seen_byte), HasFirstEvent: bool(p.seen_event),
+		LastEvent: time.Duration(p.last_event_ns), MaxGap: time.Duration(p.max_gap_ns),
+	}
+	for i := range t.Gaps {
+		t.Gaps[i] = uint32(p.gaps[i])
+	}
+	return t
 }
 
 // UpstreamEnded reports whether a body hook saw the end of the response.

@@ -6,8 +6,25 @@
 // showed"): so Go sees a stream at its start and end, C sees every chunk.
 #ifndef SSE_STREAM_H
 #define SSE_STREAM_H
+#include "pace.h"
 #include "sse_abi.h"
 #include "ssescan.h"
+
+// SSE_MAX_RULES is internal/extract.MaxRules: package abi fails to build
+// when they differ.
+#define SSE_MAX_RULES 8
+
+// A configuration's extract rules as the body hook tests them: an event
+// goes to Go (sse_module_on_event) only if its type matches a rule's event
+// (empty: any) and its data contains the rule's needle (internal/extract's
+// cheap test). Built in Go from extract.Rules, owned by the Go filter
+// configuration, read-only in C.
+typedef struct {
+  uint32_t n;
+  uint32_t max_event_bytes;
+  sse_buffer event[SSE_MAX_RULES];
+  sse_buffer needle[SSE_MAX_RULES];
+} sse_rules;
 
 typedef struct {
   uintptr_t go_handle;  // the Go HTTPFilter, in package abi's handle table
@@ -17,6 +34,9 @@ typedef struct {
   size_t events_stat;  // Envoy's id of the events counter
   uint64_t counted;    // events already added to that counter
   int64_t published_ns;
+  int64_t start_ns;          // when the filter was made: the request
+  const sse_rules* rules;    // NULL: no extract rules
+  sse_pace pace;
   sse_scan scan;
 } sse_stream;
 
@@ -39,4 +59,8 @@ SSE_HIDDEN sse_stream_settings sse_stream_get_settings(void);
 SSE_HIDDEN void sse_stream_free(sse_stream* s);
 SSE_HIDDEN void sse_stream_publish(void* filter_envoy_ptr, sse_stream* s);
 SSE_HIDDEN int64_t sse_monotonic_ns(void);
+// sse_stream_read_events makes the body hook hand events that pass the
+// rules' cheap test to Go; false when out of memory (the stream is then
+// only counted).
+SSE_HIDDEN bool sse_stream_read_events(sse_stream* s, const sse_rules* rules);
 #endif

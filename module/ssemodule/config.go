@@ -43,15 +43,19 @@ func (Module) NewPerRouteConfig(_ string, raw []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &routeConfig{policy: p}, nil
+	return &routeConfig{policy: p, rules: abi.NewRules(p.Extract())}, nil
 }
 
-type routeConfig struct{ policy *policy.Policy }
+type routeConfig struct {
+	policy *policy.Policy
+	rules  *abi.Rules // the policy's extract rules for the C body hook
+}
 
 // filterConfig is shared by every stream of one filter configuration, on
 // every worker thread: it is read-only after newFilterConfig.
 type filterConfig struct {
 	policy *policy.Policy
+	rules  *abi.Rules // the policy's extract rules for the C body hook
 	// stats are Envoy's ids of the stats, by ssestream.StatID.
 	stats [ssestream.NumStats]definedStat
 	log   func(abi.LogLevel, string)
@@ -64,7 +68,7 @@ func newFilterConfig(d StatDefiner, raw []byte, log func(abi.LogLevel, string)) 
 	if err != nil {
 		return nil, err
 	}
-	c := &filterConfig{policy: p, log: log}
+	c := &filterConfig{policy: p, rules: abi.NewRules(p.Extract()), log: log}
 	for _, s := range ssestream.Stats() {
 		define := d.DefineCounter
 		if s.Kind == ssestream.KindGauge {

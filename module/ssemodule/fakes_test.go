@@ -16,8 +16,12 @@ type fakeEnvoy struct {
 	// counting, scanner, upstreamEnded and eventsStat stand in for the C
 	// body hook (package abi tests the real one; its scanner is held equal
 	// to sse.Scanner by FuzzCScannerMatchesGo).
-	counting      bool
-	scanner       sse.Scanner
+	counting bool
+	scanner  sse.Scanner
+	pace     sse.Pace
+	// reader gets the events that pass the rules' cheap test, as the C
+	// body hook hands them to the filter (ReadEvents).
+	reader        abi.EventReader
 	upstreamEnded bool
 	eventsStat    uint64
 	counted       uint64
@@ -99,8 +103,13 @@ func (e *fakeEnvoy) deliver(endOfStream bool, slices ...string) {
 	if !e.counting {
 		return
 	}
+	events, bytes := e.scanner.Events(), e.scanner.Bytes()
 	for _, s := range slices {
 		e.scanner.Write([]byte(s))
+	}
+	if e.scanner.Bytes() != bytes {
+		// The clock stands still in the tests: every chunk comes at 0.
+		e.pace.Observe(0, e.scanner.Events()-events)
 	}
 	e.stats[e.eventsStat] += int64(e.scanner.Events() - e.counted)
 	e.counted = e.scanner.Events()
@@ -111,8 +120,22 @@ func (e *fakeEnvoy) CountBody(eventsCounter uint64, ok bool) {
 	e.scanner.MaxLineBytes = 256
 }
 
+func (e *fakeEnvoy) ReadEvents(r *abi.Rules) {
+	if r == nil {
+		return
+	}
+	rules := r.Extract()
+	e.scanner.MaxLineBytes = max(rules.MaxEventBytes(), 256)
+	e.scanner.MaxIDBytes, e.scanner.MaxDataBytes = 256, rules.MaxEventBytes()
+	e.scanner.OnEventData = func(eventType, data []byte, cut bool) {
+		if mask := rules.Match(eventType, data); mask != 0 && e.reader != nil {
+			e.reader.OnEventData(mask, data, cut)
+		}
+	}
+}
+
 func (e *fakeEnvoy) BodyCounts() abi.Counts {
-	return abi.Counts{Events: e.scanner.Events(), Bytes: e.scanner.Bytes(), LastEventID: e.scanner.LastEventID()}
+	return abi.Counts{Events: e.scanner.Events(), Bytes: e.scanner.Bytes(), LastEventID: e.scanner.LastEventID(), Timing: e.pace.Timing()}
 }
 
 func (e *fakeEnvoy) UpstreamEnded() bool { return e.upstreamEnded }

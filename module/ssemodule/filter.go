@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"example.com/sse-on-envoy/internal/policy"
+	"example.com/sse-on-envoy/internal/sse"
 	"example.com/sse-on-envoy/internal/ssestream"
 	"example.com/sse-on-envoy/module/abi"
 )
@@ -21,20 +22,28 @@ const metadataInterval = time.Second
 // StreamSettings are what the C body hook and scanner work with, every
 // value internal/ssestream's: the names the hook refreshes the counts under
 // (Go writes every one of ssestream.MetadataKeys() at a stream's open and
-// close; OpenOnlyMetadataKeys are the rest), and the scanner's line limit.
+// close; CloseOnlyMetadataKeys are the rest), and the scanner's line limit.
 // The module's init hands them to C (abi.SetStreamSettings).
 var StreamSettings = abi.StreamSettings{
-	Namespace:    ssestream.MetadataNamespace,
-	Events:       ssestream.MetadataEvents,
-	Bytes:        ssestream.MetadataBytes,
-	LastEventID:  ssestream.MetadataLastEventID,
+	Namespace:    policy.MetadataNamespace,
+	Events:       policy.MetadataEvents,
+	Bytes:        policy.MetadataBytes,
+	LastEventID:  policy.MetadataLastEventID,
 	Interval:     metadataInterval,
 	MaxLineBytes: ssestream.LineLimit,
 }
 
-// OpenOnlyMetadataKeys are the keys of ssestream.MetadataKeys() the C body
-// hook does not refresh: they do not change while the body goes by.
-var OpenOnlyMetadataKeys = []string{ssestream.MetadataProtocol}
+// CloseOnlyMetadataKeys are the keys of ssestream.MetadataKeys() the C body
+// hook does not refresh, written by Go at the stream's open and close: the
+// protocol does not change, and the timing and the extract errors would
+// cost the hook callbacks for values an access log mostly reads at the end
+// (the extract rules' own keys too).
+var CloseOnlyMetadataKeys = []string{
+	policy.MetadataProtocol,
+	policy.MetadataFirstByteMS, policy.MetadataFirstEventMS, policy.MetadataMaxGapMS,
+	policy.MetadataGapP50MS, policy.MetadataGapP99MS, policy.MetadataEventsPerSec,
+	policy.MetadataExtractErrors,
+}
 
 // Envoy is what the filter asks of Envoy for one stream; abi.Filter is the
 // real one.
@@ -52,6 +61,9 @@ type Envoy interface {
 	// what it counted, UpstreamEnded says whether it saw the end of the
 	// response.
 	CountBody(eventsCounter uint64, ok bool)
+	// ReadEvents makes the C body hook hand the filter (OnEventData) the
+	// events that pass the extract rules' cheap test.
+	ReadEvents(rules *abi.Rules)
 	BodyCounts() abi.Counts
 	UpstreamEnded() bool
 	IncrementCounter(id, v uint64)
@@ -88,6 +100,15 @@ func (f *filter) Add(id ssestream.StatID, delta int64) {
 func (f *filter) Events() uint64      { return f.env.BodyCounts().Events }
 func (f *filter) Bytes() uint64       { return f.env.BodyCounts().Bytes }
 func (f *filter) LastEventID() string { return f.env.BodyCounts().LastEventID }
+func (f *filter) Timing() sse.Timing  { return f.env.BodyCounts().Timing }
+
+// OnEventData implements abi.EventReader: an event the C body hook found
+// for the extract rules in mask.
+func (f *filter) OnEventData(mask uint32, data []byte, cut bool) {
+	if f.stream != nil && !f.gone {
+		f.stream.ExtractEvent(mask, data, cut)
+	}
+}
 
 // filter translates the ABI's hooks into the stream's life
 // (ssestream.Stream) and is its ssestream.Host. Envoy calls its hooks one at
@@ -100,6 +121,7 @@ type filter struct {
 	env    Envoy
 	cfg    *filterConfig
 	stream *ssestream.Stream
+	rules  *abi.Rules // the extract rules of the stream's policy
 
 	// gone: Envoy's side of the stream may no longer be called.
 	gone bool
@@ -109,6 +131,7 @@ var (
 	_ abi.HTTPFilter       = (*filter)(nil)
 	_ ssestream.Recorder   = (*filter)(nil)
 	_ ssestream.BodyCounts = (*filter)(nil)
+	_ abi.EventReader      = (*filter)(nil)
 )
 
 // The status each request hook returns for the stream's answer. After a
@@ -119,9 +142,10 @@ var (
 )
 
 func (f *filter) OnRequestHeaders(endOfStream bool) abi.Status {
-	p := f.cfg.policy
+	var p *policy.Policy
+	p, f.rules = f.cfg.policy, f.cfg.rules
 	if rc, ok := f.env.RouteConfig().(*routeConfig); ok {
-		p = rc.policy
+		p, f.rules = rc.policy, rc.rules
 	}
 	f.stream = ssestream.New(p, f, adapterName, f.cfg.now)
 	return headersStatus[f.send(f.stream.OnRequestHeaders(requestHeaders{f.env}, endOfStream))]
@@ -174,6 +198,7 @@ func (f *filter) OnResponseHeaders(endOfStream bool) abi.Status {
 		protocol, _ := f.env.AttributeString(abi.AttributeRequestProtocol)
 		f.stream.CountedBy(f)
 		f.env.CountBody(f.cfg.eventsStat())
+		f.env.ReadEvents(f.rules)
 		f.stream.Open(ssestream.Info{Route: route, Protocol: protocol}, f)
 	}
 	return abi.Continue
@@ -211,11 +236,11 @@ func (f *filter) SetMetadata(key string, value any) {
 	}
 	switch v := value.(type) {
 	case float64:
-		f.env.SetMetadataNumber(ssestream.MetadataNamespace, key, v)
+		f.env.SetMetadataNumber(policy.MetadataNamespace, key, v)
 	case string:
-		f.env.SetMetadataString(ssestream.MetadataNamespace, key, v)
+		f.env.SetMetadataString(policy.MetadataNamespace, key, v)
 	default:
-		f.env.SetMetadataString(ssestream.MetadataNamespace, key, fmt.Sprint(v))
+		f.env.SetMetadataString(policy.MetadataNamespace, key, fmt.Sprint(v))
 	}
 }
 

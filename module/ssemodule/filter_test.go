@@ -194,7 +194,7 @@ func TestSSEStreamLifecycle(t *testing.T) {
 	if want := "2 sse stream opened: route=sse_plain protocol=HTTP/1.1 method=GET path=/sse/events origin=http://localhost:3000 adapter=dynamic_module"; (*logs)[0] != want {
 		t.Errorf("opened line %q, want %q", (*logs)[0], want)
 	}
-	if want := "events=2 bytes=" + strconv.Itoa(total) + " last_event_id=8 end=upstream_end"; !strings.Contains((*logs)[1], want) {
+	if want := "events=2 bytes=" + strconv.Itoa(total) + " last_event_id=8 first_event=0s max_gap=0s end=upstream_end"; !strings.Contains((*logs)[1], want) {
 		t.Errorf("closed line %q lacks %q", (*logs)[1], want)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"example.com/sse-on-envoy/internal/policy"
 	"example.com/sse-on-envoy/internal/ssestream"
 	"example.com/sse-on-envoy/internal/ssestream/lifecycletest"
 	"example.com/sse-on-envoy/module/abi"
@@ -31,12 +32,14 @@ type lifecycleDriver struct {
 }
 
 func newLifecycleDriver(t *testing.T) lifecycletest.Driver {
-	c, d, logs := newTestConfig(t, fmt.Sprintf("allowed_origins: [%s]\nallow_credentials: true\nredact_query_params: [%s]\n",
-		`"`+strings.Join(lifecycletest.AllowedOrigins, `", "`)+`"`, strings.Join(lifecycletest.RedactQueryParams, ", ")))
+	c, d, logs := newTestConfig(t, fmt.Sprintf("allowed_origins: [%s]\nallow_credentials: true\nredact_query_params: [%s]\nextract: %s\n",
+		`"`+strings.Join(lifecycletest.AllowedOrigins, `", "`)+`"`, strings.Join(lifecycletest.RedactQueryParams, ", "), lifecycletest.Extract))
 	c.now = func() time.Time { return time.Unix(1000, 0) }
 	env := newFakeEnvoy()
 	env.attrs[abi.AttributeRouteName], env.attrs[abi.AttributeRequestProtocol] = lifecycletest.Route, lifecycletest.Protocol
-	return &lifecycleDriver{f: c.newFilter(env), env: env, d: d, logs: logs}
+	f := c.newFilter(env)
+	env.reader = f
+	return &lifecycleDriver{f: f, env: env, d: d, logs: logs}
 }
 
 func (d *lifecycleDriver) RequestHeaders(h []string, end bool) {
@@ -73,7 +76,7 @@ func (d *lifecycleDriver) Reply() int {
 func (d *lifecycleDriver) Metadata() map[string]any {
 	out := map[string]any{}
 	for k, v := range d.env.metadata {
-		if key, ok := strings.CutPrefix(k, ssestream.MetadataNamespace+":"); ok {
+		if key, ok := strings.CutPrefix(k, policy.MetadataNamespace+":"); ok {
 			out[key] = v
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 
+	"example.com/sse-on-envoy/internal/policy"
 	"example.com/sse-on-envoy/internal/ssestream"
 	"example.com/sse-on-envoy/module/abi"
 	"example.com/sse-on-envoy/module/ssemodule"
@@ -21,26 +22,26 @@ func setStreamSettings(tb testing.TB) {
 // Go is the one source of what the C body hook and scanner share with the
 // other adapters: after the module's init, C holds exactly internal/
 // ssestream's line limit and metadata names, and the keys it refreshes
-// together with the open-only ones are exactly ssestream.MetadataKeys(),
+// together with the close-only ones are exactly ssestream.MetadataKeys(),
 // so a new key fails here until the module decides who writes it.
 func TestCHoldsGoStreamSettings(t *testing.T) {
 	setStreamSettings(t)
 	got := abi.CStreamSettings()
 	want := abi.StreamSettings{
-		Namespace:    ssestream.MetadataNamespace,
-		Events:       ssestream.MetadataEvents,
-		Bytes:        ssestream.MetadataBytes,
-		LastEventID:  ssestream.MetadataLastEventID,
+		Namespace:    policy.MetadataNamespace,
+		Events:       policy.MetadataEvents,
+		Bytes:        policy.MetadataBytes,
+		LastEventID:  policy.MetadataLastEventID,
 		Interval:     ssemodule.StreamSettings.Interval,
 		MaxLineBytes: ssestream.LineLimit,
 	}
 	if got != want {
 		t.Errorf("C holds %+v, want %+v", got, want)
 	}
-	keys := append([]string{got.Events, got.Bytes, got.LastEventID}, ssemodule.OpenOnlyMetadataKeys...)
+	keys := append([]string{got.Events, got.Bytes, got.LastEventID}, ssemodule.CloseOnlyMetadataKeys...)
 	slices.Sort(keys)
 	if all := slices.Sorted(slices.Values(ssestream.MetadataKeys())); !slices.Equal(keys, all) {
-		t.Errorf("the C hook's keys and the open-only ones are %q, ssestream's %q", keys, all)
+		t.Errorf("the C hook's keys and the close-only ones are %q, ssestream's %q", keys, all)
 	}
 	// The limit cannot change under streams whose buffers have its size.
 	other := ssemodule.StreamSettings

@@ -10,9 +10,11 @@ package lifecycletest
 import (
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
+	"example.com/sse-on-envoy/internal/policy"
 	"example.com/sse-on-envoy/internal/ssestream"
 )
 
@@ -26,6 +28,16 @@ var AllowedOrigins = []string{"https://localhost:8080", "http://localhost:3000",
 // adapter passes it in its own configuration format, so the setting is
 // proven to reach the log lines through all three.
 var RedactQueryParams = []string{"authorization"}
+
+// Extract is the policy's "extract" field the cases assume, as JSON (each
+// adapter passes it in its own configuration format): OpenAI's total and
+// Anthropic's output tokens, as an LLM gateway reads them.
+const Extract = `{"rules": [` +
+	`{"path": "usage.total_tokens", "key": "total_tokens"}, ` +
+	`{"event": "message_delta", "path": "usage.output_tokens", "key": "output_tokens", "wins": "last"}]}`
+
+// extractKeys are the keys Extract's rules write.
+var extractKeys = []string{"total_tokens", "output_tokens"}
 
 // Route and Protocol are what Envoy says of every stream's route and
 // downstream protocol; drivers report them as their adapter's API does.
@@ -70,7 +82,7 @@ type Case struct {
 	// Reply is the status of the local reply the adapter sent, 0 for none.
 	Reply int
 	// Metadata is the stream's dynamic metadata in namespace
-	// ssestream.MetadataNamespace; nil means none at all.
+	// policy.MetadataNamespace; nil means none at all.
 	Metadata map[string]any
 	// Stats are the stats' values after the stream; absent ones are 0.
 	Stats map[ssestream.StatID]int64
@@ -96,7 +108,7 @@ type Driver interface {
 
 	// Reply is the local reply's status, 0 for none.
 	Reply() int
-	// Metadata is what the adapter wrote in ssestream.MetadataNamespace.
+	// Metadata is what the adapter wrote in policy.MetadataNamespace.
 	Metadata() map[string]any
 	// Stats are the adapter's stats by id (its Envoy API read back).
 	Stats() map[ssestream.StatID]int64
@@ -122,6 +134,21 @@ type Adapter struct {
 
 // Run runs every case through the adapter.
 func Run(t *testing.T, a Adapter) {
+	// Every key a stream may write is in some case's metadata, or a new key
+	// would be checked nowhere.
+	seen := map[string]bool{}
+	for _, c := range Cases {
+		for k := range c.Metadata {
+			seen[k] = true
+		}
+	}
+	for _, k := range slices.Concat(ssestream.MetadataKeys(), extractKeys) {
+		// A rate needs time to pass, and the cases' clock stands still
+		// (internal/ssestream's tests check it).
+		if !seen[k] && k != policy.MetadataEventsPerSec {
+			t.Errorf("no case's metadata has key %q: the table needs a case for the new key", k)
+		}
+	}
 	for _, c := range Cases {
 		t.Run(c.Name, func(t *testing.T) {
 			d := a.New(t)
@@ -152,9 +179,11 @@ func (c Case) check(t *testing.T, a Adapter, d Driver) {
 	if got := d.Reply(); got != c.Reply {
 		t.Errorf("local reply %d, want %d", got, c.Reply)
 	}
-	if c.Metadata != nil && !slices.Equal(slices.Sorted(maps.Keys(c.Metadata)), slices.Sorted(slices.Values(ssestream.MetadataKeys()))) {
-		t.Errorf("the case's metadata keys %q are not ssestream.MetadataKeys() %q: the table needs the new key",
-			slices.Sorted(maps.Keys(c.Metadata)), ssestream.MetadataKeys())
+	for k := range c.Metadata {
+		if !slices.Contains(ssestream.MetadataKeys(), k) && !slices.Contains(extractKeys, k) {
+			t.Errorf("the case's metadata key %q is neither one of ssestream.MetadataKeys() %q nor an extract rule's",
+				k, ssestream.MetadataKeys())
+		}
 	}
 	if !a.NoMetadata {
 		got := d.Metadata()
@@ -201,19 +230,61 @@ var (
 	bodyBytes = float64(len("retry: 3000\n\nid: 7\nevent: DAD_JOKE\nda" + "ta: one\n\n" + ": heartbeat\n\nid: 8\r\n" +
 		"data: two\r\n\r" + "\nid: 9\ndata: cut"))
 
-	opened       = "INFO sse stream opened: route=sse_plain protocol=HTTP/1.1 method=GET path=/sse/events origin=http://localhost:3000 adapter={adapter}"
-	closedBody   = "INFO sse stream closed: route=sse_plain protocol=HTTP/1.1 duration=0s events=2 bytes=94 last_event_id=8 {end}"
+	opened     = "INFO sse stream opened: route=sse_plain protocol=HTTP/1.1 method=GET path=/sse/events origin=http://localhost:3000 adapter={adapter}"
+	closedBody = "INFO sse stream closed: route=sse_plain protocol=HTTP/1.1 duration=0s events=2 bytes=94 last_event_id=8 first_event=0s max_gap=0s extract_errors=0 {end}"
+	// The clock stands still: every chunk comes at 0, every gap is in the
+	// first bucket (under 1 ms), and there is no rate.
 	bodyMetadata = map[string]any{
-		ssestream.MetadataEvents: 2.0, ssestream.MetadataBytes: bodyBytes,
-		ssestream.MetadataLastEventID: "8", ssestream.MetadataProtocol: Protocol,
+		policy.MetadataEvents: 2.0, policy.MetadataBytes: bodyBytes,
+		policy.MetadataLastEventID: "8", policy.MetadataProtocol: Protocol,
+		policy.MetadataFirstByteMS: 0.0, policy.MetadataFirstEventMS: 0.0, policy.MetadataMaxGapMS: 0.0,
+		policy.MetadataGapP50MS: 1.0, policy.MetadataGapP99MS: 1.0, policy.MetadataExtractErrors: 0.0,
 	}
 	streamStats = map[ssestream.StatID]int64{ssestream.StreamsOpened: 1, ssestream.Events: 2}
 )
 
 func events(groups ...[]Event) []Event { return slices.Concat(groups...) }
 
+// A token stream as LLM APIs send them: OpenAI-style chunks (usage null
+// until the last, split here inside its number), a chunk that holds the
+// key but is not JSON, an Anthropic-style message_delta, OpenAI's [DONE].
+var (
+	tokenRequest = []string{":method", "POST", ":path", "/v1/chat/completions", "origin", "http://localhost:3000", "content-type", "application/json"}
+	tokenBody    = []Event{
+		{Kind: ResponseBody, Slices: []string{`data: {"choices":[{"delta":{"content":"Hi"}}],"usage":null}` + "\n\n"}},
+		{Kind: ResponseBody, Slices: []string{`data: {"choices":[],"usage":{"prompt_tokens":9,"total_tokens":2`, "1}}\n\n"}},
+		{Kind: ResponseBody, Slices: []string{`data: {"total_tokens": oops` + "\n\n" + "event: message_delta\n" + `data: {"usage":{"output_tokens":15}}` + "\n\n"}},
+		{Kind: ResponseBody, Slices: []string{"data: [DONE]\n\n"}, EndOfStream: true},
+	}
+	tokenBytes = len(`data: {"choices":[{"delta":{"content":"Hi"}}],"usage":null}` + "\n\n" +
+		`data: {"choices":[],"usage":{"prompt_tokens":9,"total_tokens":2` + "1}}\n\n" +
+		`data: {"total_tokens": oops` + "\n\n" + "event: message_delta\n" + `data: {"usage":{"output_tokens":15}}` + "\n\n" +
+		"data: [DONE]\n\n")
+)
+
 // Cases are the lifecycles every adapter runs.
 var Cases = []Case{
+	{
+		Name: "a token stream's usage is read, [DONE] is no error, bad JSON is counted",
+		Events: events(
+			[]Event{{Kind: RequestHeaders, Headers: tokenRequest, EndOfStream: true}, {Kind: ResponseHeaders, Headers: streamHeaders}},
+			tokenBody),
+		Complete: ssestream.End{Details: "via_upstream", FlagsKnown: true},
+		Metadata: map[string]any{
+			policy.MetadataEvents: 5.0, policy.MetadataBytes: float64(tokenBytes),
+			policy.MetadataLastEventID: "", policy.MetadataProtocol: Protocol,
+			policy.MetadataFirstByteMS: 0.0, policy.MetadataFirstEventMS: 0.0, policy.MetadataMaxGapMS: 0.0,
+			policy.MetadataGapP50MS: 1.0, policy.MetadataGapP99MS: 1.0, policy.MetadataExtractErrors: 1.0,
+			"total_tokens": 21.0, "output_tokens": 15.0,
+		},
+		Stats: map[ssestream.StatID]int64{ssestream.StreamsOpened: 1, ssestream.Events: 5, ssestream.ExtractErrors: 1},
+		Lines: []string{
+			"INFO sse stream opened: route=sse_plain protocol=HTTP/1.1 method=POST path=/v1/chat/completions origin=http://localhost:3000 adapter={adapter}",
+			"INFO sse stream closed: route=sse_plain protocol=HTTP/1.1 duration=0s events=5 bytes=" + strconv.Itoa(tokenBytes) +
+				" last_event_id=- first_event=0s max_gap=0s total_tokens=21 output_tokens=15 extract_errors=1 {end}",
+		},
+		End: "end=upstream_end",
+	},
 	{
 		Name: "the upstream ends the stream with its last chunk",
 		Events: events(
@@ -268,13 +339,13 @@ var Cases = []Case{
 		},
 		Complete: ssestream.End{Details: "via_upstream", FlagsKnown: true},
 		Metadata: map[string]any{
-			ssestream.MetadataEvents: 0.0, ssestream.MetadataBytes: 0.0,
-			ssestream.MetadataLastEventID: "", ssestream.MetadataProtocol: Protocol,
+			policy.MetadataEvents: 0.0, policy.MetadataBytes: 0.0,
+			policy.MetadataLastEventID: "", policy.MetadataProtocol: Protocol, policy.MetadataExtractErrors: 0.0,
 		},
 		Stats: map[ssestream.StatID]int64{ssestream.StreamsOpened: 1},
 		Lines: []string{
 			"INFO sse stream opened: route=sse_plain protocol=HTTP/1.1 method=GET path=/sse/events origin=(none) adapter={adapter}",
-			"INFO sse stream closed: route=sse_plain protocol=HTTP/1.1 duration=0s events=0 bytes=0 last_event_id=- {end}",
+			"INFO sse stream closed: route=sse_plain protocol=HTTP/1.1 duration=0s events=0 bytes=0 last_event_id=- extract_errors=0 {end}",
 		},
 		End: "end=upstream_end",
 	},
@@ -288,13 +359,13 @@ var Cases = []Case{
 		},
 		Complete: ssestream.End{Details: "via_upstream", FlagsKnown: true},
 		Metadata: map[string]any{
-			ssestream.MetadataEvents: 0.0, ssestream.MetadataBytes: 0.0,
-			ssestream.MetadataLastEventID: "", ssestream.MetadataProtocol: Protocol,
+			policy.MetadataEvents: 0.0, policy.MetadataBytes: 0.0,
+			policy.MetadataLastEventID: "", policy.MetadataProtocol: Protocol, policy.MetadataExtractErrors: 0.0,
 		},
 		Stats: map[ssestream.StatID]int64{ssestream.StreamsOpened: 1},
 		Lines: []string{
 			"INFO sse stream opened: route=sse_plain protocol=HTTP/1.1 method=GET path=\"/.well-known/mercure?topic=a&authorization=redacted\" origin=(none) adapter={adapter}",
-			"INFO sse stream closed: route=sse_plain protocol=HTTP/1.1 duration=0s events=0 bytes=0 last_event_id=- {end}",
+			"INFO sse stream closed: route=sse_plain protocol=HTTP/1.1 duration=0s events=0 bytes=0 last_event_id=- extract_errors=0 {end}",
 		},
 		End: "end=upstream_end",
 	},
@@ -309,13 +380,14 @@ var Cases = []Case{
 			[]Event{{Kind: ResponseBody, EndOfStream: true}}),
 		Complete: ssestream.End{Details: "via_upstream", FlagsKnown: true},
 		Metadata: map[string]any{
-			ssestream.MetadataEvents: 1.0, ssestream.MetadataBytes: float64(len("retry: 3000\n\nid: 7\nevent: DAD_JOKE\nda" + "ta: one\n\n")),
-			ssestream.MetadataLastEventID: "7", ssestream.MetadataProtocol: Protocol,
+			policy.MetadataEvents: 1.0, policy.MetadataBytes: float64(len("retry: 3000\n\nid: 7\nevent: DAD_JOKE\nda" + "ta: one\n\n")),
+			policy.MetadataLastEventID: "7", policy.MetadataProtocol: Protocol,
+			policy.MetadataFirstByteMS: 0.0, policy.MetadataFirstEventMS: 0.0, policy.MetadataExtractErrors: 0.0,
 		},
 		Stats: map[ssestream.StatID]int64{ssestream.StreamsOpened: 1, ssestream.Events: 1, ssestream.RejectedOrigins: 1},
 		Lines: []string{
 			"INFO sse stream opened: route=sse_plain protocol=HTTP/1.1 method=GET path=/sse/events origin=https://evil.example adapter={adapter}",
-			"INFO sse stream closed: route=sse_plain protocol=HTTP/1.1 duration=0s events=1 bytes=46 last_event_id=7 {end}",
+			"INFO sse stream closed: route=sse_plain protocol=HTTP/1.1 duration=0s events=1 bytes=46 last_event_id=7 first_event=0s extract_errors=0 {end}",
 		},
 		End: "end=upstream_end",
 	},
