@@ -548,6 +548,24 @@ func TestGolangHost(t *testing.T) {
 			wantMetrics(t, r, map[string]int64{ssestream.StatRejectedOrigins: 1, ssestream.StatStreamsOpened: 1,
 				ssestream.StatEvents: 3})
 		}},
+		{"token_stream", func(t *testing.T, r record) {
+			// The policy's extract rules and timing, as envoy.yaml configures
+			// them: what the module and ext_proc report for the same stream.
+			wantHeader(t, r, "x-sse-stream", "golang")
+			wantLog(t, r, "sse stream closed:", "events=3", "first_event=", "total_tokens=21", "extract_errors=0")
+			for key, want := range map[string]string{"sse:total_tokens": "21", "sse:prompt_tokens": "9",
+				"sse:completion_tokens": "12", "sse:extract_errors": "0", "sse:events": "3"} {
+				if got := r.Metadata[key]; got != want {
+					t.Errorf("metadata %s = %q, want %q (all: %v)", key, got, want, r.Metadata)
+				}
+			}
+			for _, key := range []string{"sse:first_byte_ms", "sse:first_event_ms", "sse:max_gap_ms"} {
+				if _, ok := r.Metadata[key]; !ok {
+					t.Errorf("no metadata %s (all: %v)", key, r.Metadata)
+				}
+			}
+			wantMetrics(t, r, map[string]int64{ssestream.StatStreamsOpened: 1, ssestream.StatEvents: 3})
+		}},
 		{"client_gone", func(t *testing.T, r record) {
 			// Two chunks, then the client goes: response.flags DC.
 			wantLog(t, r, "sse stream closed:", "events=1", "end=client_gone")

@@ -1460,6 +1460,41 @@ static void scenario_get(const char* name, const char* origin, int fault_protoco
   expect(has_log("sse stream closed:"), name, "closed line");
 }
 
+// An LLM-style token stream: a POST with a JSON body, answered with
+// OpenAI-style chunks, the usage chunk cut inside its number, then [DONE].
+// The policy's extract rules (envoy.yaml) read total_tokens out of it.
+static const char* token_chunks[] = {
+    "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}\n\n",
+    "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":12,\"total_tokens\":2",
+    "1}}\n\n",
+    "data: [DONE]\n\n",
+};
+
+static void scenario_tokens(const char* name) {
+  begin(name);
+  stream* st = xmalloc(sizeof *st);
+  stream_init(st, name, filter_config_id, 0);
+  request rq = {"POST", "/v1/chat/completions", "http://localhost:3000", NULL};
+  headermap h = request_map(&rq);
+  hm_addz(&h, "content-type", "application/json");
+  decode_headers(st, &h, 0);
+  const char* req = "{\"model\":\"joke\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+  decode_data(st, req, strlen(req), 1);
+  headermap rh = sse_response(0);
+  upstream_headers(st, &rh, 0);
+  buffer sent = {0};
+  size_t n = sizeof token_chunks / sizeof token_chunks[0];
+  for (size_t i = 0; i < n; i++) {
+    buf_append(&sent, token_chunks[i], strlen(token_chunks[i]));
+    encode_data(st, token_chunks[i], strlen(token_chunks[i]), i + 1 == n);
+  }
+  finish_stream(st);
+  emit_stream(name, st, sent.data, sent.len);
+  expect(eq(down(st, ":status"), "200"), name, ":status 200");
+  expect(eq(down(st, "access-control-allow-origin"), "http://localhost:3000"), name, "the page's origin is granted");
+  expect(has_log("total_tokens=21"), name, "the closed line has the stream's total tokens");
+}
+
 static void scenario_preflight(const char* name, const char* origin, int with_body) {
   begin(name);
   stream* st = xmalloc(sizeof *st);
@@ -1709,6 +1744,7 @@ int main(int argc, char** argv) {
     scenario_get("get_no_origin", NULL, 0, CAPIOK, NULL, 1, filter_config_id);
   if (wanted(only, nonly, "get_refused"))
     scenario_get("get_refused", "https://evil.example", 0, CAPIOK, NULL, 1, filter_config_id);
+  if (wanted(only, nonly, "token_stream")) scenario_tokens("token_stream");
   if (wanted(only, nonly, "client_gone"))
     scenario_get("client_gone", "http://localhost:3000", 0, CAPIOK, "16384", 0, filter_config_id);
   if (wanted(only, nonly, "preflight_allowed")) scenario_preflight("preflight_allowed", "http://localhost:3000", 0);

@@ -1,6 +1,8 @@
 
-+type.googleapis.com/xds.type.v3.TypedStruct∞
-$type.googleapis.com/sse.FilterConfigá
++type.googleapis.com/xds.type.v3.TypedStruct…
+
+$type.googleapis.com/sse.FilterConfig†
+
 
 allow_credentials 
 ∞
@@ -19,10 +21,36 @@ J
 x-sse-replay
 x-sse-stream
 x-sse-unavailable
+´
+extractü*ú
+ô
+rulesè2å
+7*5
+
+keytotal_tokens
+
+pathusage.total_tokens
+9*7
+
+keyprompt_tokens
+
+pathusage.prompt_tokens
+A*?
+
+keycompletion_tokens
+!
+pathusage.completion_tokens
+S*Q
+
+eventmessage_delta
+
+keyoutput_tokens
+
+pathusage.output_tokens
 
 max_age	forever
-”
-paths…2∆
+æ
+paths¥2±
 √*¿
 z
 allowed_headersg2e
@@ -47,6 +75,23 @@ o
 x-mercure-replay
  
 prefix/.well-known/mercure
+Ë*Â
+[
+allowed_headersH2F
+Content-Type
+Authorization
+X-Requested-With
+Cache-Control
+(
+allowed_methods2
+POST
+	OPTIONS
+:
+exposed_headers'2%
+x-sse-stream
+x-sse-unavailable
+ 
+prefix/v1/chat/completions
 *
 redact_query_params2
 authorization
