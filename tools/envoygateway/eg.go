@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,9 +27,6 @@ const Version = "v1.9.1"
 // admin 19000, metrics 19001, Envoy's readiness 19003 and the control
 // plane's health 8081. Two instances cannot run on one machine at once.
 var FixedPorts = []int{18000, 18002, 19000, 19001, 19003, 8081}
-
-// EnvoyAdminURL is the admin API of the Envoy that Envoy Gateway runs.
-const EnvoyAdminURL = "http://127.0.0.1:19000"
 
 // Gateway is Envoy Gateway running in standalone mode on a folder of
 // resources it watches.
@@ -136,6 +134,39 @@ func (g *Gateway) Output() string { return g.proc.Output() }
 func (g *Gateway) Stop() {
 	g.proc.Stop(15 * time.Second)
 	syscall.Kill(-g.proc.PID(), syscall.SIGKILL)
+}
+
+// EnvoyPID is the process id of the Envoy that Envoy Gateway runs (its
+// child, through func-e), or an error if there is none or more than one.
+func (g *Gateway) EnvoyPID() (int, error) {
+	stats, err := filepath.Glob("/proc/[0-9]*/stat")
+	if err != nil {
+		return 0, err
+	}
+	var pids []int
+	for _, st := range stats {
+		b, err := os.ReadFile(st)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so split after
+		// its closing parenthesis.
+		s := string(b)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		fields := strings.Fields(s[end+1:])
+		if len(fields) < 2 || fields[1] != strconv.Itoa(g.proc.PID()) || !strings.HasPrefix(s[open+1:end], "envoy") {
+			continue
+		}
+		pid, _ := strconv.Atoi(strings.TrimSpace(s[:open]))
+		pids = append(pids, pid)
+	}
+	if len(pids) != 1 {
+		return 0, fmt.Errorf("Envoy Gateway (pid %d) has %d Envoy children %v, want one", g.proc.PID(), len(pids), pids)
+	}
+	return pids[0], nil
 }
 
 // PortsFree fails, naming them, if any of ports is taken on this machine.

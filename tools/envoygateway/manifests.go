@@ -8,7 +8,6 @@
 package envoygateway
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -145,18 +144,25 @@ func (d *Decoder) Decode(doc []byte) (runtime.Object, error) {
 	return obj, nil
 }
 
-// Encode is obj as YAML, with its kind and apiVersion.
+// Encode is obj as YAML, with its kind and apiVersion, and without what
+// Go's zero values add but a user never writes (an empty status, a null
+// creationTimestamp): Envoy Gateway validates a status against its CRDs.
 func (d *Decoder) Encode(obj runtime.Object) ([]byte, error) {
 	gvks, _, err := d.scheme.ObjectKinds(obj)
 	if err != nil {
 		return nil, err
 	}
+	obj = obj.DeepCopyObject()
 	obj.GetObjectKind().SetGroupVersionKind(gvks[0])
-	var b bytes.Buffer
-	if err := d.ser.Encode(obj, &b); err != nil {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
 		return nil, err
 	}
-	return b.Bytes(), nil
+	delete(m, "status")
+	if meta, ok := m["metadata"].(map[string]any); ok {
+		delete(meta, "creationTimestamp")
+	}
+	return yaml.Marshal(m)
 }
 
 // DecodeAll decodes every document.

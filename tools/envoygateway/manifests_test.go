@@ -83,7 +83,7 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 	}
 	for kind, want := range map[string]int{
 		"Namespace": 1, "StatefulSet": 1, "Deployment": 1, "PodDisruptionBudget": 2, "Service": 3,
-		"Secret": 3, "ConfigMap": 1, "GatewayClass": 1, "EnvoyProxy": 1, "Gateway": 1, "HTTPRoute": 3,
+		"Secret": 3, "ConfigMap": 1, "GatewayClass": 1, "EnvoyProxy": 1, "Gateway": 1, "HTTPRoute": 4,
 		"BackendTLSPolicy": 1, "EnvoyExtensionPolicy": 1, "ClientTrafficPolicy": 1, "BackendTrafficPolicy": 2,
 	} {
 		if count[kind] != want {
@@ -229,6 +229,7 @@ func TestManifestsMatchTheProject(t *testing.T) {
 	sse := mustFind[*gwapiv1.HTTPRoute](t, objs, "sse")
 	tls := mustFind[*gwapiv1.HTTPRoute](t, objs, "sse-with-tls")
 	mercure := mustFind[*gwapiv1.HTTPRoute](t, objs, "mercure")
+	completions := mustFind[*gwapiv1.HTTPRoute](t, objs, "completions")
 	deploy := mustFind[*appsv1.Deployment](t, objs, "upstream")
 	keys := mustFind[*corev1.Secret](t, objs, "mercure-keys")
 	duration := func(d *gwapiv1.Duration) time.Duration {
@@ -246,6 +247,8 @@ func TestManifestsMatchTheProject(t *testing.T) {
 		{"the sse-with-tls route's path", pathOf(tls, 0), routes.TLSPrefix},
 		{"the sse-with-tls rewrite", *tls.Spec.Rules[0].Filters[0].URLRewrite.Path.ReplacePrefixMatch, routes.PlainPrefix},
 		{"the mercure route's path", pathOf(mercure, 0), hubhttp.Path},
+		{"the completions route's path", pathOf(completions, 0), routes.CompletionsPath},
+		{"the completions route's request timeout", duration(completions.Spec.Rules[0].Timeouts.Request), time.Duration(0)},
 		{"the routes' idle timeout", duration(upstream.Spec.Timeout.HTTP.StreamIdleTimeout), routes.StreamIdleTimeout},
 		{"the Gateway's health check path", upstream.Spec.HealthCheck.Active.HTTP.Path, routes.HealthPath},
 		{"the replicas' readiness path", deploy.Spec.Template.Spec.Containers[0].ReadinessProbe.HTTPGet.Path, routes.HealthPath},

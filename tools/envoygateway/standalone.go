@@ -149,3 +149,16 @@ func EnvoyVersion(ep *egv1a1.EnvoyProxy) (string, error) {
 	}
 	return m[1], nil
 }
+
+// EncodeAll is objs as one multi-document YAML file.
+func (d *Decoder) EncodeAll(objs []runtime.Object) ([]byte, error) {
+	var out []byte
+	for _, o := range objs {
+		b, err := d.Encode(o)
+		if err != nil {
+			return nil, err
+		}
+		out = append(append(out, "---\n"...), b...)
+	}
+	return out, nil
+}
