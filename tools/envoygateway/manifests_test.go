@@ -283,3 +283,21 @@ func TestManifestsMatchTheProject(t *testing.T) {
 		}
 	}
 }
+
+// Version names the release egbuild/go.mod requires, which the Makefile
+// builds.
+func TestVersionIsTheBuiltOne(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("egbuild", "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "github.com/envoyproxy/gateway" {
+			if f[1] != Version {
+				t.Errorf("egbuild/go.mod requires Envoy Gateway %s, Version is %s", f[1], Version)
+			}
+			return
+		}
+	}
+	t.Error("egbuild/go.mod requires no github.com/envoyproxy/gateway")
+}
