@@ -47,13 +47,15 @@ type GatewayOptions struct {
 	// placed there and nothing is downloaded.
 	EnvoyVersion string
 	Dir          string // everything Envoy Gateway writes, and its log
-	Resources    []byte // the first contents of ResourceDir/resources.yaml
+	// ListenerPorts are the Gateway's: they must be free too.
+	ListenerPorts []int
+	Resources     []byte // the first contents of ResourceDir/resources.yaml
 }
 
 // StartGateway writes Envoy Gateway's config, its control-plane
 // certificates (certgen --local) and the resources, then starts the server.
 func StartGateway(ctx context.Context, o GatewayOptions) (*Gateway, error) {
-	if err := PortsFree(append([]int{}, FixedPorts...)...); err != nil {
+	if err := PortsFree(append(append([]int{}, FixedPorts...), o.ListenerPorts...)...); err != nil {
 		return nil, err
 	}
 	home := func(name string) string { return filepath.Join(o.Dir, "eg", name) }

@@ -105,7 +105,9 @@ func startStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var listenerPorts []int
 	for _, l := range mustFind[*gwapiv1.Gateway](t, s.objs, "sse").Spec.Listeners {
+		listenerPorts = append(listenerPorts, int(l.Port))
 		switch l.Protocol {
 		case gwapiv1.HTTPProtocolType:
 			s.httpURL = fmt.Sprintf("http://127.0.0.1:%d", l.Port)
@@ -117,7 +119,7 @@ func startStack(t *testing.T) *stack {
 	start = time.Now()
 	s.gateway, err = StartGateway(ctx, GatewayOptions{
 		Bin: os.Getenv("ENVOY_GATEWAY_BIN"), EnvoyBin: os.Getenv("ENVOY_BIN"), EnvoyVersion: version,
-		Dir: s.dir, Resources: resources,
+		Dir: s.dir, Resources: resources, ListenerPorts: listenerPorts,
 	})
 	if err != nil {
 		t.Fatal(err)
