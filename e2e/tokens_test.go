@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"example.com/sse-on-envoy/internal/routes"
+	"example.com/sse-on-envoy/internal/ssestream"
+	"example.com/sse-on-envoy/module/ssemodule"
 	"example.com/sse-on-envoy/tools/localstack"
 	"example.com/sse-on-envoy/upstream/tokens"
 )
@@ -39,6 +42,11 @@ func TestTokenStreamMeasured(t *testing.T) {
 			checkTiming(t, e.str("sse_first_event_ms"), e.str("sse_max_gap_ms"))
 			if n, _ := strconv.ParseFloat(e.str("sse_events_per_second"), 64); n < 20 || n > 200 {
 				t.Errorf("events per second %v, want about 50", e["sse_events_per_second"])
+			}
+			// And Envoy's histograms (merged at its stats flush, every 5 s).
+			for _, h := range []string{ssestream.StatFirstEventMS, ssestream.StatMaxGapMS} {
+				// Envoy's Prometheus names: "envoy_" and the stat's, dots as "_".
+				waitForPrometheus(t, s, "envoy_"+strings.ReplaceAll(ssemodule.StatPrefix+h, ".", "_")+"_count{} 1")
 			}
 			return
 		}
@@ -117,6 +125,33 @@ func checkTiming(t *testing.T, firstMS, maxGapMS string) {
 	if err1 != nil || err2 != nil || first <= 0 || first > 2000 || gap < 5 || gap > 1000 {
 		t.Errorf("first event %q ms, largest gap %q ms: want a first event within 2 s and a gap of about 20 ms", firstMS, maxGapMS)
 	}
+}
+
+// waitForPrometheus polls Envoy's /stats/prometheus for a line.
+func waitForPrometheus(t *testing.T, s *localstack.Stack, want string) {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(20 * time.Second)
+	body := ""
+	for time.Now().Before(deadline) {
+		resp, err := client.Get(s.AdminURL + "/stats/prometheus")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if body = string(b); strings.Contains(body, want+"\n") {
+				return
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	var near []string
+	name, _, _ := strings.Cut(want, "_count")
+	for _, l := range strings.Split(body, "\n") {
+		if strings.Contains(l, name) && !strings.Contains(l, "_bucket") {
+			near = append(near, l)
+		}
+	}
+	t.Errorf("Envoy's /stats/prometheus has no line %q after 20 s; it has %q", want, near)
 }
 
 // waitForLine polls a process's output for a line containing want.

@@ -126,6 +126,6 @@ func adminHandler(srv *processor.Server) http.Handler {
 		w.Header().Set("content-type", "application/json")
 		json.NewEncoder(w).Encode(srv.Stats().Snapshot())
 	})
-	mux.Handle("GET /metrics", metricsHandler(srv.Stats().Snapshot))
+	mux.Handle("GET /metrics", metricsHandler(srv.Stats()))
 	return mux
 }

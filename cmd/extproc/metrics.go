@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"example.com/sse-on-envoy/extproc/processor"
 	"example.com/sse-on-envoy/internal/ssestream"
 )
 
@@ -17,7 +18,8 @@ import (
 // reads the snapshot at scrape time, so the counters stay defined in one
 // place.
 type statsCollector struct {
-	snapshot func() map[string]int64
+	snapshot  func() map[string]int64
+	histogram func(name string) *processor.Histogram
 }
 
 func promName(stat string) string { return strings.ReplaceAll(stat, ".", "_") }
@@ -36,8 +38,15 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	snap := c.snapshot()
 	for _, st := range ssestream.Stats() {
 		typ := prometheus.CounterValue
-		if st.Kind == ssestream.KindGauge {
+		switch st.Kind {
+		case ssestream.KindGauge:
 			typ = prometheus.GaugeValue
+		case ssestream.KindHistogram:
+			if h := c.histogram(st.Name); h != nil {
+				count, sum, buckets := h.Snapshot()
+				ch <- prometheus.MustNewConstHistogram(c.desc(st), count, sum, buckets)
+			}
+			continue
 		}
 		ch <- prometheus.MustNewConstMetric(c.desc(st), typ, float64(snap[st.Name]))
 	}
@@ -45,10 +54,10 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 
 // metricsHandler serves the stats and the Go runtime's metrics from a
 // registry of its own (never the global one).
-func metricsHandler(snapshot func() map[string]int64) http.Handler {
+func metricsHandler(stats *processor.Stats) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		statsCollector{snapshot: snapshot},
+		statsCollector{snapshot: stats.Snapshot, histogram: stats.Histogram},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -63,6 +63,19 @@ func TestMetricsFollowStats(t *testing.T) {
 			t.Errorf("/metrics after the stats changed lacks %q", strings.TrimSpace(want))
 		}
 	}
+	// The per-stream timing as Prometheus histograms, in Envoy's buckets.
+	st.Histogram(ssestream.StatFirstEventMS).Increment(3)
+	st.Histogram(ssestream.StatFirstEventMS).Increment(700)
+	hist := scrape()
+	for _, want := range []string{
+		"# TYPE sse_first_event_ms histogram\n", "\nsse_first_event_ms_bucket{le=\"5\"} 1\n",
+		"\nsse_first_event_ms_bucket{le=\"1000\"} 2\n", "\nsse_first_event_ms_sum 703\n", "\nsse_first_event_ms_count 2\n",
+		"\nsse_max_gap_ms_count 0\n",
+	} {
+		if !strings.Contains(hist, want) {
+			t.Errorf("/metrics lacks %q", strings.TrimSpace(want))
+		}
+	}
 	if !strings.Contains(after, "go_goroutines") {
 		t.Error("/metrics lacks the Go runtime metrics")
 	}

@@ -63,13 +63,18 @@ type Server struct {
 
 // New returns a server applying p. log receives the stream lines.
 func New(p *policy.Policy, log *slog.Logger) *Server {
-	st := &Stats{counters: map[string]*Counter{}}
+	st := &Stats{counters: map[string]*Counter{}, histograms: map[string]*Histogram{}}
 	return &Server{
 		policy: p,
 		log:    log,
 		now:    time.Now,
 		stats:  st,
 		metrics: ssestream.DefineMetrics(func(s ssestream.Stat) ssestream.Counter {
+			if s.Kind == ssestream.KindHistogram {
+				h := &Histogram{}
+				st.histograms[s.Name] = h
+				return h
+			}
 			c := &Counter{}
 			st.counters[s.Name] = c
 			return c
@@ -83,8 +88,13 @@ func (s *Server) Stats() *Stats { return s.stats }
 // Stats are the counters of an ext_proc server, by ssestream's stat names.
 // The map is filled once in New and only read afterwards.
 type Stats struct {
-	counters map[string]*Counter
+	counters   map[string]*Counter
+	histograms map[string]*Histogram
 }
+
+// Histogram is one of the histogram stats, by its ssestream name; nil for
+// another name.
+func (st *Stats) Histogram(name string) *Histogram { return st.histograms[name] }
 
 // Snapshot names the counters as Envoy's stats would.
 func (st *Stats) Snapshot() map[string]int64 {
@@ -97,6 +107,43 @@ func (st *Stats) Snapshot() map[string]int64 {
 
 // Counter is one of the stats, by its ssestream name; nil for another name.
 func (st *Stats) Counter(name string) *Counter { return st.counters[name] }
+
+// HistogramBounds are the upper bounds (milliseconds) of a Histogram's
+// buckets: Envoy's default histogram buckets.
+var HistogramBounds = []float64{0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000}
+
+// Histogram counts values into HistogramBounds; safe for concurrent use.
+type Histogram struct {
+	buckets [20]atomic.Uint64 // len(HistogramBounds) + the overflow
+	count   atomic.Uint64
+	sum     atomic.Int64
+}
+
+// Increment implements ssestream.Counter for a histogram: it records v.
+func (h *Histogram) Increment(v int64) {
+	i := len(HistogramBounds)
+	for j, b := range HistogramBounds {
+		if float64(v) <= b {
+			i = j
+			break
+		}
+	}
+	h.buckets[i].Add(1)
+	h.count.Add(1)
+	h.sum.Add(v)
+}
+
+// Snapshot is the count, the sum and the cumulative count per bound, as
+// Prometheus wants them.
+func (h *Histogram) Snapshot() (count uint64, sum float64, cumulative map[float64]uint64) {
+	cumulative = make(map[float64]uint64, len(HistogramBounds))
+	var n uint64
+	for i, b := range HistogramBounds {
+		n += h.buckets[i].Load()
+		cumulative[b] = n
+	}
+	return h.count.Load(), float64(h.sum.Load()), cumulative
+}
 
 // Counter is safe for concurrent use: gRPC streams run on many goroutines.
 type Counter struct{ atomic.Int64 }

@@ -63,8 +63,13 @@ func (ConfigParser) Parse(pluginConfig *anypb.Any, callbacks api.ConfigCallbackH
 		// Envoy creates them in the root scope, so the names are exactly
 		// ssestream's.
 		c.metrics = ssestream.DefineMetrics(func(s ssestream.Stat) ssestream.Counter {
-			if s.Kind == ssestream.KindGauge {
+			switch s.Kind {
+			case ssestream.KindGauge:
 				return callbacks.DefineGaugeMetric(s.Name)
+			case ssestream.KindHistogram:
+				// The v1.37.1 golang filter API has no histograms ("TODO
+				// Histogram" in its api package).
+				return nil
 			}
 			return callbacks.DefineCounterMetric(s.Name)
 		})

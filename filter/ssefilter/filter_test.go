@@ -139,6 +139,10 @@ func TestParseDefinesStats(t *testing.T) {
 	_, _, cc := newTestFilter(t, demoConfig)
 	for _, s := range ssestream.Stats() {
 		switch got := cc.stats[s.Name]; {
+		case s.Kind == ssestream.KindHistogram:
+			if got != nil {
+				t.Errorf("histogram %s defined: the golang filter API has none", s.Name)
+			}
 		case got == nil:
 			t.Errorf("stat %s not defined", s.Name)
 		case got.kind != s.Kind:

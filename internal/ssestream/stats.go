@@ -16,6 +16,10 @@ const (
 	StatPreflights      = StatNamespace + ".preflights"
 	StatRejectedOrigins = StatNamespace + ".rejected_origins"
 	StatExtractErrors   = StatNamespace + ".extract_errors"
+	// Histograms of every stream's time to the first event and largest gap
+	// between two events, in milliseconds, recorded when it closes.
+	StatFirstEventMS = StatNamespace + ".first_event_ms"
+	StatMaxGapMS     = StatNamespace + ".max_gap_ms"
 )
 
 // StatID is a stat's index: in Metrics, in Stats() and in an adapter's own
@@ -32,6 +36,8 @@ const (
 	Preflights
 	RejectedOrigins
 	ExtractErrors
+	FirstEventMS
+	MaxGapMS
 
 	// NumStats is how many stats there are.
 	NumStats
@@ -44,22 +50,30 @@ var statDefs = [NumStats]Stat{
 	Preflights:      {Preflights, StatPreflights, KindCounter},
 	RejectedOrigins: {RejectedOrigins, StatRejectedOrigins, KindCounter},
 	ExtractErrors:   {ExtractErrors, StatExtractErrors, KindCounter},
+	FirstEventMS:    {FirstEventMS, StatFirstEventMS, KindHistogram},
+	MaxGapMS:        {MaxGapMS, StatMaxGapMS, KindHistogram},
 }
 
 // InNamespace is a stat name without StatNamespace and its dot.
 func InNamespace(name string) string { return strings.TrimPrefix(name, StatNamespace+".") }
 
-// StatKind says whether a stat only rises (a counter) or also falls (a gauge).
+// StatKind says whether a stat only rises (a counter), also falls (a
+// gauge), or is a distribution of values (a histogram: an adapter whose
+// Envoy API has none defines it as nil).
 type StatKind int
 
 const (
 	KindCounter StatKind = iota
 	KindGauge
+	KindHistogram
 )
 
 func (k StatKind) String() string {
-	if k == KindGauge {
+	switch k {
+	case KindGauge:
 		return "gauge"
+	case KindHistogram:
+		return "histogram"
 	}
 	return "counter"
 }
@@ -75,11 +89,13 @@ type Stat struct {
 func Stats() []Stat { return statDefs[:] }
 
 // Counter is a stat; Envoy's golang counters and gauges fit it as they are.
+// A histogram's Increment records its argument as one value.
 type Counter interface {
 	Increment(delta int64)
 }
 
-// Recorder moves a stream's stats by StatID. *Metrics is one; an adapter
+// Recorder moves a stream's stats by StatID: a counter or gauge by delta; a
+// histogram records delta as one value. *Metrics is one; an adapter
 // whose API updates a stat through the stream (the dynamic module's) is one
 // itself, so a stream costs no per-stream table of counters.
 type Recorder interface {

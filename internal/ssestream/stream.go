@@ -352,6 +352,12 @@ func (s *Stream) Finish(h Host) {
 	}
 	s.finished = true
 	s.PublishMetadata(h)
+	if t := s.counts().Timing(); t.HasFirstEvent {
+		s.metrics.Add(FirstEventMS, t.FirstEvent.Milliseconds())
+		if s.counts().Events() > 1 {
+			s.metrics.Add(MaxGapMS, t.MaxGap.Milliseconds())
+		}
+	}
 	end := h.End()
 	end.UpstreamEnded = end.UpstreamEnded || s.upstreamEnded
 	s.metrics.Add(StreamsActive, -1)

@@ -19,4 +19,6 @@ const (
 	StatPrefix = abiinfo.StatPrefix
 	// EndKnown: stream-complete can read Envoy's response flags and details.
 	EndKnown = abiinfo.EndKnown
+	// Histograms: DefineHistogram and RecordHistogram reach Envoy.
+	Histograms = abiinfo.Histograms
 )

@@ -8,6 +8,12 @@ package abi
 
 // In a Go test binary the weak callbacks are NULL.
 static inline int sse_in_envoy(void) { return envoy_dynamic_module_callback_log != NULL; }
+
+// -1 where Envoy has no histogram callbacks (a Go test binary).
+static inline int sse_define_histogram(void* config, sse_buffer name, size_t* id) {
+  if (envoy_dynamic_module_callback_http_filter_config_define_histogram == NULL) return -1;
+  return envoy_dynamic_module_callback_http_filter_config_define_histogram(config, name, NULL, 0, id);
+}
 */
 import "C"
 
@@ -113,6 +119,19 @@ func (c Config) DefineGauge(name string) (uint64, error) {
 	return uint64(id), nil
 }
 
+// DefineHistogram defines a histogram and returns its id; only where
+// Histograms (1.40).
+func (c Config) DefineHistogram(name string) (uint64, error) {
+	var id C.size_t
+	if !Histograms {
+		return 0, fmt.Errorf("defining histogram %s: %w (no histograms in this ABI)", name, errMetrics)
+	}
+	if r := C.sse_define_histogram(c.ptr, moduleBuffer(name), &id); r != C.envoy_dynamic_module_type_metrics_result_Success {
+		return 0, fmt.Errorf("defining histogram %s: %w (result %d)", name, errMetrics, r)
+	}
+	return uint64(id), nil
+}
+
 // Filter is Envoy's side of one HTTP stream, valid from the filter-new hook
 // to the stream-complete hook (1.40 destroys a filter after its stream is
 // gone), with the stream's C state the body hook updates.
@@ -198,6 +217,11 @@ func (f Filter) AttributeInt(a Attribute) (uint64, bool) {
 // IncrementCounter adds v to a counter defined in the config-new hook.
 func (f Filter) IncrementCounter(id, v uint64) {
 	C.envoy_dynamic_module_callback_http_filter_increment_counter(f.ptr, C.size_t(id), nil, 0, C.uint64_t(v))
+}
+
+// RecordHistogram records v in a histogram defined in the config-new hook.
+func (f Filter) RecordHistogram(id, v uint64) {
+	C.envoy_dynamic_module_callback_http_filter_record_histogram_value(f.ptr, C.size_t(id), nil, 0, C.uint64_t(v))
 }
 
 // AddGauge moves a gauge up (delta > 0) or down.

@@ -110,6 +110,12 @@ SSE_WEAK int envoy_dynamic_module_callback_http_filter_config_define_counter(
 SSE_WEAK int envoy_dynamic_module_callback_http_filter_config_define_gauge(
     void* config_envoy_ptr, sse_buffer name, sse_buffer* label_names, size_t label_names_length,
     size_t* id);
+SSE_WEAK int envoy_dynamic_module_callback_http_filter_config_define_histogram(
+    void* config_envoy_ptr, sse_buffer name, sse_buffer* label_names, size_t label_names_length,
+    size_t* id);
+SSE_WEAK int envoy_dynamic_module_callback_http_filter_record_histogram_value(
+    void* filter_envoy_ptr, size_t id, sse_buffer* label_values, size_t label_values_length,
+    uint64_t value);
 SSE_WEAK int envoy_dynamic_module_callback_http_filter_increment_counter(
     void* filter_envoy_ptr, size_t id, sse_buffer* label_values, size_t label_values_length,
     uint64_t value);

@@ -20,4 +20,8 @@ const (
 	// EndKnown: stream-complete can read response.flags and
 	// response.code_details, so a closed stream says how it ended.
 	EndKnown = true
+	// Histograms: the module defines histograms and records values in them
+	// (define_histogram, record_histogram_value with label arrays, as the
+	// counters), so sse.first_event_ms and sse.max_gap_ms exist.
+	Histograms = true
 )

@@ -26,6 +26,7 @@ const StatPrefix = abi.StatPrefix
 type StatDefiner interface {
 	DefineCounter(name string) (uint64, error)
 	DefineGauge(name string) (uint64, error)
+	DefineHistogram(name string) (uint64, error)
 }
 
 // Module implements abi.Module.
@@ -71,21 +72,28 @@ func newFilterConfig(d StatDefiner, raw []byte, log func(abi.LogLevel, string)) 
 	c := &filterConfig{policy: p, rules: abi.NewRules(p.Extract()), log: log}
 	for _, s := range ssestream.Stats() {
 		define := d.DefineCounter
-		if s.Kind == ssestream.KindGauge {
+		switch s.Kind {
+		case ssestream.KindGauge:
 			define = d.DefineGauge
+		case ssestream.KindHistogram:
+			if !abi.Histograms {
+				continue // not on 1.37: the stat stays undefined
+			}
+			define = d.DefineHistogram
 		}
 		id, err := define(StatName(s.Name))
 		if err != nil {
 			return nil, err
 		}
-		c.stats[s.ID] = definedStat{id: id, gauge: s.Kind == ssestream.KindGauge}
+		c.stats[s.ID] = definedStat{id: id, kind: s.Kind, defined: true}
 	}
 	return c, nil
 }
 
 type definedStat struct {
-	id    uint64
-	gauge bool
+	id      uint64
+	kind    ssestream.StatKind
+	defined bool
 }
 
 // StatName is what the module defines a stat as: its name within the

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"example.com/sse-on-envoy/internal/sse"
+	"example.com/sse-on-envoy/internal/ssestream"
 	"example.com/sse-on-envoy/module/abi"
 )
 
@@ -29,6 +30,7 @@ type fakeEnvoy struct {
 	attrs         map[abi.Attribute]string
 	intAttrs      map[abi.Attribute]uint64
 	stats         map[uint64]int64
+	recorded      map[uint64][]uint64
 	route         any
 	reply         *fakeReply
 	panicOnGet    bool
@@ -49,6 +51,7 @@ func newFakeEnvoy(request ...string) *fakeEnvoy {
 		metadata: map[string]any{},
 		attrs:    map[abi.Attribute]string{abi.AttributeRouteName: "sse_plain", abi.AttributeRequestProtocol: "HTTP/1.1"},
 		stats:    map[uint64]int64{},
+		recorded: map[uint64][]uint64{},
 	}
 	e.setHeaders(abi.RequestHeaders, request...)
 	return e
@@ -155,30 +158,43 @@ func (e *fakeEnvoy) AttributeInt(a abi.Attribute) (uint64, bool) {
 
 func (e *fakeEnvoy) IncrementCounter(id, v uint64)   { e.stats[id] += int64(v) }
 func (e *fakeEnvoy) AddGauge(id uint64, delta int64) { e.stats[id] += delta }
-func (e *fakeEnvoy) RouteConfig() any                { return e.route }
+
+// RecordHistogram keeps the values recorded; a histogram's stat is their sum.
+func (e *fakeEnvoy) RecordHistogram(id, v uint64) {
+	e.stats[id] += int64(v)
+	e.recorded[id] = append(e.recorded[id], v)
+}
+func (e *fakeEnvoy) RouteConfig() any { return e.route }
 
 // fakeDefiner numbers stats from 100 so an id is never a small index by
 // accident.
 type fakeDefiner struct {
-	ids    map[string]uint64
-	gauges map[string]bool
-	err    error
+	ids   map[string]uint64
+	kinds map[string]ssestream.StatKind
+	err   error
 }
 
-func (d *fakeDefiner) define(name string, gauge bool) (uint64, error) {
+func (d *fakeDefiner) define(name string, kind ssestream.StatKind) (uint64, error) {
 	if d.err != nil {
 		return 0, d.err
 	}
 	if d.ids == nil {
-		d.ids, d.gauges = map[string]uint64{}, map[string]bool{}
+		d.ids, d.kinds = map[string]uint64{}, map[string]ssestream.StatKind{}
 	}
 	d.ids[name] = uint64(100 + len(d.ids))
-	d.gauges[name] = gauge
+	d.kinds[name] = kind
 	return d.ids[name], nil
 }
 
-func (d *fakeDefiner) DefineCounter(name string) (uint64, error) { return d.define(name, false) }
-func (d *fakeDefiner) DefineGauge(name string) (uint64, error)   { return d.define(name, true) }
+func (d *fakeDefiner) DefineCounter(name string) (uint64, error) {
+	return d.define(name, ssestream.KindCounter)
+}
+func (d *fakeDefiner) DefineGauge(name string) (uint64, error) {
+	return d.define(name, ssestream.KindGauge)
+}
+func (d *fakeDefiner) DefineHistogram(name string) (uint64, error) {
+	return d.define(name, ssestream.KindHistogram)
+}
 
 // logLines collects what the filter logs.
 type logLines []string

@@ -68,6 +68,7 @@ type Envoy interface {
 	UpstreamEnded() bool
 	IncrementCounter(id, v uint64)
 	AddGauge(id uint64, delta int64)
+	RecordHistogram(id, v uint64)
 	RouteConfig() any
 }
 
@@ -86,10 +87,12 @@ func (c *filterConfig) newFilter(env Envoy) *filter {
 func (f *filter) Add(id ssestream.StatID, delta int64) {
 	stat := f.cfg.stats[id]
 	switch {
-	case f.gone:
+	case f.gone || !stat.defined:
 		// After stream-complete Envoy's side of the stream may be gone.
-	case stat.gauge:
+	case stat.kind == ssestream.KindGauge:
 		f.env.AddGauge(stat.id, delta)
+	case stat.kind == ssestream.KindHistogram:
+		f.env.RecordHistogram(stat.id, uint64(max(delta, 0)))
 	case delta > 0:
 		f.env.IncrementCounter(stat.id, uint64(delta))
 	}

@@ -65,8 +65,8 @@ func TestConfigDefinesEveryStatWithItsKind(t *testing.T) {
 		if _, ok := d.ids[StatName(s.Name)]; !ok {
 			t.Errorf("%s not defined", s.Name)
 		}
-		if d.gauges[StatName(s.Name)] != (s.Kind == ssestream.KindGauge) {
-			t.Errorf("%s defined as gauge=%v, want a %s", s.Name, d.gauges[StatName(s.Name)], s.Kind)
+		if d.kinds[StatName(s.Name)] != s.Kind {
+			t.Errorf("%s defined as a %s, want a %s", s.Name, d.kinds[StatName(s.Name)], s.Kind)
 		}
 	}
 	if _, err := newFilterConfig(&fakeDefiner{err: errors.New("frozen")}, nil, (&logLines{}).log); err == nil {

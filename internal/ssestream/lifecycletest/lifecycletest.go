@@ -196,6 +196,9 @@ func (c Case) check(t *testing.T, a Adapter, d Driver) {
 	}
 	stats := d.Stats()
 	for _, s := range ssestream.Stats() {
+		if s.Kind == ssestream.KindHistogram {
+			continue // not every adapter's API has them: each tests its own
+		}
 		if got, want := stats[s.ID], c.Stats[s.ID]; got != want {
 			t.Errorf("stat %s = %d, want %d", s.Name, got, want)
 		}

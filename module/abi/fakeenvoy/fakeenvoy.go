@@ -45,6 +45,9 @@ static int fake_define(size_t* id) {
 int envoy_dynamic_module_callback_http_filter_config_define_counter(void* c, sse_buffer name, sse_buffer* l, size_t n, size_t* id) { return fake_define(id); }
 int envoy_dynamic_module_callback_http_filter_config_define_gauge(void* c, sse_buffer name, sse_buffer* l, size_t n, size_t* id) { return fake_define(id); }
 int envoy_dynamic_module_callback_http_filter_increment_counter(void* f, size_t id, sse_buffer* l, size_t n, uint64_t v) { fake_stats[id] += v; return FAKE_STAT_OK; }
+int envoy_dynamic_module_callback_http_filter_config_define_histogram(void* c, sse_buffer name, sse_buffer* l, size_t n, size_t* id) { return fake_define(id); }
+// A histogram's stat is the sum of the values recorded.
+int envoy_dynamic_module_callback_http_filter_record_histogram_value(void* f, size_t id, sse_buffer* l, size_t n, uint64_t v) { fake_stats[id] += v; return FAKE_STAT_OK; }
 int envoy_dynamic_module_callback_http_filter_increment_gauge(void* f, size_t id, sse_buffer* l, size_t n, uint64_t v) { fake_stats[id] += v; return FAKE_STAT_OK; }
 int envoy_dynamic_module_callback_http_filter_decrement_gauge(void* f, size_t id, sse_buffer* l, size_t n, uint64_t v) { fake_stats[id] -= v; return FAKE_STAT_OK; }
 
