@@ -100,7 +100,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.natsStream, "nats-stream", eventlog.DefaultStream, "JetStream stream name of the event log; replicas sharing it share one id sequence")
 	fs.IntVar(&c.natsReplicas, "nats-replicas", 1, "copies of the stream a NATS cluster keeps (at most the cluster's size; 1 for the embedded NATS)")
 	fs.StringVar(&c.dataDir, "data", defaultDataDir, "embedded NATS's JetStream storage (relative to the working directory); unused with -nats-url")
-	fs.BoolVar(&c.stamp, "stamp", false, "stamp each event with its publish time, sent as a ': sent=<unix ns>' comment before its id line (latency measurements)")
+	fs.BoolVar(&c.stamp, "stamp", false, "stamp each event with its publish time, sent as a ': sent=<unix ns>' comment before its id line, and each token stream chunk with the time it is sent (latency measurements)")
 	fs.IntVar(&c.queue, "queue", hub.DefaultQueue, "events queued per client before a slow client is cut")
 	fs.Float64Var(&c.tokenRate, "token-rate", tokens.DefaultRate, "tokens per second of the token stream ("+tokens.Path+")")
 	fs.IntVar(&c.tokenChars, "token-chars", tokens.DefaultTokenChars, "characters of the joke one token of the token stream carries")
@@ -299,7 +299,7 @@ func serve(ctx context.Context, c config, log *slog.Logger) error {
 		Handler: server.HandlerOptions{
 			Stream: c.streamOptions(),
 			Logger: log,
-			Tokens: tokens.Options{Rate: c.tokenRate, TokenChars: c.tokenChars},
+			Tokens: tokens.Options{Rate: c.tokenRate, TokenChars: c.tokenChars, Stamp: c.stamp},
 		},
 		ShutdownTimeout: c.shutdownTimeout,
 		IdleTimeout:     c.idleTimeout,

@@ -109,6 +109,9 @@ var QuickVariants = []string{"direct", RouterVariant, "native-cors", "ext_proc",
 // Plan turns the knobs into scenarios and variants.
 func (k Knobs) Plan() (Plan, error) {
 	p := Plan{Rounds: max(k.Rounds, 1)}
+	if k.Rounds == 0 && slices.Equal(k.Scenarios, []string{LLM.Name}) {
+		p.Rounds = LLM.Rounds
+	}
 	names := k.Scenarios
 	if len(names) == 0 {
 		if k.Quick {
@@ -136,7 +139,7 @@ func (k Knobs) Plan() (Plan, error) {
 		}
 		s, ok := ScenarioByName(n)
 		if !ok {
-			return p, fmt.Errorf("no scenario %q (steady, tokens, scale, storm, slow, quick; mercure or mercure-fanout, mercure-topics, mercure-publish; soak; cost or cost-baseline, cost-cheap, cost-costly)", n)
+			return p, fmt.Errorf("no scenario %q (steady, tokens, scale, storm, slow, quick; llm; mercure or mercure-fanout, mercure-topics, mercure-publish; soak; cost or cost-baseline, cost-cheap, cost-costly)", n)
 		}
 		if k.Streams > 0 {
 			s.Streams = k.Streams
@@ -165,6 +168,22 @@ func (k Knobs) Plan() (Plan, error) {
 	if len(vnames) == 0 {
 		if len(p.Scenarios) > 0 {
 			p.Variants = Variants
+			// The scenarios that name their variants run only those.
+			var named []string
+			for _, s := range p.Scenarios {
+				if len(s.Variants) == 0 {
+					named = nil
+					break
+				}
+				named = append(named, s.Variants...)
+			}
+			if named != nil {
+				p.Variants = slices.DeleteFunc(slices.Clone(Variants), func(v Variant) bool { return !slices.Contains(named, v.Name) })
+			}
+			// Nor a variant that runs in none of the scenarios.
+			p.Variants = slices.DeleteFunc(slices.Clone(p.Variants), func(v Variant) bool {
+				return !slices.ContainsFunc(p.Scenarios, v.runs)
+			})
 		}
 		if len(p.MercureScenarios) > 0 {
 			p.MercureVariants = MercureVariants
@@ -278,6 +297,9 @@ func (e *Env) Run(ctx context.Context, p Plan, progress func(Case), mercureProgr
 					label = 0
 				}
 				for _, v := range turns(run, round) {
+					if !v.runs(sc) {
+						continue
+					}
 					// Without Envoy there is no upstream leg: once per
 					// downstream protocol and round.
 					if v.Direct && directRan(r.Cases, sc.Name, leg.Downstream, label) {

@@ -1,6 +1,7 @@
 package benchload
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,9 +21,19 @@ func TestKnobsMakeThePlan(t *testing.T) {
 		check   func(Plan) bool
 		wantErr string
 	}{
-		{"defaults: every scenario and variant", env(), func(p Plan) bool {
-			return len(p.Scenarios) == len(Scenarios) && len(p.Variants) == len(Variants) && p.Scenarios[2].Streams == 10000
+		{"defaults: every scenario and every variant that runs in one", env(), func(p Plan) bool {
+			return len(p.Scenarios) == len(Scenarios) && len(p.Variants) == len(Variants)-1 && p.Scenarios[2].Streams == 10000 &&
+				!slices.ContainsFunc(p.Variants, func(v Variant) bool { return v.Name == SSEToMetadataVariant })
 		}, ""},
+		{"llm: its own variants and rounds", env("SCENARIO", "llm"), func(p Plan) bool {
+			var names []string
+			for _, v := range p.Variants {
+				names = append(names, v.Name)
+			}
+			return len(p.Scenarios) == 1 && p.Scenarios[0].Completions && p.Rounds == 3 &&
+				slices.Equal(names, []string{RouterVariant, "ext_proc", SSEToMetadataVariant, "module"})
+		}, ""},
+		{"llm with the rounds asked for", env("SCENARIO", "llm", "ROUNDS", "1"), func(p Plan) bool { return p.Rounds == 1 }, ""},
 		{"quick", env("QUICK", "1"), func(p Plan) bool {
 			return len(p.Scenarios) == 1 && p.Scenarios[0].Name == "quick" && len(p.Variants) == len(QuickVariants)
 		}, ""},

@@ -257,6 +257,9 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		if rounds {
 			r.writeRoundSummary(w, cases)
 		}
+		if sc.Completions {
+			writeTokenChecks(w, cases)
+		}
 		var bound, loaded []string
 		var busy float64
 		for _, c := range cases {

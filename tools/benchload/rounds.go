@@ -53,11 +53,17 @@ func (r *Report) writeRoundSummary(w io.Writer, cases []Case) {
 	if len(order) == 0 {
 		return
 	}
+	// A token-stream scenario also compares with Envoy's own filter.
+	native := slices.ContainsFunc(cases, func(c Case) bool { return c.Variant == SSEToMetadataVariant })
+	nativeHead, nativeRule := "", ""
+	if native {
+		nativeHead, nativeRule = " proxy CPU vs "+SSEToMetadataVariant+" |", "--:|"
+	}
 	fmt.Fprintf(w, "\nEach round against the same round's router, and against %s (the router adding the policy's response headers): median (lowest–highest).\n\n", SameSizeVariant)
-	fmt.Fprintf(w, "| variant | leg | rounds | proxy CPU vs router | p99 vs router | proxy KiB vs router | proxy KiB vs %s | Envoy heap vs router |\n", SameSizeVariant)
-	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|")
+	fmt.Fprintf(w, "| variant | leg | rounds | proxy CPU vs router | p99 vs router | proxy KiB vs router | proxy KiB vs %s | Envoy heap vs router |%s\n", SameSizeVariant, nativeHead)
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|"+nativeRule)
 	for _, k := range order {
-		var cpu, p99, kib, kibSame, heap spread
+		var cpu, p99, kib, kibSame, heap, cpuNative spread
 		for _, c := range byKey[k] {
 			ccpu, ckib := proxyCost(c)
 			if base, ok := r.baseline(c, RouterVariant); ok {
@@ -71,8 +77,16 @@ func (r *Report) writeRoundSummary(w io.Writer, cases []Case) {
 				_, bkib := proxyCost(base)
 				kibSame.add(ckib, bkib)
 			}
+			if base, ok := r.baseline(c, SSEToMetadataVariant); ok {
+				bcpu, _ := proxyCost(base)
+				cpuNative.add(ccpu, bcpu)
+			}
 		}
-		fmt.Fprintf(w, "| %s | %s | %d | %s | %s | %s | %s | %s |\n", k.variant, k.leg, len(byKey[k]), cpu, p99, kib, kibSame, heap)
+		nativeCol := ""
+		if native {
+			nativeCol = " " + cpuNative.String() + " |"
+		}
+		fmt.Fprintf(w, "| %s | %s | %d | %s | %s | %s | %s | %s |%s\n", k.variant, k.leg, len(byKey[k]), cpu, p99, kib, kibSame, heap, nativeCol)
 	}
 }
 

@@ -113,7 +113,9 @@ type Case struct {
 	// storm's open time is the load tool's when it nears the cores it has.
 	OpenClientCores float64 `json:"open_client_cores"`
 	OpenClientBound bool    `json:"open_client_bound"`
-	Error           string  `json:"error,omitempty"`
+	// Tokens is what a Completions scenario checked of the token counts.
+	Tokens *TokenCheck `json:"tokens,omitempty"`
+	Error  string      `json:"error,omitempty"`
 }
 
 // Pct is a latency summary in milliseconds.
@@ -163,9 +165,13 @@ func (e *Env) runCase(ctx context.Context, v Variant, sc Scenario, leg Leg, c *C
 		return err
 	}
 	interval := time.Duration(float64(time.Second) / sc.EventRate)
+	upstreamArgs := []string{"-stamp", "-interval", interval.String()}
+	if sc.Completions {
+		upstreamArgs = completionsUpstreamArgs(sc)
+	}
 	opts := localstack.Options{
 		Root: e.Root, Dir: dir, EnvoyBin: e.EnvoyBin, Bins: e.Bins, CertDir: e.CertDir,
-		UpstreamArgs: append([]string{"-stamp", "-interval", interval.String()}, e.UpstreamArgs...),
+		UpstreamArgs: append(upstreamArgs, e.UpstreamArgs...),
 		// The variants without an adapter of their own are rewrites of the
 		// ext_proc config. One replica (its NATS embedded): what is measured
 		// is the path through Envoy, the same for every variant.
@@ -176,6 +182,9 @@ func (e *Env) runCase(ctx context.Context, v Variant, sc Scenario, leg Leg, c *C
 		if err := v.Setup(ctx, e, &opts); err != nil {
 			return err
 		}
+	}
+	if sc.Completions && !v.Direct {
+		logCompletions(&opts)
 	}
 	if err := resolvePorts(&opts.Ports); err != nil {
 		return err
@@ -220,8 +229,12 @@ func (e *Env) runCase(ctx context.Context, v Variant, sc Scenario, leg Leg, c *C
 		}
 	}
 
-	cfg := clientConfig(stack, opts.Ports, v, leg)
+	cfg := clientConfig(stack, opts.Ports, v, leg, sc)
 	cfg.Streams, cfg.OpenRate = sc.Streams, sc.OpenRate
+	var tally *tokenTally
+	if sc.Completions {
+		tally = askForCompletions(&cfg)
+	}
 	openStart := time.Now()
 	openCPU, err := loadtest.SampleProc(os.Getpid())
 	if err != nil {
@@ -329,6 +342,13 @@ func (e *Env) runCase(ctx context.Context, v Variant, sc Scenario, leg Leg, c *C
 		}
 		c.EnvoyFlags = flags
 	}
+	if tally != nil {
+		check, err := tally.check(v, stack.Envoy.LogPath, readers.Completed())
+		if err != nil {
+			return err
+		}
+		c.Tokens = &check
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		e.Log.Warn("removing the case folder", "dir", dir, "err", err)
 	}
@@ -346,26 +366,30 @@ func resolvePorts(p *localstack.Ports) error {
 }
 
 // clientConfig points the client at the leg's listener.
-func clientConfig(s *localstack.Stack, p localstack.Ports, v Variant, leg Leg) loadtest.Config {
+func clientConfig(s *localstack.Stack, p localstack.Ports, v Variant, leg Leg, sc Scenario) loadtest.Config {
 	h2 := leg.Downstream == "h2"
 	cfg := loadtest.Config{HTTP2: h2, CAFile: s.CAFile}
+	upstreamPath, envoyPath := routes.EventsPath, routes.EventsPath
+	if leg.Upstream == "tls" {
+		envoyPath = routes.TLS(routes.EventsPath)
+	}
+	if sc.Completions {
+		// Envoy routes the completions to the TLS leg only.
+		upstreamPath, envoyPath = routes.CompletionsPath, routes.CompletionsPath
+	}
 	switch {
 	case v.Direct && h2:
 		// The upstream's TLS listener; its certificate names "upstream".
-		cfg.URL = fmt.Sprintf("https://127.0.0.1:%d%s", p.UpstreamTLS, routes.EventsPath)
+		cfg.URL = fmt.Sprintf("https://127.0.0.1:%d%s", p.UpstreamTLS, upstreamPath)
 		cfg.ServerName = "upstream"
 	case v.Direct:
-		cfg.URL = s.UpstreamURL + routes.EventsPath
+		cfg.URL = s.UpstreamURL + upstreamPath
 	default:
 		base := s.HTTPURL
 		if h2 {
 			base = s.HTTPSURL
 		}
-		path := routes.EventsPath
-		if leg.Upstream == "tls" {
-			path = routes.TLS(routes.EventsPath)
-		}
-		cfg.URL = base + path
+		cfg.URL = base + envoyPath
 	}
 	return cfg
 }

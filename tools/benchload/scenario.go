@@ -46,6 +46,15 @@ type Scenario struct {
 	Duration time.Duration
 	Legs     []Leg
 	Doc      string
+	// Completions: each stream is an LLM client asking for chat
+	// completions (POST routes.CompletionsPath) one after the other, each
+	// answered by the upstream's token stream at EventRate tokens a second.
+	Completions bool
+	// Variants, when set, are the only variants the scenario runs, unless
+	// VARIANTS names others.
+	Variants []string
+	// Rounds is the scenario's default for ROUNDS.
+	Rounds int
 }
 
 // Scenarios are the defaults, sized so that every scenario over every
@@ -70,6 +79,19 @@ var Scenarios = []Scenario{
 		Doc:  "1,000 never-reading streams beside 100 readers"},
 }
 
+// LLM is token streaming as an LLM gateway carries it (issue 19): 200
+// clients each asking for one completion after another, answered at 50
+// tokens a second (a token is one character of a joke, so a completion
+// lasts 1 to 3 s), through the router alone, Envoy's own sse_to_metadata
+// reading usage.total_tokens, the ext_proc adapter and the module with its
+// timing and the same rule. Its own full run (SCENARIO=llm, three rounds)
+// writes docs/bench/llm.md.
+var LLM = Scenario{Name: "llm", Completions: true, Streams: 200, EventRate: 50, OpenRate: 200, Duration: 15 * time.Second,
+	Legs:     []Leg{{"h2", "tls"}, {"h1", "tls"}},
+	Variants: []string{RouterVariant, SSEToMetadataVariant, "ext_proc", "module"},
+	Rounds:   3,
+	Doc:      "200 LLM clients x 50 tokens/s, one completion after another"}
+
 // Quick is the quick mode's scenario: a few seconds, small numbers, for
 // `make test`.
 var Quick = Scenario{Name: "quick", Streams: 20, EventRate: 20, OpenRate: 0, Duration: 2 * time.Second,
@@ -77,8 +99,11 @@ var Quick = Scenario{Name: "quick", Streams: 20, EventRate: 20, OpenRate: 0, Dur
 
 // ScenarioByName finds a scenario, the quick one included.
 func ScenarioByName(name string) (Scenario, bool) {
-	if name == Quick.Name {
+	switch name {
+	case Quick.Name:
 		return Quick, true
+	case LLM.Name:
+		return LLM, true
 	}
 	for _, s := range Scenarios {
 		if s.Name == name {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
@@ -34,6 +35,26 @@ type Variant struct {
 	// why; nil means always.
 	Available func(ctx context.Context, e *Env) (bool, string)
 	Doc       string
+	// Only, when set, are the only scenarios the variant runs in.
+	Only []string
+}
+
+// runs reports whether the variant runs in scenario sc.
+func (v Variant) runs(sc Scenario) bool { return len(v.Only) == 0 || slices.Contains(v.Only, sc.Name) }
+
+// SSEToMetadataVariant is the router with Envoy's own sse_to_metadata filter
+// reading an LLM stream's usage.total_tokens: what the module's timing and
+// extract rule are compared with.
+const SSEToMetadataVariant = "sse_to_metadata"
+
+// LLMTokens is where the sse_to_metadata variant writes the token count,
+// and the module's extract rule its own (envoy/sse-policy.yaml).
+var LLMTokens = struct {
+	SSEToMetadata envoyconfig.SSEToMetadata
+	ModuleKey     string
+}{
+	SSEToMetadata: envoyconfig.SSEToMetadata{Selectors: []string{"usage", "total_tokens"}, Namespace: "llm", Key: "total_tokens"},
+	ModuleKey:     "total_tokens",
 }
 
 // RouterVariant is the baseline every ratio is against.
@@ -59,6 +80,13 @@ var Variants = []Variant{
 	{Name: "ext_proc-headers", Measure: []string{"upstream", "envoy", "extproc"}, Setup: editConfig(func(b *bootstrapv3.Bootstrap, _ *policy.Config) error {
 		return envoyconfig.RemoveHTTPFilter(b, "sse_observe")
 	}), Doc: "ext_proc with the policy filter only (headers), without the observer that streams every body chunk to the server"},
+	{Name: SSEToMetadataVariant, Measure: []string{"upstream", "envoy"}, Only: []string{LLM.Name},
+		Setup: editConfig(func(b *bootstrapv3.Bootstrap, _ *policy.Config) error {
+			if err := envoyconfig.RemoveExtProc(b); err != nil {
+				return err
+			}
+			return envoyconfig.AddSSEToMetadata(b, LLMTokens.SSEToMetadata)
+		}), Doc: "router only, with Envoy's own sse_to_metadata filter writing usage.total_tokens (every event JSON-parsed) into dynamic metadata"},
 	{Name: "module", Measure: []string{"upstream", "envoy"}, Setup: dynamicModule,
 		Doc: "stock Envoy with the dynamic-module adapter (libsse.so in process)"},
 	{Name: "golang", Measure: []string{"upstream", "envoy"}, Setup: golangFilter, Available: hasGolang,

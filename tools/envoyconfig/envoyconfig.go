@@ -54,6 +54,8 @@ const (
 	// mercure route's per-route config turns it on).
 	RateLimitFilter = "envoy.filters.http.local_ratelimit"
 	HCMFilter       = "envoy.filters.network.http_connection_manager"
+	// RouterFilter is the last HTTP filter of every HCM.
+	RouterFilter = "envoy.filters.http.router"
 	// LocalReplyHeader marks Envoy's own answer on an SSE route that it could
 	// not open upstream (mapped to a 200 that makes EventSource retry); its
 	// value is the response flags, such as UF or UH.

@@ -51,6 +51,16 @@ type Config struct {
 	// none) from the event itself, for servers that carry it in the data
 	// (a Mercure publisher's updates) instead of a "sent=" comment.
 	Stamp func(e sse.Event) int64
+	// NewRequest, when set, makes each request (n counts every request of
+	// the load from 0) instead of a GET of the URL: an LLM client POSTs.
+	NewRequest func(ctx context.Context, url string, n int64) (*http.Request, error)
+	// Repeat makes each stream ask again as soon as its response ends: a
+	// token stream's client asking for the next completion. The stream's
+	// first answer is its status; a later failure counts in Ended.
+	Repeat bool
+	// OnEvent, when set, sees every event with the number of the request
+	// it came in (the one NewRequest made). Called concurrently.
+	OnEvent func(n int64, e sse.Event)
 }
 
 // Load is a set of streams being opened or open. Its methods are safe for
@@ -63,6 +73,8 @@ type Load struct {
 	wg     sync.WaitGroup
 
 	answered  atomic.Int64 // streams that got a status or an error
+	requests  atomic.Int64 // requests made: numbers them for NewRequest
+	completed atomic.Int64 // responses read to their end (Repeat)
 	measuring atomic.Bool
 
 	mu        sync.Mutex
@@ -247,21 +259,53 @@ func (l *Load) count(m map[string]int, key string) {
 	l.mu.Unlock()
 }
 
+// Completed is the number of responses read to their end, which a Repeat
+// load counts as done (a completion's).
+func (l *Load) Completed() int64 { return l.completed.Load() }
+
 func (l *Load) stream(url string) {
-	req, err := http.NewRequestWithContext(l.ctx, http.MethodGet, url, nil)
+	for first := true; ; first = false {
+		ok := l.request(url, first)
+		if !l.cfg.Repeat || !ok || l.ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// request makes one request of a stream and reads its response; ok says
+// the response was a 200 read to its end.
+func (l *Load) request(url string, first bool) (ok bool) {
+	// A failure after the stream's first answer ends the stream.
+	fail := func(reason string) {
+		switch {
+		case first:
+			l.count(l.statuses, reason)
+			l.answered.Add(1)
+		case l.ctx.Err() == nil:
+			l.count(l.ended, reason)
+		}
+	}
+	n := l.requests.Add(1) - 1
+	var req *http.Request
+	var err error
+	if l.cfg.NewRequest != nil {
+		req, err = l.cfg.NewRequest(l.ctx, url, n)
+	} else {
+		req, err = http.NewRequestWithContext(l.ctx, http.MethodGet, url, nil)
+	}
 	if err != nil {
-		l.count(l.statuses, "error: "+err.Error())
-		l.answered.Add(1)
-		return
+		fail("error: " + err.Error())
+		return false
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	resp, err := l.client.Do(req)
 	if err != nil {
-		if l.ctx.Err() == nil {
-			l.count(l.statuses, "error: "+Classify(err))
+		if first && l.ctx.Err() != nil {
+			l.answered.Add(1)
+			return false
 		}
-		l.answered.Add(1)
-		return
+		fail("error: " + Classify(err))
+		return false
 	}
 	defer resp.Body.Close()
 	status := strconv.Itoa(resp.StatusCode)
@@ -270,20 +314,26 @@ func (l *Load) stream(url string) {
 		// stream opened, and the table must not say it did.
 		status = RetryAnswer + " " + flags
 	}
-	l.count(l.statuses, status)
-	l.answered.Add(1)
 	if status != "200" {
+		fail(status)
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		return
+		return false
+	}
+	if first {
+		l.count(l.statuses, status)
+		l.answered.Add(1)
 	}
 	if l.cfg.NoRead {
 		<-l.ctx.Done()
-		return
+		return false
 	}
-	l.read(resp.Body)
+	return l.read(resp.Body, n)
 }
 
-func (l *Load) read(body io.Reader) {
+// read reads a response's events until it ends; it reports whether it
+// ended complete (EOF) while the load ran, which a Repeat load counts as a
+// completion and answers with the next request.
+func (l *Load) read(body io.Reader, n int64) bool {
 	rd := sse.NewReaderSize(body, 2<<10)
 	// The hook runs inside the Next that returns the event after the
 	// comment: sent is that event's stamp, or 0 if it has none.
@@ -297,10 +347,18 @@ func (l *Load) read(body io.Reader) {
 	for {
 		e, err := rd.Next()
 		if err != nil {
-			if l.ctx.Err() == nil {
-				l.count(l.ended, Classify(err))
+			if l.ctx.Err() != nil {
+				return false
 			}
-			return
+			if l.cfg.Repeat && errors.Is(err, io.EOF) {
+				l.completed.Add(1)
+				return true
+			}
+			l.count(l.ended, Classify(err))
+			return false
+		}
+		if l.cfg.OnEvent != nil {
+			l.cfg.OnEvent(n, e)
 		}
 		now := time.Now().UnixNano()
 		id, _ := strconv.ParseUint(e.ID, 10, 64)

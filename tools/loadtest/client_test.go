@@ -5,10 +5,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"example.com/sse-on-envoy/internal/sse"
 	"example.com/sse-on-envoy/tools/envoyconfig"
 )
 
@@ -124,5 +127,53 @@ func TestSampleProc(t *testing.T) {
 	m2, _ := SampleMachine()
 	if f := BusyFraction(m1, m2); f <= 0 || f > 1 {
 		t.Errorf("busy fraction %v, want in (0, 1] while spinning", f)
+	}
+}
+
+// A Repeat load asks again as soon as a response ends, as a token stream's
+// client asks for the next completion: every request is numbered, its
+// events are seen with its number, and a completed response is no failure.
+func TestRepeatAsksAgain(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.Header.Get("x-n") == "" {
+			http.Error(w, "want a numbered POST", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Write([]byte("data: " + r.Header.Get("x-n") + "\n\ndata: [DONE]\n\n"))
+	}))
+	defer srv.Close()
+	var mu sync.Mutex
+	seen := map[int64][]string{}
+	l, err := Start(Config{URL: srv.URL, Streams: 2, Repeat: true,
+		NewRequest: func(ctx context.Context, url string, n int64) (*http.Request, error) {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+			if err == nil {
+				req.Header.Set("x-n", strconv.FormatInt(n, 10))
+			}
+			return req, err
+		},
+		OnEvent: func(n int64, e sse.Event) {
+			mu.Lock()
+			seen[n] = append(seen[n], e.Data)
+			mu.Unlock()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(testTimeout)
+	for l.Completed() < 10 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	s := l.Close()
+	if l.Completed() < 10 || s.Opened() != 2 || s.Failed() != 0 || len(s.Ended) != 0 {
+		t.Fatalf("completed %d, summary %+v: want 10 or more completions of 2 streams, no failure", l.Completed(), s)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for n, data := range seen {
+		if data[0] != strconv.FormatInt(n, 10) || (len(data) == 2 && data[1] != "[DONE]") {
+			t.Errorf("request %d read %q", n, data)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"example.com/sse-on-envoy/internal/sse"
 	"example.com/sse-on-envoy/upstream/stream"
 )
 
@@ -32,7 +33,7 @@ func (f *feed) Err() error            { return f.err }
 // pace starts the answer's events, one every 1/rate seconds from now (the
 // role first, at once), paced against the start so a late wake-up catches
 // up; the last two (finish, usage) and [DONE] follow the last token at once.
-func (a answer) pace(ctx context.Context, rate float64) *feed {
+func (a answer) pace(ctx context.Context, rate float64, stamp bool) *feed {
 	evs := a.events()
 	f := &feed{c: make(chan *event, len(evs)), done: make(chan struct{})}
 	interval := time.Duration(float64(time.Second) / rate)
@@ -50,6 +51,9 @@ func (a answer) pace(ctx context.Context, rate float64) *feed {
 					return
 				case <-t.C:
 				}
+			}
+			if stamp {
+				e.wire = append(sse.AppendSentComment(make([]byte, 0, len(e.wire)+32), time.Now()), e.wire...)
 			}
 			f.c <- e // buffered for every event: never blocks
 		}

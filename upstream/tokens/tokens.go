@@ -52,6 +52,11 @@ type Options struct {
 	Rate float64
 	// TokenChars is how many characters of the joke one token carries.
 	TokenChars int
+	// Stamp puts a ": sent=<unix ns>" comment before each chunk, the time
+	// it is handed to the writer, as the seed stream stamps its events
+	// (-stamp): what a load client measures latency with. A comment is
+	// ignored by every SSE parser, OpenAI's clients' included.
+	Stamp bool
 	// Jokes to answer with, in turn; nil means the embedded list.
 	Jokes  []string
 	Logger *slog.Logger
@@ -215,7 +220,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	log.Info("token stream open", "tokens", len(a.tokens), "rate", h.opts.Rate)
 	res := stream.Serve(r.Context(), stream.NewWriter(w, h.opts.Stream.WriteTimeout), stream.Session[*event]{
-		Feed: a.pace(r.Context(), h.opts.Rate),
+		Feed: a.pace(r.Context(), h.opts.Rate, h.opts.Stamp),
 	}, h.opts.Stream, log)
 	log.Info("token stream closed", res.LogAttrs()...)
 }

@@ -202,3 +202,33 @@ func TestClientLeavesMidAnswer(t *testing.T) {
 	resp.Body.Close()
 	// goleak (TestMain) fails the package if the pacing goroutine stays.
 }
+
+// With Stamp, every event is preceded by its send time, and a client that
+// ignores comments reads the same stream.
+func TestStampedChunks(t *testing.T) {
+	ts := serve(t, Options{Rate: 1000, Stamp: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	before := time.Now().UnixNano()
+	resp := post(t, ctx, ts.URL+Path, "application/json", hello)
+	defer resp.Body.Close()
+	rd := sse.NewReader(resp.Body)
+	var stamps int
+	var last int64
+	rd.OnComment(func(text []byte) {
+		if v, ok := sse.ParseSentComment(text); ok && v >= max(before, last) && v <= time.Now().UnixNano() {
+			stamps++
+			last = v
+		}
+	})
+	events := 0
+	for {
+		if _, err := rd.Next(); err != nil {
+			break
+		}
+		events++
+	}
+	if events < 5 || stamps != events {
+		t.Errorf("%d events, %d of them stamped in order: want every one", events, stamps)
+	}
+}
