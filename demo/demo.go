@@ -1,7 +1,9 @@
 // Package demo serves the browser demo page: EventSource streams from the
 // page's origin to Envoy, to see CORS and the HTTP/1.1 connection limit, and
 // the Mercure hub through Envoy (subscribe to topics, publicly or with the
-// subscriber token; publish with the publisher token; watch updates arrive).
+// subscriber token; publish with the publisher token; watch updates arrive),
+// and an LLM token stream read as LLM UIs read it (a fetch() POST of JSON and
+// a ReadableStream reader with its own SSE parser).
 package demo
 
 import (

@@ -24,6 +24,9 @@ func TestHandlerServesThePage(t *testing.T) {
 		if want == 200 && !strings.Contains(string(body), "function mercureSubscribe(") {
 			t.Errorf("%s: no Mercure section", path)
 		}
+		if want == 200 && !strings.Contains(string(body), "async function streamTokens(") {
+			t.Errorf("%s: no token stream section", path)
+		}
 		if want == 200 && !strings.Contains(string(body), "new EventSource(url, { withCredentials: true })") {
 			t.Errorf("%s: not the demo page", path)
 		}
