@@ -3,7 +3,9 @@ package e2e
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -234,5 +236,37 @@ func TestModuleCountsInPeriodicAccessLogEntries(t *testing.T) {
 	// two seconds, several have been counted.
 	if last < 3 {
 		t.Errorf("the last periodic entry counts %d events, want the stream's events so far: %v", last, entries)
+	}
+}
+
+// The module raises the Go runtime's timer slack (module/abi/slack.c) and
+// nothing else's: Envoy's main thread and its workers keep their own, the
+// Go runtime's threads (sysmon among them) have abiinfo.GoTimerSlack.
+func TestModuleRaisesOnlyGosTimerSlack(t *testing.T) {
+	s := startStack(t)
+	pid := s.Envoy.Process().PID()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	goThreads := 0
+	for _, task := range tasks {
+		comm, err1 := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/comm", pid, task.Name()))
+		slack, err2 := os.ReadFile(fmt.Sprintf("/proc/%s/timerslack_ns", task.Name()))
+		if err1 != nil || err2 != nil {
+			continue // a thread that just ended
+		}
+		ns, _ := strconv.ParseInt(strings.TrimSpace(string(slack)), 10, 64)
+		raised := time.Duration(ns) == abiinfo.GoTimerSlack
+		name := strings.TrimSpace(string(comm))
+		switch {
+		case raised && (task.Name() == strconv.Itoa(pid) || strings.HasPrefix(name, "wrk:")):
+			t.Errorf("Envoy's thread %s (%s) has Go's timer slack %v", task.Name(), name, abiinfo.GoTimerSlack)
+		case raised:
+			goThreads++
+		}
+	}
+	if goThreads == 0 {
+		t.Errorf("no thread of Envoy has the Go runtime's timer slack %v: slack.c's constructor did not run before Go's", abiinfo.GoTimerSlack)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"example.com/sse-on-envoy/internal/ssestream"
 	"example.com/sse-on-envoy/module/abi"
 	"example.com/sse-on-envoy/module/abi/fakeenvoy"
+	"example.com/sse-on-envoy/module/abiinfo"
 )
 
 // settings are the stream settings the tests hand to C, as the module's
@@ -340,3 +341,11 @@ func TestBodyHookHandsMatchedEventsToGo(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// slack.c's constructor raises the Go runtime's timer slack to the value
+// module/abiinfo names.
+func TestGoTimerSlackIsAbiinfos(t *testing.T) {
+	if got := abi.GoTimerSlack(); got != abiinfo.GoTimerSlack {
+		t.Errorf("slack.c raises Go's timer slack to %v, module/abiinfo says %v", got, abiinfo.GoTimerSlack)
+	}
+}

@@ -36,3 +36,6 @@ func CScanMaxLine() int { return cScanMaxLine() }
 
 // StreamStateBytes is the size of a stream's C state before it grows.
 const StreamStateBytes = streamStateBytes
+
+// GoTimerSlack is slack.c's value.
+func GoTimerSlack() time.Duration { return goTimerSlack() }

@@ -9,6 +9,7 @@ package abi
 // module's response headers remove the CORS grant, then re-panic).
 
 /*
+#include "slack.h"
 #include "stream.h"
 */
 import "C"
@@ -28,6 +29,8 @@ var version = C.CString(Version)
 //
 //export envoy_dynamic_module_on_program_init
 func envoy_dynamic_module_on_program_init() *C.char {
+	// On the thread that loaded the library, right after: see slack.c.
+	C.sse_restore_host_slack()
 	if !streamSettingsSet() {
 		Log(LogCritical, "sse: the stream settings were never set (abi.SetStreamSettings in the module's init): refusing to load")
 		return nil

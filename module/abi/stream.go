@@ -2,6 +2,7 @@ package abi
 
 /*
 #include <stdlib.h>
+#include "slack.h"
 #include "stream.h"
 
 // Envoy hands module pointers back as integers; converting in C keeps Go
@@ -210,3 +211,6 @@ func paceTiming(p *C.sse_pace) sse.Timing {
 
 // UpstreamEnded reports whether a body hook saw the end of the response.
 func (f Filter) UpstreamEnded() bool { return f.stream != nil && bool(f.stream.upstream_ended) }
+
+// goTimerSlack is the timer slack slack.c gives the Go runtime's threads.
+func goTimerSlack() time.Duration { return time.Duration(C.sse_go_timer_slack_ns()) }

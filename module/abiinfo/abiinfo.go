@@ -9,3 +9,12 @@
 // (module/abi, which re-exports them): tools/ must not depend on module/abi
 // (TestToolsDoNotLinkTheModuleBindings in tools).
 package abiinfo
+
+import "time"
+
+// GoTimerSlack is the timer slack the Go runtime's threads start with in
+// Envoy (module/abi/slack.c, which holds the same value for its
+// constructor, which runs before any Go code; a test keeps the two equal):
+// it keeps the runtime's monitor thread from waking every 20 µs while
+// Envoy's threads call into Go. Envoy's own threads keep theirs.
+const GoTimerSlack = 10 * time.Millisecond
