@@ -13,8 +13,11 @@ import (
 	"sync"
 	"time"
 
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+
 	"example.com/sse-on-envoy/internal/policy"
 	"example.com/sse-on-envoy/internal/routes"
+	"example.com/sse-on-envoy/tools/envoyconfig"
 	"example.com/sse-on-envoy/tools/loadtest"
 	"example.com/sse-on-envoy/tools/localstack"
 )
@@ -182,6 +185,9 @@ func (e *Env) runCase(ctx context.Context, v Variant, sc Scenario, leg Leg, c *C
 		if err := v.Setup(ctx, e, &opts); err != nil {
 			return err
 		}
+	}
+	if !v.Direct {
+		balanceConnections(&opts)
 	}
 	if sc.Completions && !v.Direct {
 		logCompletions(&opts)
@@ -353,6 +359,20 @@ func (e *Env) runCase(ctx context.Context, v Variant, sc Scenario, leg Leg, c *C
 		e.Log.Warn("removing the case folder", "dir", dir, "err", err)
 	}
 	return nil
+}
+
+// balanceConnections spreads the client's connections over Envoy's workers
+// evenly in every variant (envoyconfig.BalanceConnections says why).
+func balanceConnections(o *localstack.Options) {
+	prev := o.EditEnvoyConfig
+	o.EditEnvoyConfig = func(b *bootstrapv3.Bootstrap) error {
+		if prev != nil {
+			if err := prev(b); err != nil {
+				return err
+			}
+		}
+		return envoyconfig.BalanceConnections(b)
+	}
 }
 
 func resolvePorts(p *localstack.Ports) error {
