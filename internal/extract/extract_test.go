@@ -89,3 +89,32 @@ func TestMatchAndApply(t *testing.T) {
 		t.Errorf("errors = %d, want 2", v.Errors)
 	}
 }
+
+// BenchmarkApply is the cost of reading an OpenAI usage chunk (the one
+// event of a completion that passes the cheap test), and of the cheap test
+// on an ordinary token chunk.
+func BenchmarkApply(b *testing.B) {
+	r, _ := Compile(&Config{Rules: []Rule{
+		{Path: "usage.total_tokens", Key: "total_tokens"},
+		{Path: "usage.prompt_tokens", Key: "prompt_tokens"},
+		{Path: "usage.completion_tokens", Key: "completion_tokens"},
+	}}, nil)
+	usage := []byte(`{"id":"chatcmpl-8","object":"chat.completion.chunk","created":1764716000,"model":"dad-joke-1","choices":[],"usage":{"prompt_tokens":4,"completion_tokens":87,"total_tokens":91}}`)
+	token := []byte(`{"id":"chatcmpl-8","object":"chat.completion.chunk","created":1764716000,"model":"dad-joke-1","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}`)
+	msg := []byte("message")
+	b.Run("usage", func(b *testing.B) {
+		b.ReportAllocs()
+		var v Values
+		for b.Loop() {
+			r.Apply(&v, r.Match(msg, usage), usage, nil)
+		}
+	})
+	b.Run("token", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if r.Match(msg, token) != 0 {
+				b.Fatal("a token chunk passed the cheap test")
+			}
+		}
+	})
+}

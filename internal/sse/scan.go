@@ -132,9 +132,24 @@ func (s *Scanner) skipBOM(p []byte) []byte {
 	return p
 }
 
+// lineEnd is the index of the first CR or LF in p, -1 if none: two
+// IndexByte scans (vectorized) rather than IndexAny's loop over every byte,
+// as token chunks are one long data line each.
+func lineEnd(p []byte) int {
+	i := bytes.IndexByte(p, '\n')
+	end := i
+	if i < 0 {
+		end = len(p)
+	}
+	if cr := bytes.IndexByte(p[:end], '\r'); cr >= 0 {
+		return cr
+	}
+	return i
+}
+
 func (s *Scanner) scan(p []byte) {
 	for len(p) > 0 {
-		i := bytes.IndexAny(p, "\r\n")
+		i := lineEnd(p)
 		if i < 0 {
 			s.holdPartialLine(p)
 			return

@@ -21,14 +21,19 @@ import (
 
 // BodyCounts is what a scanner of the response body has counted so far.
 // The stream's own sse.Scanner is one; the dynamic module, which scans in
-// C, hands its own to CountedBy.
+// C, hands its own to CountedBy (read once per Summary: from C, each read
+// is a copy).
 type BodyCounts interface {
-	Events() uint64
-	Bytes() uint64
-	LastEventID() string
+	Counted() Counted
+}
+
+// Counted is what a body scanner counted.
+type Counted struct {
+	Events, Bytes uint64
+	LastEventID   string
 	// Timing is when the chunks and events came (sse.Pace), from the
 	// request.
-	Timing() sse.Timing
+	Timing sse.Timing
 }
 
 // Logger writes one line at a level.
@@ -91,7 +96,9 @@ type scannedBody struct {
 	pace sse.Pace
 }
 
-func (b *scannedBody) Timing() sse.Timing { return b.pace.Timing() }
+func (b *scannedBody) Counted() Counted {
+	return Counted{Events: b.Events(), Bytes: b.Bytes(), LastEventID: b.LastEventID(), Timing: b.pace.Timing()}
+}
 
 // New starts following a stream. adapter names the tagging adapter (the tag
 // header's value); m may be nil, recording nothing.
@@ -306,14 +313,14 @@ func (s *Stream) Summary() Summary {
 	if s.isSSE {
 		d = s.now().Sub(s.started)
 	}
-	c := s.counts()
+	c := s.counts().Counted()
 	sum := Summary{
-		Events:      c.Events(),
-		Bytes:       c.Bytes(),
-		LastEventID: c.LastEventID(),
+		Events:      c.Events,
+		Bytes:       c.Bytes,
+		LastEventID: c.LastEventID,
 		Protocol:    s.info.Protocol,
 		Duration:    d,
-		Timing:      c.Timing(),
+		Timing:      c.Timing,
 	}
 	if rules := s.policy.Extract(); rules != nil {
 		sum.extracting = true
@@ -334,11 +341,14 @@ func (s *Stream) Summary() Summary {
 // streams where the adapter has a hook for it.
 func (s *Stream) PublishMetadata(h Host) {
 	if s.isSSE {
-		sum := s.Summary()
-		sum.eachMetadata(h.SetMetadata)
-		for _, e := range sum.Extracted {
-			h.SetMetadata(e.Key, e.Value)
-		}
+		s.Summary().publish(h)
+	}
+}
+
+func (sum Summary) publish(h Host) {
+	sum.eachMetadata(h.SetMetadata)
+	for _, e := range sum.Extracted {
+		h.SetMetadata(e.Key, e.Value)
 	}
 }
 
@@ -351,10 +361,11 @@ func (s *Stream) Finish(h Host) {
 		return
 	}
 	s.finished = true
-	s.PublishMetadata(h)
-	if t := s.counts().Timing(); t.HasFirstEvent {
+	sum := s.Summary()
+	sum.publish(h)
+	if t := sum.Timing; t.HasFirstEvent {
 		s.metrics.Add(FirstEventMS, t.FirstEvent.Milliseconds())
-		if s.counts().Events() > 1 {
+		if sum.Events > 1 {
 			s.metrics.Add(MaxGapMS, t.MaxGap.Milliseconds())
 		}
 	}
@@ -363,7 +374,7 @@ func (s *Stream) Finish(h Host) {
 	s.metrics.Add(StreamsActive, -1)
 	h.Log(s.policy.StreamLogLevel(), logLine("sse stream closed:",
 		slog.String("route", orDash(s.info.Route)),
-		slog.Any("", s.Summary()),
+		slog.Any("", sum),
 		slog.Any("", end)))
 }
 

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"example.com/sse-on-envoy/internal/policy"
-	"example.com/sse-on-envoy/internal/sse"
 	"example.com/sse-on-envoy/internal/ssestream"
 	"example.com/sse-on-envoy/module/abi"
 )
@@ -98,12 +97,12 @@ func (f *filter) Add(id ssestream.StatID, delta int64) {
 	}
 }
 
-// Events, Bytes and LastEventID implement ssestream.BodyCounts with what
-// the C body hook counted.
-func (f *filter) Events() uint64      { return f.env.BodyCounts().Events }
-func (f *filter) Bytes() uint64       { return f.env.BodyCounts().Bytes }
-func (f *filter) LastEventID() string { return f.env.BodyCounts().LastEventID }
-func (f *filter) Timing() sse.Timing  { return f.env.BodyCounts().Timing }
+// Counted implements ssestream.BodyCounts with what the C body hook
+// counted.
+func (f *filter) Counted() ssestream.Counted {
+	c := f.env.BodyCounts()
+	return ssestream.Counted{Events: c.Events, Bytes: c.Bytes, LastEventID: c.LastEventID, Timing: c.Timing}
+}
 
 // OnEventData implements abi.EventReader: an event the C body hook found
 // for the extract rules in mask.
