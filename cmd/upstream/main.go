@@ -39,6 +39,7 @@ type config struct {
 	debugAddr       string
 	tokenRate       float64
 	tokenChars      int
+	tokenAnswer     int
 	interval        time.Duration
 	heartbeat       time.Duration
 	retry           time.Duration
@@ -104,6 +105,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&c.queue, "queue", hub.DefaultQueue, "events queued per client before a slow client is cut")
 	fs.Float64Var(&c.tokenRate, "token-rate", tokens.DefaultRate, "tokens per second of the token stream ("+tokens.Path+")")
 	fs.IntVar(&c.tokenChars, "token-chars", tokens.DefaultTokenChars, "characters of the joke one token of the token stream carries")
+	fs.IntVar(&c.tokenAnswer, "token-answer", 0, "tokens in every answer of the token stream, jokes following one another (0: one joke)")
 	m := &c.mercure
 	fs.StringVar(&m.stream, "mercure-stream", "MERCURE", "JetStream stream of the Mercure hub's updates")
 	fs.IntVar(&m.history, "mercure-history", 10000, "Mercure updates kept for replay (the stream's count limit; -history-age applies too)")
@@ -141,8 +143,9 @@ func (c config) validate(fs *cli.FlagSet) error {
 			return cli.Usagef("%s must be positive, got %v", fs.Flag(p.name), p.d)
 		}
 	}
-	if c.tokenRate <= 0 || c.tokenChars < 1 {
-		return cli.Usagef("%s must be positive and %s at least 1, got %v and %d", fs.Flag("token-rate"), fs.Flag("token-chars"), c.tokenRate, c.tokenChars)
+	if c.tokenRate <= 0 || c.tokenChars < 1 || c.tokenAnswer < 0 {
+		return cli.Usagef("%s must be positive, %s at least 1 and %s not negative, got %v, %d and %d",
+			fs.Flag("token-rate"), fs.Flag("token-chars"), fs.Flag("token-answer"), c.tokenRate, c.tokenChars, c.tokenAnswer)
 	}
 	if c.writeTimeout < 0 {
 		return cli.Usagef("%s must not be negative, got %v", fs.Flag("write-timeout"), c.writeTimeout)
@@ -299,7 +302,7 @@ func serve(ctx context.Context, c config, log *slog.Logger) error {
 		Handler: server.HandlerOptions{
 			Stream: c.streamOptions(),
 			Logger: log,
-			Tokens: tokens.Options{Rate: c.tokenRate, TokenChars: c.tokenChars, Stamp: c.stamp},
+			Tokens: tokens.Options{Rate: c.tokenRate, TokenChars: c.tokenChars, AnswerTokens: c.tokenAnswer, Stamp: c.stamp},
 		},
 		ShutdownTimeout: c.shutdownTimeout,
 		IdleTimeout:     c.idleTimeout,

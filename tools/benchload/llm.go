@@ -31,10 +31,15 @@ const CompletionHeader = "x-bench-completion"
 const completionRequest = `{"model":"` + tokens.Model + `","stream":true,"stream_options":{"include_usage":true},` +
 	`"messages":[{"role":"user","content":"Tell me a joke."}]}`
 
+// AnswerTokens is how long the upstream's answers are in a Completions
+// scenario: a chat model's answer runs to hundreds of tokens.
+const AnswerTokens = 500
+
 // completionsUpstreamArgs run the upstream's token stream at the scenario's
-// rate, a token being one character, each chunk stamped for the latency.
+// rate, AnswerTokens tokens an answer, each chunk stamped for the latency.
 func completionsUpstreamArgs(sc Scenario) []string {
-	return []string{"-stamp", "-token-rate", strconv.FormatFloat(sc.EventRate, 'f', -1, 64), "-token-chars", "1"}
+	return []string{"-stamp", "-token-rate", strconv.FormatFloat(sc.EventRate, 'f', -1, 64),
+		"-token-answer", strconv.Itoa(AnswerTokens)}
 }
 
 // logCompletions adds to Envoy's access log the completion's number and

@@ -81,16 +81,16 @@ var Scenarios = []Scenario{
 
 // LLM is token streaming as an LLM gateway carries it (issue 19): 200
 // clients each asking for one completion after another, answered at 50
-// tokens a second (a token is one character of a joke, so a completion
-// lasts 1 to 3 s), through the router alone, Envoy's own sse_to_metadata
-// reading usage.total_tokens, the ext_proc adapter and the module with its
-// timing and the same rule. Its own full run (SCENARIO=llm, three rounds)
-// writes docs/bench/llm.md.
+// tokens a second, AnswerTokens tokens each (10 s, so 20 new streams a
+// second), through the router alone, Envoy's own sse_to_metadata reading
+// usage.total_tokens, the ext_proc adapter and the module with its timing
+// and the same rule. Its own full run (SCENARIO=llm, three rounds) writes
+// docs/bench/llm.md.
 var LLM = Scenario{Name: "llm", Completions: true, Streams: 200, EventRate: 50, OpenRate: 200, Duration: 15 * time.Second,
 	Legs:     []Leg{{"h2", "tls"}, {"h1", "tls"}},
 	Variants: []string{RouterVariant, SSEToMetadataVariant, "ext_proc", "module"},
 	Rounds:   3,
-	Doc:      "200 LLM clients x 50 tokens/s, one completion after another"}
+	Doc:      "200 LLM clients x 50 tokens/s, one 500-token completion after another"}
 
 // Quick is the quick mode's scenario: a few seconds, small numbers, for
 // `make test`.

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"example.com/sse-on-envoy/internal/routes"
 	"example.com/sse-on-envoy/upstream/jokes"
@@ -52,6 +53,10 @@ type Options struct {
 	Rate float64
 	// TokenChars is how many characters of the joke one token carries.
 	TokenChars int
+	// AnswerTokens, when positive, is how long every answer is: jokes
+	// follow one another until it is reached, as a model's answers run to
+	// hundreds of tokens (one joke is tens). 0: one joke.
+	AnswerTokens int
 	// Stamp puts a ": sent=<unix ns>" comment before each chunk, the time
 	// it is handed to the writer, as the seed stream stamps its events
 	// (-stamp): what a load client measures latency with. A comment is
@@ -250,9 +255,17 @@ type answer struct {
 }
 
 func (h *handler) answer(n uint64, req Request) answer {
-	joke := h.opts.Jokes[(n-1)%uint64(len(h.opts.Jokes))]
+	jokes := h.opts.Jokes
+	joke := func(i uint64) string { return jokes[(n-1+i)%uint64(len(jokes))] }
 	a := answer{id: "chatcmpl-" + strconv.FormatUint(n, 10), created: time.Now().Unix(), finish: "stop"}
-	a.tokens = split(joke, h.opts.TokenChars)
+	text := joke(0)
+	for i := uint64(1); h.opts.AnswerTokens > 0 && utf8.RuneCountInString(text) < h.opts.AnswerTokens*h.opts.TokenChars; i++ {
+		text += " " + joke(i)
+	}
+	a.tokens = split(text, h.opts.TokenChars)
+	if h.opts.AnswerTokens > 0 {
+		a.tokens = a.tokens[:h.opts.AnswerTokens]
+	}
 	if req.MaxTokens > 0 && len(a.tokens) > req.MaxTokens {
 		a.tokens, a.finish = a.tokens[:req.MaxTokens], "length"
 	}

@@ -232,3 +232,27 @@ func TestStampedChunks(t *testing.T) {
 		t.Errorf("%d events, %d of them stamped in order: want every one", events, stamps)
 	}
 }
+
+// With AnswerTokens every answer is that long, jokes following one another,
+// and its usage says so.
+func TestAnswerTokens(t *testing.T) {
+	ts := serve(t, Options{Rate: 100000, TokenChars: 3, AnswerTokens: 70})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp := post(t, ctx, ts.URL+Path, "application/json", hello)
+	defer resp.Body.Close()
+	chunks, done := readStream(t, resp.Body)
+	var text strings.Builder
+	tokens := 0
+	for _, c := range chunks {
+		if len(c.Choices) > 0 && c.Choices[0].Delta.Content != "" {
+			text.WriteString(c.Choices[0].Delta.Content)
+			tokens++
+		}
+	}
+	last := chunks[len(chunks)-1]
+	if !done || tokens != 70 || last.Usage == nil || last.Usage.CompletionTokens != 70 ||
+		!strings.HasPrefix(text.String(), joke+" "+joke[:10]) {
+		t.Errorf("done %v, %d tokens, usage %+v, text %q: want 70 tokens of the joke told again", done, tokens, last.Usage, text.String())
+	}
+}
