@@ -64,10 +64,22 @@ func SetStreamSettings(s StreamSettings) error {
 			s.MaxLineBytes, C.SSE_SCAN_INLINE_ID, C.sse_scan_max_line)
 	}
 	cbuf := func(s string) C.sse_buffer { return C.sse_buffer{ptr: C.CString(s), length: C.size_t(len(s))} }
-	if !C.sse_stream_set_settings(C.sse_stream_settings{
+	old := C.sse_stream_get_settings()
+	set := C.sse_stream_settings{
 		ns: cbuf(s.Namespace), events: cbuf(s.Events), bytes: cbuf(s.Bytes), last_event_id: cbuf(s.LastEventID),
 		interval_ns: C.int64_t(s.Interval.Nanoseconds()), max_line: C.size_t(s.MaxLineBytes),
-	}) {
+	}
+	ok := C.sse_stream_set_settings(set)
+	// The names no longer held: the new ones if refused, else the ones
+	// they replace (only tests set them twice, between streams).
+	drop := old
+	if !ok {
+		drop = set
+	}
+	for _, b := range []C.sse_buffer{drop.ns, drop.events, drop.bytes, drop.last_event_id} {
+		C.free(unsafe.Pointer(b.ptr))
+	}
+	if !ok {
 		return fmt.Errorf("the C side refused the stream settings")
 	}
 	return nil
