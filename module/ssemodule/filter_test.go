@@ -62,6 +62,13 @@ func TestConfigAcceptsYAMLJSONAndNothing(t *testing.T) {
 func TestConfigDefinesEveryStatWithItsKind(t *testing.T) {
 	_, d, _ := newTestConfig(t, demoConfig)
 	for _, s := range ssestream.Stats() {
+		if s.Kind == ssestream.KindHistogram && !abi.Histograms {
+			// The 1.37 build leaves them out (module/abiinfo).
+			if _, ok := d.ids[StatName(s.Name)]; ok {
+				t.Errorf("%s defined on an ABI without histograms", s.Name)
+			}
+			continue
+		}
 		if _, ok := d.ids[StatName(s.Name)]; !ok {
 			t.Errorf("%s not defined", s.Name)
 		}
