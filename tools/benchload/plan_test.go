@@ -30,7 +30,7 @@ func TestKnobsMakeThePlan(t *testing.T) {
 			for _, v := range p.Variants {
 				names = append(names, v.Name)
 			}
-			return len(p.Scenarios) == 1 && p.Scenarios[0].Completions && p.Rounds == 3 &&
+			return len(p.Scenarios) == 1 && p.Scenarios[0].Completions && p.Rounds == 5 &&
 				slices.Equal(names, []string{RouterVariant, "ext_proc", SSEToMetadataVariant, "module"})
 		}, ""},
 		{"llm with the rounds asked for", env("SCENARIO", "llm", "ROUNDS", "1"), func(p Plan) bool { return p.Rounds == 1 }, ""},
