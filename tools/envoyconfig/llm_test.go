@@ -1,6 +1,8 @@
 package envoyconfig
 
 import (
+	"bytes"
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,8 +28,13 @@ func TestSSEToMetadataAndAccessLogFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	js := string(out)
-	for _, want := range []string{SSEToMetadataFilter, "total_tokens", `"llm_total_tokens": "%DYNAMIC_METADATA(llm:total_tokens)%"`} {
+	// protojson varies its spacing on purpose: compare without it.
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, out); err != nil {
+		t.Fatal(err)
+	}
+	js := compact.String()
+	for _, want := range []string{SSEToMetadataFilter, "total_tokens", `"llm_total_tokens":"%DYNAMIC_METADATA(llm:total_tokens)%"`} {
 		if !strings.Contains(js, want) {
 			t.Errorf("the edited config lacks %q", want)
 		}
