@@ -3,10 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,103 +13,14 @@ import (
 	"example.com/sse-on-envoy/internal/ssestream"
 	"example.com/sse-on-envoy/module/ssemodule"
 	"example.com/sse-on-envoy/tools/localstack"
+	"example.com/sse-on-envoy/tools/writeup"
 )
-
-// curl runs the real curl as the write-up does, for a bounded time, and
-// splits its -i output into the status line, headers and body.
-func curl(t *testing.T, args ...string) (status string, headers http.Header, body string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "curl", append([]string{"-sS", "-i", "-N"}, args...)...).Output()
-	var exit *exec.ExitError
-	// 28 is curl's "stopped by --max-time": how a stream request ends here.
-	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 28) {
-		t.Fatalf("curl %v: %v\n%s", args, err, out)
-	}
-	head, body, ok := strings.Cut(string(out), "\r\n\r\n")
-	if !ok {
-		t.Fatalf("curl %v: no header block in %q", args, out)
-	}
-	lines := strings.Split(head, "\r\n")
-	headers = http.Header{}
-	for _, l := range lines[1:] {
-		k, v, _ := strings.Cut(l, ":")
-		headers.Add(k, strings.TrimSpace(v))
-	}
-	return strings.TrimSpace(lines[0]), headers, body
-}
-
-func parseEvents(t *testing.T, body string) []sse.Event {
-	t.Helper()
-	r := sse.NewReader(strings.NewReader(body))
-	var events []sse.Event
-	for {
-		e, err := r.Next()
-		if err == io.EOF {
-			return events
-		}
-		if err != nil {
-			t.Fatalf("parsing the stream: %v", err)
-		}
-		events = append(events, e)
-	}
-}
 
 // The write-up's four transcripts: both ports, both upstream clusters.
 func TestWriteUpCurlTranscripts(t *testing.T) {
 	forEachAdapter(t, func(t *testing.T, a localstack.Adapter) {
 		s := startStackWith(t, a)
-		tests := []struct {
-			name, url, wantStatus string
-		}{
-			{"8080 to the plain upstream", s.HTTPURL + "/sse/events", "HTTP/1.1 200 OK"},
-			{"8080 to the TLS upstream", s.HTTPURL + "/sse-with-tls/events", "HTTP/1.1 200 OK"},
-			{"8443 to the plain upstream", s.HTTPSURL + "/sse/events", "HTTP/2 200"},
-			{"8443 to the TLS upstream", s.HTTPSURL + "/sse-with-tls/events", "HTTP/2 200"},
-		}
-		lastID := 0
-		for _, tc := range tests {
-			t.Run(tc.name, func(t *testing.T) {
-				status, h, body := curl(t, "--max-time", "1.5", "--cacert", s.CAFile, tc.url)
-				if status != tc.wantStatus {
-					t.Errorf("status line %q, want %q", status, tc.wantStatus)
-				}
-				for k, want := range map[string]string{
-					"content-type":                     "text/event-stream",
-					"cache-control":                    "no-cache",
-					"access-control-allow-origin":      "https://localhost:8080",
-					"access-control-allow-credentials": "true",
-					"access-control-allow-headers":     "Keep-Alive,X-Requested-With,Cache-Control,Content-Type,Last-Event-ID",
-					"access-control-allow-methods":     "GET, OPTIONS",
-					"x-sse-stream":                     tagOf(a),
-					"server":                           "envoy",
-				} {
-					if got := h.Get(k); !strings.HasPrefix(got, want) {
-						t.Errorf("%s: %q, want %q", k, got, want)
-					}
-				}
-				if v := h.Get("content-length"); v != "" {
-					t.Errorf("content-length %q on a stream", v)
-				}
-				events := parseEvents(t, body)
-				if len(events) < 3 {
-					t.Fatalf("%d events in 1.5 s, want at least 3:\n%s", len(events), body)
-				}
-				for _, e := range events {
-					id, err := strconv.Atoi(e.ID)
-					if err != nil || e.Type != "DAD_JOKE" || e.Data == "" {
-						t.Fatalf("event %+v", e)
-					}
-					// One global sequence: ids keep rising across connections,
-					// ports and upstream listeners.
-					if id < lastID {
-						t.Errorf("id %d after %d", id, lastID)
-					}
-					lastID = id
-				}
-			})
-		}
+		writeup.CheckTranscripts(t, s.HTTPURL, s.HTTPSURL, s.CAFile, tagOf(a))
 	})
 }
 
@@ -169,28 +77,28 @@ func TestPreflightAndOrigins(t *testing.T) {
 		s := startStackWith(t, a)
 		for _, base := range []string{s.HTTPURL, s.HTTPSURL} {
 			t.Run(base, func(t *testing.T) {
-				status, h, _ := curl(t, "--max-time", "5", "--cacert", s.CAFile, "-X", "OPTIONS",
+				status, h, _ := writeup.Curl(t, "--max-time", "5", "--cacert", s.CAFile, "-X", "OPTIONS",
 					"-H", "Origin: https://localhost:8080", "-H", "Access-Control-Request-Method: GET",
 					"-H", "Access-Control-Request-Headers: last-event-id", base+"/sse/events")
 				if !strings.Contains(status, " 204") || h.Get("access-control-allow-origin") != "https://localhost:8080" ||
 					h.Get("access-control-max-age") == "" || h.Get("vary") != "Origin" {
 					t.Errorf("allowed preflight: %s %v", status, h)
 				}
-				status, h, _ = curl(t, "--max-time", "5", "--cacert", s.CAFile, "-X", "OPTIONS",
+				status, h, _ = writeup.Curl(t, "--max-time", "5", "--cacert", s.CAFile, "-X", "OPTIONS",
 					"-H", "Origin: https://evil.example", "-H", "Access-Control-Request-Method: GET", base+"/sse/events")
 				if !strings.Contains(status, " 403") || h.Get("access-control-allow-origin") != "" {
 					t.Errorf("refused preflight: %s %v", status, h)
 				}
-				status, h, body := curl(t, "--max-time", "1", "--cacert", s.CAFile, "-H", "Origin: https://evil.example", base+"/sse/events")
+				status, h, body := writeup.Curl(t, "--max-time", "1", "--cacert", s.CAFile, "-H", "Origin: https://evil.example", base+"/sse/events")
 				if !strings.Contains(status, " 200") || h.Get("access-control-allow-origin") != "" || h.Get("access-control-allow-credentials") != "" {
 					t.Errorf("disallowed origin got CORS headers: %s %v", status, h)
 				}
-				if len(parseEvents(t, body)) == 0 {
+				if len(writeup.ParseEvents(t, body)) == 0 {
 					t.Error("a disallowed origin's stream still streams (the browser, not Envoy, enforces CORS)")
 				}
 				// Not a preflight (no Origin): this one goes to the upstream,
 				// which answers 405 and logs it; it proves the check below sees.
-				status, _, _ = curl(t, "--max-time", "5", "--cacert", s.CAFile, "-X", "OPTIONS", base+"/sse/events")
+				status, _, _ = writeup.Curl(t, "--max-time", "5", "--cacert", s.CAFile, "-X", "OPTIONS", base+"/sse/events")
 				if !strings.Contains(status, " 405") {
 					t.Errorf("plain OPTIONS: %s, want the upstream's 405", status)
 				}
@@ -217,15 +125,15 @@ func TestLastEventIDReplayThroughEnvoy(t *testing.T) {
 		s := startStackWith(t, a)
 		for _, base := range []string{s.HTTPURL + "/sse/events", s.HTTPSURL + "/sse-with-tls/events"} {
 			t.Run(base, func(t *testing.T) {
-				_, _, body := curl(t, "--max-time", "1", "--cacert", s.CAFile, base)
-				first := parseEvents(t, body)
+				_, _, body := writeup.Curl(t, "--max-time", "1", "--cacert", s.CAFile, base)
+				first := writeup.ParseEvents(t, body)
 				if len(first) < 2 {
 					t.Fatalf("only %d events", len(first))
 				}
 				seen, _ := strconv.Atoi(first[1].ID)
 				time.Sleep(time.Second) // the client is away while events go by
-				_, h, body := curl(t, "--max-time", "1", "--cacert", s.CAFile, "-H", "Last-Event-ID: "+first[1].ID, base)
-				again := parseEvents(t, body)
+				_, h, body := writeup.Curl(t, "--max-time", "1", "--cacert", s.CAFile, "-H", "Last-Event-ID: "+first[1].ID, base)
+				again := writeup.ParseEvents(t, body)
 				if len(again) < 4 {
 					t.Fatalf("only %d events after reconnecting", len(again))
 				}
@@ -243,8 +151,8 @@ func TestLastEventIDReplayThroughEnvoy(t *testing.T) {
 func TestAccessLogTagsStreamsAndShowsUpstreamProtocols(t *testing.T) {
 	forEachAdapter(t, func(t *testing.T, a localstack.Adapter) {
 		s := startStackWith(t, a)
-		curl(t, "--max-time", "1", "--cacert", s.CAFile, s.HTTPURL+"/sse/events")
-		curl(t, "--max-time", "1", "--cacert", s.CAFile, s.HTTPSURL+"/sse-with-tls/events")
+		writeup.Curl(t, "--max-time", "1", "--cacert", s.CAFile, s.HTTPURL+"/sse/events")
+		writeup.Curl(t, "--max-time", "1", "--cacert", s.CAFile, s.HTTPSURL+"/sse-with-tls/events")
 		entries := waitForAccessLog(t, s, func(e accessLogEntry) bool { return e["sse_tag"] == tagOf(a) }, 2)
 		byPath := map[string]accessLogEntry{}
 		for _, e := range entries {
@@ -292,11 +200,11 @@ func TestAccessLogTagsStreamsAndShowsUpstreamProtocols(t *testing.T) {
 func TestExtProcDownFailsOpen(t *testing.T) {
 	s := startStackWith(t, localstack.AdapterExtProc)
 	s.ExtProc.Stop(5 * time.Second)
-	status, h, body := curl(t, "--max-time", "1.5", "--cacert", s.CAFile, s.HTTPURL+"/sse/events")
+	status, h, body := writeup.Curl(t, "--max-time", "1.5", "--cacert", s.CAFile, s.HTTPURL+"/sse/events")
 	if !strings.Contains(status, " 200") || h.Get("x-sse-stream") != "" {
 		t.Errorf("with ext_proc down: %s, tag %q", status, h.Get("x-sse-stream"))
 	}
-	if n := len(parseEvents(t, body)); n < 3 {
+	if n := len(writeup.ParseEvents(t, body)); n < 3 {
 		t.Errorf("%d events with ext_proc down", n)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"example.com/sse-on-envoy/tools/envoyconfig"
 	"example.com/sse-on-envoy/tools/localstack"
+	"example.com/sse-on-envoy/tools/writeup"
 )
 
 // With no upstream at all, Envoy's own 503 would end every EventSource for
@@ -32,7 +33,7 @@ func TestLocalReplyKeepsEventSourceReconnecting(t *testing.T) {
 				waitForFailedHealthChecks(t, s, 30*time.Second)
 			}
 			for _, url := range urls {
-				status, h, body := curl(t, "--max-time", "5", "--cacert", s.CAFile, "-H", "Origin: "+origin, url)
+				status, h, body := writeup.Curl(t, "--max-time", "5", "--cacert", s.CAFile, "-H", "Origin: "+origin, url)
 				if !strings.HasSuffix(status, " 200") && !strings.HasSuffix(status, " 200 OK") {
 					t.Errorf("%s %s: status %q, want 200", when, url, status)
 				}
@@ -49,7 +50,7 @@ func TestLocalReplyKeepsEventSourceReconnecting(t *testing.T) {
 					t.Errorf("%s %s: body %q, want a retry field and a comment naming the cause, and no id", when, url, body)
 				}
 				t.Logf("%s %s: %s %s %q", when, url, status, h.Get(envoyconfig.LocalReplyHeader), body)
-				if events := parseEvents(t, body); len(events) != 0 {
+				if events := writeup.ParseEvents(t, body); len(events) != 0 {
 					t.Errorf("%s %s: the local reply dispatched events %v", when, url, events)
 				}
 			}
@@ -59,7 +60,7 @@ func TestLocalReplyKeepsEventSourceReconnecting(t *testing.T) {
 		if n := streamsOpened(t, s, a); n != 0 {
 			t.Errorf("%d streams counted as opened, want 0: Envoy's unavailable answer is no stream", n)
 		}
-		status, _, _ := curl(t, "--max-time", "5", s.HTTPURL+"/upstream/healthz")
+		status, _, _ := writeup.Curl(t, "--max-time", "5", s.HTTPURL+"/upstream/healthz")
 		if !strings.HasSuffix(status, " 503 Service Unavailable") {
 			t.Errorf("non-SSE route: %q, want Envoy's 503 unchanged", status)
 		}

@@ -18,6 +18,7 @@ import (
 	"example.com/sse-on-envoy/internal/sse"
 	"example.com/sse-on-envoy/tools/envoyconfig"
 	"example.com/sse-on-envoy/tools/localstack"
+	"example.com/sse-on-envoy/tools/writeup"
 )
 
 // The Mercure hub behind real Envoy (issue 12): publish and subscribe
@@ -151,7 +152,7 @@ func curlPublish(t *testing.T, s *localstack.Stack, base, token string, fields .
 	for _, f := range fields {
 		args = append(args, "--data-urlencode", f)
 	}
-	status, _, body := curl(t, args...)
+	status, _, body := writeup.Curl(t, args...)
 	return status, strings.TrimSpace(body)
 }
 
@@ -251,7 +252,7 @@ func TestMercureCORSAndBodyLimit(t *testing.T) {
 		pubTok := mercureToken(t, localstack.DevPublisherKey, []string{"*"}, nil)
 		origin := s.DemoURL // the demo page: allowed
 		for _, base := range []string{s.HTTPURL, s.HTTPSURL} {
-			status, h, _ := curl(t, "--max-time", "5", "--cacert", s.CAFile, "-X", "OPTIONS", base+mercurePath,
+			status, h, _ := writeup.Curl(t, "--max-time", "5", "--cacert", s.CAFile, "-X", "OPTIONS", base+mercurePath,
 				"-H", "Origin: "+origin, "-H", "Access-Control-Request-Method: POST",
 				"-H", "Access-Control-Request-Headers: authorization,content-type")
 			if !statusIs(status, 204) {
@@ -265,7 +266,7 @@ func TestMercureCORSAndBodyLimit(t *testing.T) {
 			if !strings.Contains(methods, "post") || !strings.Contains(headers, "authorization") || !strings.Contains(headers, "content-type") {
 				t.Errorf("%s: preflight allows methods %q headers %q", base, methods, headers)
 			}
-			status, h, _ = curl(t, "--max-time", "5", "--cacert", s.CAFile, "-X", "OPTIONS", base+mercurePath,
+			status, h, _ = writeup.Curl(t, "--max-time", "5", "--cacert", s.CAFile, "-X", "OPTIONS", base+mercurePath,
 				"-H", "Origin: "+s.DemoURLOtherOrigin, "-H", "Access-Control-Request-Method: POST")
 			if !statusIs(status, 403) || h.Get("access-control-allow-origin") != "" {
 				t.Errorf("%s: preflight from %s: %q allow-origin %q, want 403 without a grant", base, s.DemoURLOtherOrigin, status, h.Get("access-control-allow-origin"))
@@ -329,7 +330,7 @@ func TestMercureOutage(t *testing.T) {
 		pubTok := mercureToken(t, localstack.DevPublisherKey, []string{"*"}, nil)
 		form := []string{"topic=https://example.com/books/1", "data=x", "id=urn:e2e:outage"}
 
-		status, h, _ := curl(t, "--max-time", "5", s.HTTPURL+mercurePath+"?topic=*&authorization=not-a-token")
+		status, h, _ := writeup.Curl(t, "--max-time", "5", s.HTTPURL+mercurePath+"?topic=*&authorization=not-a-token")
 		if !statusIs(status, 401) || h.Get(envoyconfig.LocalReplyHeader) != "" {
 			t.Errorf("a bad subscriber token: %q %v, want the hub's 401 unchanged", status, h)
 		}
@@ -347,7 +348,7 @@ func TestMercureOutage(t *testing.T) {
 				if !statusIs(st, 503) || strings.Contains(body, "retry:") {
 					t.Errorf("%s: publish to %s: %q %q, want 503 (a publisher retries)", when, base, st, body)
 				}
-				status, h, body := curl(t, "--max-time", "5", "--cacert", s.CAFile, base+mercurePath+"?topic=*")
+				status, h, body := writeup.Curl(t, "--max-time", "5", "--cacert", s.CAFile, base+mercurePath+"?topic=*")
 				if !statusIs(status, 200) || h.Get("content-type") != "text/event-stream" || h.Get(envoyconfig.LocalReplyHeader) == "" ||
 					!strings.Contains(body, "retry: 2000\n") {
 					t.Errorf("%s: subscribe at %s: %q %v %q, want the 200 outage answer", when, base, status, h, body)

@@ -25,6 +25,7 @@ import (
 	"example.com/sse-on-envoy/module/ssemodule"
 	"example.com/sse-on-envoy/tools/envoyconfig"
 	"example.com/sse-on-envoy/tools/localstack"
+	"example.com/sse-on-envoy/tools/writeup"
 )
 
 // checkModuleCounts checks what only the module can show in Envoy itself:
@@ -168,7 +169,7 @@ func TestModulePerRouteConfig(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
-			status, h, _ := curl(t, "--max-time", "1", "-H", "Origin: "+routeOrigin, s.HTTPURL+tc.path)
+			status, h, _ := writeup.Curl(t, "--max-time", "1", "-H", "Origin: "+routeOrigin, s.HTTPURL+tc.path)
 			if !strings.Contains(status, " 200") || h.Get("access-control-allow-origin") != tc.wantOrigin {
 				t.Errorf("%s: allow-origin %q, want %q", status, h.Get("access-control-allow-origin"), tc.wantOrigin)
 			}
@@ -191,7 +192,7 @@ func TestModulePreflightWithABody(t *testing.T) {
 		{"x", " 204"},
 		{strings.Repeat("y", 100_000), " 413"},
 	} {
-		status, h, _ := curl(t, "--max-time", "5", "-X", "OPTIONS", "-H", "Origin: https://localhost:8080",
+		status, h, _ := writeup.Curl(t, "--max-time", "5", "-X", "OPTIONS", "-H", "Origin: https://localhost:8080",
 			"-H", "Access-Control-Request-Method: GET", "--data-binary", tc.body, s.HTTPURL+"/sse/events")
 		if !strings.Contains(status, tc.status) || h.Get("access-control-allow-origin") != "https://localhost:8080" {
 			t.Errorf("%d-byte preflight: %s %v, want%s", len(tc.body), status, h, tc.status)
@@ -201,7 +202,7 @@ func TestModulePreflightWithABody(t *testing.T) {
 	if exited, err := s.Envoy.Process().Exited(); exited || s.Envoy.Restarts() != 0 {
 		t.Fatalf("Envoy crashed (exited=%v %v, restarts %d)", exited, err, s.Envoy.Restarts())
 	}
-	if status, _, _ := curl(t, "--max-time", "1", s.HTTPURL+"/sse/events"); !strings.Contains(status, " 200") {
+	if status, _, _ := writeup.Curl(t, "--max-time", "1", s.HTTPURL+"/sse/events"); !strings.Contains(status, " 200") {
 		t.Errorf("a stream after the preflights: %s", status)
 	}
 }
@@ -220,7 +221,7 @@ func TestModuleCountsInPeriodicAccessLogEntries(t *testing.T) {
 			})
 		},
 	})
-	curl(t, "--max-time", "3.5", s.HTTPURL+"/sse/events")
+	writeup.Curl(t, "--max-time", "3.5", s.HTTPURL+"/sse/events")
 	entries := waitForAccessLog(t, s, func(e accessLogEntry) bool {
 		return e.str("log_type") == "DownstreamPeriodic" && e.str("path") == "/sse/events"
 	}, 2)

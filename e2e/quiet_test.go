@@ -17,8 +17,9 @@ import (
 )
 
 // Quiet streams over time, not over events (issue 17): a seed stream whose
-// events come every 30 s and a subscription to a Mercure topic nobody
-// publishes to, on both Envoy ports and both upstream legs, held idle
+// events come every 30 s, a subscription to a Mercure topic nobody
+// publishes to, and an LLM completion whose next token is 100 s away, on
+// both Envoy ports and both upstream legs, held idle
 // longer than every timeout in their path (the upstream's write deadline,
 // its heartbeat, Envoy's route idle_timeout), each stay one open response:
 // heartbeats arrive, nothing ends, nothing reconnects, and the stream still
@@ -34,22 +35,27 @@ func TestQuietStreamsStayOpen(t *testing.T) {
 		t.Run(string(a), func(t *testing.T) {
 			t.Parallel()
 			s := startStackOptions(t, localstack.Options{
-				Adapter:      a,
-				UpstreamArgs: []string{"-interval", interval.String(), "-heartbeat", heartbeat.String(), "-retry", "500ms"},
+				Adapter: a,
+				UpstreamArgs: []string{"-interval", interval.String(), "-heartbeat", heartbeat.String(), "-retry", "500ms",
+					"-token-rate", "0.01"},
 			})
 			h1, h2 := httpClient(t, s, false), httpClient(t, s, true)
 			quiet := mercurePath + "?" + url.Values{"topic": {"https://example.com/quiet"}}.Encode()
+			const completion = `{"model":"dad-joke-1","stream":true,"messages":[{"role":"user","content":"a joke, slowly"}]}`
 			streams := []struct {
 				name   string
 				client *http.Client
 				url    string
+				post   string // a JSON body to POST; "" GETs
 			}{
-				{"seed plain leg, 8080", h1, s.HTTPURL + routes.EventsPath},
-				{"seed TLS leg, 8080", h1, s.HTTPURL + routes.TLS(routes.EventsPath)},
-				{"seed plain leg, 8443", h2, s.HTTPSURL + routes.EventsPath},
-				{"seed TLS leg, 8443", h2, s.HTTPSURL + routes.TLS(routes.EventsPath)},
-				{"mercure quiet topic, 8080", h1, s.HTTPURL + quiet},
-				{"mercure quiet topic, 8443", h2, s.HTTPSURL + quiet},
+				{"seed plain leg, 8080", h1, s.HTTPURL + routes.EventsPath, ""},
+				{"seed TLS leg, 8080", h1, s.HTTPURL + routes.TLS(routes.EventsPath), ""},
+				{"seed plain leg, 8443", h2, s.HTTPSURL + routes.EventsPath, ""},
+				{"seed TLS leg, 8443", h2, s.HTTPSURL + routes.TLS(routes.EventsPath), ""},
+				{"mercure quiet topic, 8080", h1, s.HTTPURL + quiet, ""},
+				{"mercure quiet topic, 8443", h2, s.HTTPSURL + quiet, ""},
+				{"slow completion, 8080", h1, s.HTTPURL + routes.CompletionsPath, completion},
+				{"slow completion, 8443", h2, s.HTTPSURL + routes.CompletionsPath, completion},
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), hold+time.Minute)
 			defer cancel()
@@ -57,7 +63,7 @@ func TestQuietStreamsStayOpen(t *testing.T) {
 			var wg sync.WaitGroup
 			for i, st := range streams {
 				results[i] = &quietStream{lines: make(chan string, 64)}
-				wg.Go(func() { results[i].read(ctx, st.client, st.url) })
+				wg.Go(func() { results[i].read(ctx, st.client, st.url, st.post) })
 			}
 			t.Logf("holding %d quiet streams for %v", len(streams), hold)
 			deadline := time.After(hold)
@@ -104,7 +110,8 @@ func TestQuietStreamsStayOpen(t *testing.T) {
 			// Every stream opened once: nothing reconnected behind the
 			// client's back.
 			out := s.Upstream.Output()
-			opened := strings.Count(out, `msg="sse stream open"`) + strings.Count(out, `msg="mercure subscription open"`)
+			opened := strings.Count(out, `msg="sse stream open"`) + strings.Count(out, `msg="mercure subscription open"`) +
+				strings.Count(out, `msg="token stream open"`)
 			if opened != len(streams) {
 				t.Errorf("the upstream opened %d streams, want %d (a reconnect?):\n%s", opened, len(streams), out)
 			}
@@ -125,9 +132,15 @@ type quietStream struct {
 	events     int
 }
 
-func (q *quietStream) read(ctx context.Context, client *http.Client, rawURL string) {
+func (q *quietStream) read(ctx context.Context, client *http.Client, rawURL, post string) {
 	q.start = time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if post != "" {
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, rawURL, strings.NewReader(post))
+		if err == nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+	}
 	if err == nil {
 		var resp *http.Response
 		if resp, err = client.Do(req); err == nil {

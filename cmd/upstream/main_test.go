@@ -82,6 +82,8 @@ func TestParseConfig(t *testing.T) {
 		{"negative write timeout", []string{"-write-timeout", "-1s"}, env(), nil, "-write-timeout (env UPSTREAM_WRITE_TIMEOUT) must not be negative"},
 		{"token stream pace", []string{"-token-rate", "20", "-token-chars", "3"}, env(), func(c config) bool { return c.tokenRate == 20 && c.tokenChars == 3 }, ""},
 		{"token rate zero", []string{"-token-rate", "0"}, env(), nil, "-token-rate (env UPSTREAM_TOKEN_RATE) must be positive"},
+		{"token answer length", []string{"-token-answer", "500"}, env(), func(c config) bool { return c.tokenAnswer == 500 }, ""},
+		{"token answer negative", []string{"-token-answer", "-1"}, env(), nil, "-token-answer (env UPSTREAM_TOKEN_ANSWER) not negative"},
 		{"profiler on loopback", []string{"-debug-addr", "127.0.0.1:6060"}, env(), func(c config) bool { return c.debugAddr == "127.0.0.1:6060" }, ""},
 		{"profiler off loopback", []string{"-debug-addr", ":6060"}, env(), nil, "-debug-addr (env UPSTREAM_DEBUG_ADDR) must be a loopback address"},
 		{"negative retry", []string{"-retry", "-1s"}, env(), nil, "-retry"},

@@ -33,6 +33,11 @@ const (
 
 // Config is the "extract" field of the policy.
 type Config struct {
+	// Paths are the request path prefixes whose streams are read ("/v1/");
+	// unset, every stream's. A stream the rules do not apply to keeps
+	// nothing of its events and parses nothing: an ordinary SSE stream
+	// pays no more for the rules than for their absence.
+	Paths []string `json:"paths,omitempty"`
 	// MaxEventBytes bounds the data of an event a stream reads: a longer
 	// one is skipped. It also bounds the bytes of a line the stream holds
 	// across body chunks. Default DefaultMaxEventBytes.
@@ -63,6 +68,7 @@ type Rule struct {
 // every stream of a configuration.
 type Rules struct {
 	rules         []rule
+	paths         []string
 	maxEventBytes int
 }
 
@@ -92,6 +98,12 @@ func Compile(cfg *Config, reserved func(key string) bool) (*Rules, []error) {
 			fail("max_event_bytes", "%d is out of range: 64 to %d", r.maxEventBytes, MaxMaxEventBytes)
 		}
 	}
+	for i, prefix := range cfg.Paths {
+		if !strings.HasPrefix(prefix, "/") {
+			fail(fmt.Sprintf("paths[%d]", i), "%q must start with /", prefix)
+		}
+	}
+	r.paths = cfg.Paths
 	if len(cfg.Rules) > MaxRules {
 		fail("rules", "%d rules: at most %d", len(cfg.Rules), MaxRules)
 	}
@@ -177,6 +189,24 @@ func validKey(k string) bool {
 		}
 	}
 	return true
+}
+
+// AppliesTo reports whether a stream whose request path is path is read
+// (p: the path as the request has it, query included); false for nil
+// rules.
+func (r *Rules) AppliesTo(path string) bool {
+	if r == nil {
+		return false
+	}
+	if len(r.paths) == 0 {
+		return true
+	}
+	for _, prefix := range r.paths {
+		if strings.HasPrefix(path, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // Len is the number of rules.

@@ -73,10 +73,11 @@ type Stream struct {
 	adapter string
 	now     func() time.Time
 
-	decision policy.Decision
-	method   string
-	path     string
-	hold     replyHold
+	decision    policy.Decision
+	method      string
+	path        string // as the log lines print it
+	requestPath string
+	hold        replyHold
 
 	info          Info
 	isSSE         bool
@@ -118,7 +119,7 @@ func New(p *policy.Policy, m Recorder, adapter string, now func() time.Time) *St
 func (s *Stream) OnRequestHeaders(h HeaderGetter, endOfStream bool) Step {
 	s.requested = s.now()
 	req, path := ReadRequest(h, s.policy.RedactQueryParams())
-	s.method, s.path = req.Method, path
+	s.method, s.path, s.requestPath = req.Method, path, req.Path
 	s.decision = s.policy.Decide(req)
 	if s.decision.Preflight {
 		s.metrics.Add(Preflights, 1)
@@ -140,7 +141,7 @@ func (s *Stream) OnRequestTrailers() Step { return s.hold.trailers() }
 func (s *Stream) ObserveRequest(h HeaderGetter) {
 	s.requested = s.now()
 	req, path := ReadRequest(h, s.policy.RedactQueryParams())
-	s.method, s.path, s.decision.Origin = req.Method, path, req.Origin
+	s.method, s.path, s.requestPath, s.decision.Origin = req.Method, path, req.Path, req.Origin
 }
 
 // OnResponseHeaders edits the response headers as the policy says and
@@ -224,7 +225,7 @@ func (s *Stream) OnResponseData(chunk []byte, endOfStream bool) {
 func (s *Stream) newScanner() *scannedBody {
 	b := &scannedBody{}
 	b.MaxLineBytes = LineLimit
-	if rules := s.policy.Extract(); rules != nil {
+	if rules := s.Extract(); rules != nil {
 		b.MaxLineBytes = max(rules.MaxEventBytes(), LineLimit)
 		b.MaxIDBytes = LineLimit
 		b.MaxDataBytes = rules.MaxEventBytes()
@@ -235,12 +236,22 @@ func (s *Stream) newScanner() *scannedBody {
 	return b
 }
 
+// Extract is the extract rules that apply to this stream (its policy's,
+// if they cover its path), nil if none: the dynamic module hands its C body
+// hook these, and no others.
+func (s *Stream) Extract() *extract.Rules {
+	if rules := s.policy.Extract(); rules.AppliesTo(s.requestPath) {
+		return rules
+	}
+	return nil
+}
+
 // ExtractEvent reads an event's data for the extract rules in mask (those
 // whose cheap test it passed: extract.Rules.Match). cut: the data went past
 // the rules' event size, and is not read. The dynamic module's C body hook
 // calls it through its adapter, after the same test.
 func (s *Stream) ExtractEvent(mask uint32, data []byte, cut bool) {
-	rules := s.policy.Extract()
+	rules := s.Extract()
 	if mask == 0 || rules == nil {
 		return
 	}
@@ -322,10 +333,9 @@ func (s *Stream) Summary() Summary {
 		Duration:    d,
 		Timing:      c.Timing,
 	}
-	if rules := s.policy.Extract(); rules != nil {
-		sum.extracting = true
-	}
-	if rules := s.policy.Extract(); rules != nil && s.extracted != nil {
+	rules := s.Extract()
+	sum.extracting = rules != nil
+	if rules != nil && s.extracted != nil {
 		sum.ExtractErrors = s.extracted.Errors + s.extracted.Skipped
 		for i := range rules.Len() {
 			if v := s.extracted.Value(i); v != nil {

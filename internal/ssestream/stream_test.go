@@ -233,3 +233,37 @@ func (m metadataRecorder) Log(policy.Level, string)    {}
 func (m metadataRecorder) SetMetadata(k string, v any) { m[k] = v }
 func (m metadataRecorder) End() End                    { return End{} }
 func ptr[T any](v T) *T                                { return &v }
+
+// Rules scoped to paths read only those streams: another stream keeps
+// nothing of its events and its closed line says nothing of rules.
+func TestExtractPathsScopeTheRules(t *testing.T) {
+	p, err := policy.New(&policy.Config{Extract: &extract.Config{
+		Paths: []string{"/v1/"},
+		Rules: []extract.Rule{{Path: "usage.total_tokens", Key: "total_tokens"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path string
+		read bool
+	}{{"/v1/chat/completions", true}, {"/sse/events", false}} {
+		s := New(p, nil, "test", nil)
+		s.OnRequestHeaders(headers{":method": "POST", ":path": tc.path}, true)
+		var log lines
+		s.OnResponseHeaders(headers{"content-type": "text/event-stream"}, false)
+		s.Open(Info{}, &log)
+		s.OnResponseData([]byte(`data: {"usage":{"total_tokens":7}}`+"\n\n"), true)
+		s.Finish(&log)
+		md := map[string]any{}
+		s.PublishMetadata(metadataRecorder(md))
+		if got := md["total_tokens"] != nil; got != tc.read || (s.Extract() != nil) != tc.read ||
+			strings.Contains(log[1], "extract_errors") != tc.read || (s.scanner.OnEventData != nil) != tc.read {
+			t.Errorf("%s: read %v, metadata %v, line %q", tc.path, tc.read, md, log[1])
+		}
+	}
+	if _, err := policy.New(&policy.Config{Extract: &extract.Config{Paths: []string{"v1"}, Rules: []extract.Rule{{Path: "a", Key: "a"}}}}); err == nil ||
+		!strings.Contains(err.Error(), "extract.paths[0]") {
+		t.Errorf("a path without / accepted: %v", err)
+	}
+}

@@ -330,6 +330,28 @@ func TestBodyHookHandsMatchedEventsToGo(t *testing.T) {
 	}
 	fakeenvoy.StreamComplete(h)
 	fakeenvoy.Destroy(h)
+	// What Go's cheap test (extract.Rules.Match) says of the same events:
+	// the C hook must hand over exactly those, with the same masks.
+	var goRead []string
+	for _, ev := range []struct{ typ, data string }{
+		{"message", `{"usage":null}`},
+		{"message", `{"pad":"` + long + `","usage":{"total_tokens":21}}`},
+		{"message_delta", `{"usage":{"output_tokens":15,"total_tokens":3}}`},
+		{"other", `{"usage":{"output_tokens":1}}`},
+		{"message", `{"total_tokens":"` + (long + long)[:400-len(`{"total_tokens":"`)]},
+		{"message", "[DONE]"},
+	} {
+		if mask := rules.Match([]byte(ev.typ), []byte(ev.data)); mask != 0 {
+			goRead = append(goRead, fmt.Sprintf("%b %s", mask, ev.data))
+		}
+	}
+	var cRead []string
+	for _, r := range m.read {
+		cRead = append(cRead, strings.TrimSuffix(strings.TrimSuffix(r, " cut=false"), " cut=true"))
+	}
+	if strings.Join(cRead, "\n") != strings.Join(goRead, "\n") {
+		t.Errorf("the C hook's cheap test read\n%s\nGo's\n%s", strings.Join(cRead, "\n"), strings.Join(goRead, "\n"))
+	}
 	want := []string{
 		`1 {"pad":"` + long + `","usage":{"total_tokens":21}} cut=false`,
 		`11 {"usage":{"output_tokens":15,"total_tokens":3}} cut=false`,

@@ -48,15 +48,13 @@ void sse_stream_publish(void* env, sse_stream* s) {
                                                                  id);
 }
 
-static const char done_marker[] = "[DONE]";
-
 // on_event is the scanner's event callback when the stream has extract
 // rules: internal/extract.Rules.Match, then Go with the rules that matched.
 static void on_event(void* ctx, const char* type, size_t type_len, const char* data, size_t data_len, bool cut) {
   sse_stream* s = (sse_stream*)ctx;
   const sse_rules* r = s->rules;
   if (r == NULL) return;
-  if (data_len == sizeof(done_marker) - 1 && memcmp(data, done_marker, data_len) == 0) return;
+  if (data_len == r->done.length && memcmp(data, r->done.ptr, data_len) == 0) return;
   uint32_t mask = 0;
   for (uint32_t i = 0; i < r->n; i++) {
     if (r->event[i].length > 0 && (r->event[i].length != type_len || memcmp(r->event[i].ptr, type, type_len) != 0)) {

@@ -154,12 +154,14 @@ func NewRules(r *extract.Rules) *Rules {
 		}
 		return C.sse_buffer{ptr: (*C.char)(C.CBytes(b)), length: C.size_t(len(b))}
 	}
+	c.done = cbuf(extract.Done)
 	for i := range r.Len() {
 		c.event[i] = cbuf(r.Event(i))
 		c.needle[i] = cbuf(r.Needle(i))
 	}
 	rules := &Rules{c, r}
 	runtime.AddCleanup(rules, func(c *C.sse_rules) {
+		C.free(unsafe.Pointer(c.done.ptr))
 		for i := range int(c.n) {
 			C.free(unsafe.Pointer(c.event[i].ptr))
 			C.free(unsafe.Pointer(c.needle[i].ptr))

@@ -22,6 +22,7 @@
 typedef struct {
   uint32_t n;
   uint32_t max_event_bytes;
+  sse_buffer done;  // internal/extract.Done: an end marker, never read
   sse_buffer event[SSE_MAX_RULES];
   sse_buffer needle[SSE_MAX_RULES];
 } sse_rules;

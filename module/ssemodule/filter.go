@@ -200,7 +200,9 @@ func (f *filter) OnResponseHeaders(endOfStream bool) abi.Status {
 		protocol, _ := f.env.AttributeString(abi.AttributeRequestProtocol)
 		f.stream.CountedBy(f)
 		f.env.CountBody(f.cfg.eventsStat())
-		f.env.ReadEvents(f.rules)
+		if f.stream.Extract() != nil {
+			f.env.ReadEvents(f.rules)
+		}
 		f.stream.Open(ssestream.Info{Route: route, Protocol: protocol}, f)
 	}
 	return abi.Continue

@@ -348,3 +348,19 @@ func TestPanicInResponseHeadersRemovesTheGrant(t *testing.T) {
 		})
 	}
 }
+
+// The C body hook reads events only for the streams the extract rules'
+// paths cover; the others are only counted.
+func TestBodyHookReadsEventsOnlyUnderTheRulesPaths(t *testing.T) {
+	c, _, _ := newTestConfig(t, "extract: {paths: [/v1/], rules: [{path: usage.total_tokens, key: total_tokens}]}")
+	for path, read := range map[string]bool{"/v1/chat/completions": true, "/sse/events": false} {
+		env := newFakeEnvoy(":method", "GET", ":path", path)
+		f := c.newFilter(env)
+		f.OnRequestHeaders(true)
+		env.setHeaders(abi.ResponseHeaders, ":status", "200", "content-type", "text/event-stream")
+		f.OnResponseHeaders(false)
+		if got := env.scanner.OnEventData != nil; got != read {
+			t.Errorf("%s: events read %v, want %v", path, got, read)
+		}
+	}
+}

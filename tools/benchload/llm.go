@@ -46,20 +46,14 @@ func completionsUpstreamArgs(sc Scenario) []string {
 // the token count Envoy's own sse_to_metadata writes (the module's is in
 // the log already).
 func logCompletions(o *localstack.Options) {
-	prev := o.EditEnvoyConfig
-	o.EditEnvoyConfig = func(b *bootstrapv3.Bootstrap) error {
-		if prev != nil {
-			if err := prev(b); err != nil {
-				return err
-			}
-		}
+	alsoEdit(o, func(b *bootstrapv3.Bootstrap) error {
 		t := LLMTokens.SSEToMetadata
 		return envoyconfig.AddAccessLogFields(b, map[string]string{
 			"bench_completion":   "%REQ(" + strings.ToUpper(CompletionHeader) + ")%",
 			llmTokensLogField:    "%DYNAMIC_METADATA(" + t.Namespace + ":" + t.Key + ")%",
 			moduleTokensLogField: "%DYNAMIC_METADATA(sse:" + LLMTokens.ModuleKey + ")%",
 		})
-	}
+	})
 }
 
 const (

@@ -363,7 +363,11 @@ func (e *Env) runCase(ctx context.Context, v Variant, sc Scenario, leg Leg, c *C
 
 // balanceConnections spreads the client's connections over Envoy's workers
 // evenly in every variant (envoyconfig.BalanceConnections says why).
-func balanceConnections(o *localstack.Options) {
+func balanceConnections(o *localstack.Options) { alsoEdit(o, envoyconfig.BalanceConnections) }
+
+// alsoEdit adds edit after the Envoy config edits o already has (the
+// variant's own).
+func alsoEdit(o *localstack.Options, edit func(*bootstrapv3.Bootstrap) error) {
 	prev := o.EditEnvoyConfig
 	o.EditEnvoyConfig = func(b *bootstrapv3.Bootstrap) error {
 		if prev != nil {
@@ -371,7 +375,7 @@ func balanceConnections(o *localstack.Options) {
 				return err
 			}
 		}
-		return envoyconfig.BalanceConnections(b)
+		return edit(b)
 	}
 }
 

@@ -43,3 +43,19 @@ func TestSSEToMetadataAndAccessLogFields(t *testing.T) {
 		t.Error("sse_to_metadata is not before the router")
 	}
 }
+
+// Every listener balances its connections exactly over the workers.
+func TestBalanceConnections(t *testing.T) {
+	b, err := Load(filepath.Join("..", "..", "envoy", "envoy-module.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := BalanceConnections(b); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range b.GetStaticResources().GetListeners() {
+		if l.GetConnectionBalanceConfig().GetExactBalance() == nil {
+			t.Errorf("listener %s does not balance exactly", l.GetName())
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -29,6 +28,7 @@ import (
 	"example.com/sse-on-envoy/internal/sse"
 	"example.com/sse-on-envoy/internal/ssestream"
 	"example.com/sse-on-envoy/tools/localstack"
+	"example.com/sse-on-envoy/tools/writeup"
 	"example.com/sse-on-envoy/upstream/mercure/hubhttp"
 )
 
@@ -314,106 +314,16 @@ func get(ctx context.Context, c *http.Client, url string, h http.Header, d time.
 	return resp.StatusCode, resp.Header, string(body), nil
 }
 
-// curl runs the real curl as the write-up does, for a bounded time, and
-// splits its -i output into the status line, headers and body.
-func curl(t *testing.T, args ...string) (status string, headers http.Header, body string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "curl", append([]string{"-sS", "-i", "-N"}, args...)...).Output()
-	var exit *exec.ExitError
-	// 28 is curl's "stopped by --max-time": how a stream request ends here.
-	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 28) {
-		t.Fatalf("curl %v: %v\n%s", args, err, out)
-	}
-	head, body, ok := strings.Cut(string(out), "\r\n\r\n")
-	if !ok {
-		t.Fatalf("curl %v: no header block in %q", args, out)
-	}
-	lines := strings.Split(head, "\r\n")
-	headers = http.Header{}
-	for _, l := range lines[1:] {
-		k, v, _ := strings.Cut(l, ":")
-		headers.Add(k, strings.TrimSpace(v))
-	}
-	return strings.TrimSpace(lines[0]), headers, body
-}
-
-func parseEvents(t *testing.T, body string) []sse.Event {
-	t.Helper()
-	r := sse.NewReader(strings.NewReader(body))
-	var events []sse.Event
-	for {
-		e, err := r.Next()
-		if err == io.EOF {
-			return events
-		}
-		if err != nil {
-			t.Fatalf("parsing the stream: %v", err)
-		}
-		events = append(events, e)
-	}
-}
-
 // The write-up's four transcripts: both listeners, both upstream legs.
 func (s *stack) testTranscripts(t *testing.T) {
-	lastID := 0
-	for _, tc := range []struct {
-		name, url, wantStatus string
-	}{
-		{"8080 to the plain upstream", s.httpURL + routes.EventsPath, "HTTP/1.1 200 OK"},
-		{"8080 to the TLS upstream", s.httpURL + routes.TLS(routes.EventsPath), "HTTP/1.1 200 OK"},
-		{"8443 to the plain upstream", s.httpsURL + routes.EventsPath, "HTTP/2 200"},
-		{"8443 to the TLS upstream", s.httpsURL + routes.TLS(routes.EventsPath), "HTTP/2 200"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			status, h, body := curl(t, "--max-time", "1.5", "--cacert", s.caFile, tc.url)
-			if status != tc.wantStatus {
-				t.Errorf("status line %q, want %q", status, tc.wantStatus)
-			}
-			for k, want := range map[string]string{
-				"content-type":                     "text/event-stream",
-				"cache-control":                    "no-cache",
-				"access-control-allow-origin":      "https://localhost:8080",
-				"access-control-allow-credentials": "true",
-				"access-control-allow-headers":     "Keep-Alive,X-Requested-With,Cache-Control,Content-Type,Last-Event-ID",
-				"access-control-allow-methods":     "GET, OPTIONS",
-				"x-sse-stream":                     moduleTag,
-				"x-envoy-upstream-service-time":    "",
-				"server":                           "envoy",
-			} {
-				if got, ok := h[http.CanonicalHeaderKey(k)]; !ok || !strings.HasPrefix(got[0], want) {
-					t.Errorf("%s: %q, want %q", k, got, want)
-				}
-			}
-			if v := h.Get("content-length"); v != "" {
-				t.Errorf("content-length %q on a stream", v)
-			}
-			events := parseEvents(t, body)
-			if len(events) < 3 {
-				t.Fatalf("%d events in 1.5 s, want at least 3:\n%s", len(events), body)
-			}
-			for _, e := range events {
-				id, err := strconv.Atoi(e.ID)
-				if err != nil || e.Type != "DAD_JOKE" || e.Data == "" {
-					t.Fatalf("event %+v", e)
-				}
-				// One sequence across listeners, legs and replicas: the
-				// replicas share the NATS cluster's log.
-				if id < lastID {
-					t.Errorf("id %d after %d", id, lastID)
-				}
-				lastID = id
-			}
-		})
-	}
+	writeup.CheckTranscripts(t, s.httpURL, s.httpsURL, s.caFile, moduleTag)
 }
 
 // The module answers preflights itself, on every route.
 func (s *stack) testPreflight(t *testing.T) {
 	for _, path := range []string{routes.EventsPath, routes.TLS(routes.EventsPath), hubhttp.Path} {
 		t.Run(path, func(t *testing.T) {
-			status, h, _ := curl(t, "--max-time", "5", "--cacert", s.caFile, "-X", "OPTIONS",
+			status, h, _ := writeup.Curl(t, "--max-time", "5", "--cacert", s.caFile, "-X", "OPTIONS",
 				"-H", "Origin: https://localhost:8080", "-H", "Access-Control-Request-Method: GET", s.httpsURL+path)
 			if !strings.Contains(status, " 204") || h.Get("access-control-allow-origin") != "https://localhost:8080" ||
 				h.Get("access-control-max-age") == "" || h.Get("vary") != "Origin" {

@@ -1,7 +1,7 @@
 
-+type.googleapis.com/xds.type.v3.TypedStruct…
++type.googleapis.com/xds.type.v3.TypedStructﬁ
 
-$type.googleapis.com/sse.FilterConfig†
+$type.googleapis.com/sse.FilterConfigµ
 
 
 allow_credentials 
@@ -21,8 +21,12 @@ J
 x-sse-replay
 x-sse-stream
 x-sse-unavailable
-´
-extractü*ú
+¿
+extract¥*±
+
+paths
+2
+/v1/
 ô
 rulesè2å
 7*5

@@ -1,7 +1,6 @@
 
-+type.googleapis.com/xds.type.v3.TypedStructÛ
-
-$type.googleapis.com/sse.FilterConfig 
++type.googleapis.com/xds.type.v3.TypedStructà
+$type.googleapis.com/sse.FilterConfigﬂ
 
 
 allow_credentials 
@@ -24,8 +23,12 @@ J
 x-sse-replay
 x-sse-stream
 x-sse-unavailable
-´
-extractü*ú
+¿
+extract¥*±
+
+paths
+2
+/v1/
 ô
 rulesè2å
 7*5

@@ -1,6 +1,6 @@
 
-+type.googleapis.com/xds.type.v3.TypedStructÂ	
-$type.googleapis.com/sse.FilterConfig™	
++type.googleapis.com/xds.type.v3.TypedStruct×	
+$type.googleapis.com/sse.FilterConfig®	
 
 allow_credentials 
 .
@@ -14,8 +14,12 @@ J
 x-sse-replay
 x-sse-stream
 x-sse-unavailable
-«
-extractŸ*œ
+À
+extract´*±
+
+paths
+2
+/v1/
 ™
 rules2Œ
 7*5
