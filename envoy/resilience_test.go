@@ -5,6 +5,7 @@ package envoy_test
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	downstreamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/downstream_connections/v3"
 
+	"example.com/sse-on-envoy/tools/benchload"
 	"example.com/sse-on-envoy/tools/envoyconfig"
 )
 
@@ -245,6 +247,11 @@ func TestCircuitBreakersFitAStorm(t *testing.T) {
 				}
 				if th.GetMaxRequests().GetValue() < stormClients {
 					t.Errorf("%s: max_requests %d below the storm", cn, th.GetMaxRequests().GetValue())
+				}
+				// On the multiplexed leg a stream costs no connection: the
+				// breaker must not be what caps the scale curve's largest step.
+				if most := slices.Max(benchload.CurveSteps); cn == envoyconfig.ClusterTLS && th.GetMaxRequests().GetValue() < uint32(most) {
+					t.Errorf("%s: max_requests %d below the %d streams one Envoy is measured holding (make bench-load SCENARIO=curve)", cn, th.GetMaxRequests().GetValue(), most)
 				}
 				if th.GetMaxRetries().GetValue() < 100 {
 					t.Errorf("%s: max_retries %d: the default 3 fails the clients of a dead replica", cn, th.GetMaxRetries().GetValue())
