@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/http2"
+
 	"example.com/sse-on-envoy/internal/sse"
 	"example.com/sse-on-envoy/tools/envoyconfig"
 )
@@ -34,9 +36,13 @@ type Config struct {
 	// OpenRate is streams opened per second; 0 opens them as fast as the
 	// client can.
 	OpenRate float64
-	// HTTP2 negotiates h2 through ALPN (URL must be https); otherwise
-	// HTTP/1.1, one connection per stream.
+	// HTTP2 speaks h2 (URL must be https), StreamsPerConn streams on each
+	// connection, as a browser multiplexes an origin's EventSources;
+	// otherwise HTTP/1.1, one connection per stream.
 	HTTP2 bool
+	// StreamsPerConn is how many streams share one HTTP/2 connection;
+	// default DefaultStreamsPerConn.
+	StreamsPerConn int
 	// CAFile is the PEM CA to trust for https; ServerName overrides the
 	// name checked in the certificate (the upstream's is "upstream").
 	CAFile, ServerName string
@@ -63,11 +69,22 @@ type Config struct {
 	OnEvent func(n int64, e sse.Event)
 }
 
+// DefaultStreamsPerConn is Envoy's max_concurrent_streams on the
+// listeners (envoy/*.yaml), which is also what a browser gets: every
+// EventSource of an origin on one connection, up to the server's limit.
+const DefaultStreamsPerConn = 100
+
 // Load is a set of streams being opened or open. Its methods are safe for
 // concurrent use.
 type Load struct {
 	cfg    Config
 	client *http.Client
+	// h2, over HTTP/2: stream i's requests go to h2[i/StreamsPerConn],
+	// each a transport of one connection. net/http's own pool would dial
+	// a connection for every request waiting while its connections are
+	// full: thousands of handshakes at once when a server is slow for a
+	// few seconds under 100,000 streams, the load tool then the bottleneck.
+	h2     []*http.Client
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -76,6 +93,9 @@ type Load struct {
 	requests  atomic.Int64 // requests made: numbers them for NewRequest
 	completed atomic.Int64 // responses read to their end (Repeat)
 	measuring atomic.Bool
+	// window numbers the measurement windows from 1, so that a stream
+	// counts itself in Window.Streams once per window.
+	window atomic.Int64
 
 	mu        sync.Mutex
 	statuses  map[string]int // "200", "503", "error: connection refused"
@@ -85,6 +105,7 @@ type Load struct {
 	gaps      int64 // ids missing between consecutive events
 	dups      int64 // ids seen again or going backwards
 	unstamped int64 // events without a stamp in the window
+	reached   int   // streams with an event in the window
 }
 
 // Start begins opening cfg.Streams streams in the background.
@@ -96,10 +117,9 @@ func Start(cfg Config) (*Load, error) {
 		cfg.HeaderTimeout = 30 * time.Second
 	}
 	tr := &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-		ResponseHeaderTimeout: cfg.HeaderTimeout,
-		TLSHandshakeTimeout:   10 * time.Second,
-		MaxIdleConnsPerHost:   -1,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		TLSHandshakeTimeout: 10 * time.Second,
+		MaxIdleConnsPerHost: -1,
 		// Small buffers: the client holds thousands of streams.
 		ReadBufferSize:  4 << 10,
 		WriteBufferSize: 1 << 10,
@@ -115,12 +135,8 @@ func Start(cfg Config) (*Load, error) {
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, ServerName: cfg.ServerName, MinVersion: tls.VersionTLS12}
 	}
-	if cfg.HTTP2 {
-		tr.ForceAttemptHTTP2 = true
-	} else {
-		// A non-nil empty map turns HTTP/2 off.
-		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
-	}
+	// A non-nil empty map turns HTTP/2 off: HTTP/2 goes through l.h2.
+	tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Load{
 		cfg:      cfg,
@@ -129,6 +145,29 @@ func Start(cfg Config) (*Load, error) {
 		cancel:   cancel,
 		statuses: map[string]int{},
 		ended:    map[string]int{},
+	}
+	if cfg.HTTP2 {
+		if cfg.StreamsPerConn <= 0 {
+			cfg.StreamsPerConn = DefaultStreamsPerConn
+		}
+		l.cfg = cfg
+		tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
+		if tr.TLSClientConfig != nil {
+			tlsConf = tr.TLSClientConfig.Clone()
+		}
+		tlsConf.NextProtos = []string{"h2"}
+		for range (cfg.Streams + cfg.StreamsPerConn - 1) / cfg.StreamsPerConn {
+			l.h2 = append(l.h2, &http.Client{Transport: &http2.Transport{
+				TLSClientConfig: tlsConf,
+				DialTLSContext: func(ctx context.Context, network, addr string, cfg *tls.Config) (net.Conn, error) {
+					d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: cfg}
+					return d.DialContext(ctx, network, addr)
+				},
+				// One connection: a request past the server's stream limit
+				// waits for a slot instead of dialing another.
+				StrictMaxConcurrentStreams: true,
+			}})
+		}
 	}
 	l.wg.Go(l.open)
 	return l, nil
@@ -156,7 +195,11 @@ func (l *Load) open() {
 		if l.cfg.StreamURL != nil {
 			url = l.cfg.StreamURL(i)
 		}
-		l.wg.Go(func() { l.stream(url) })
+		c := l.client
+		if l.h2 != nil {
+			c = l.h2[i/l.cfg.StreamsPerConn]
+		}
+		l.wg.Go(func() { l.stream(c, url) })
 	}
 }
 
@@ -181,7 +224,8 @@ func (l *Load) WaitAnswered(ctx context.Context) int {
 // StartWindow starts counting events and latencies.
 func (l *Load) StartWindow() {
 	l.mu.Lock()
-	l.latencies, l.events, l.unstamped = l.latencies[:0], 0, 0
+	l.latencies, l.events, l.unstamped, l.reached = l.latencies[:0], 0, 0, 0
+	l.window.Add(1)
 	l.mu.Unlock()
 	l.measuring.Store(true)
 }
@@ -191,6 +235,8 @@ type Window struct {
 	Events    int64
 	Unstamped int64
 	Latencies []time.Duration // one per stamped event
+	// Streams counts the streams that received at least one event.
+	Streams int
 }
 
 // EndWindow stops counting and returns the window's figures.
@@ -198,7 +244,7 @@ func (l *Load) EndWindow() Window {
 	l.measuring.Store(false)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return Window{Events: l.events, Unstamped: l.unstamped, Latencies: append([]time.Duration(nil), l.latencies...)}
+	return Window{Events: l.events, Unstamped: l.unstamped, Streams: l.reached, Latencies: append([]time.Duration(nil), l.latencies...)}
 }
 
 // Summary is the streams' fate over the whole run.
@@ -250,6 +296,9 @@ func (l *Load) Close() Summary {
 	l.cancel()
 	l.wg.Wait()
 	l.client.CloseIdleConnections()
+	for _, c := range l.h2 {
+		c.CloseIdleConnections()
+	}
 	return s
 }
 
@@ -263,9 +312,9 @@ func (l *Load) count(m map[string]int, key string) {
 // load counts as done (a completion's).
 func (l *Load) Completed() int64 { return l.completed.Load() }
 
-func (l *Load) stream(url string) {
+func (l *Load) stream(c *http.Client, url string) {
 	for first := true; ; first = false {
-		ok := l.request(url, first)
+		ok := l.request(c, url, first)
 		if !l.cfg.Repeat || !ok || l.ctx.Err() != nil {
 			return
 		}
@@ -274,7 +323,7 @@ func (l *Load) stream(url string) {
 
 // request makes one request of a stream and reads its response; ok says
 // the response was a 200 read to its end.
-func (l *Load) request(url string, first bool) (ok bool) {
+func (l *Load) request(c *http.Client, url string, first bool) (ok bool) {
 	// A failure after the stream's first answer ends the stream.
 	fail := func(reason string) {
 		switch {
@@ -286,23 +335,32 @@ func (l *Load) request(url string, first bool) (ok bool) {
 		}
 	}
 	n := l.requests.Add(1) - 1
+	// The HTTP/2 transport has no ResponseHeaderTimeout: the same bound,
+	// for both, from the request's context.
+	ctx, cancel := context.WithCancelCause(l.ctx)
+	defer cancel(nil)
+	headerTimer := time.AfterFunc(l.cfg.HeaderTimeout, func() { cancel(errHeaderTimeout) })
 	var req *http.Request
 	var err error
 	if l.cfg.NewRequest != nil {
-		req, err = l.cfg.NewRequest(l.ctx, url, n)
+		req, err = l.cfg.NewRequest(ctx, url, n)
 	} else {
-		req, err = http.NewRequestWithContext(l.ctx, http.MethodGet, url, nil)
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	}
 	if err != nil {
 		fail("error: " + err.Error())
 		return false
 	}
 	req.Header.Set("Accept", "text/event-stream")
-	resp, err := l.client.Do(req)
+	resp, err := c.Do(req)
+	headerTimer.Stop()
 	if err != nil {
 		if first && l.ctx.Err() != nil {
 			l.answered.Add(1)
 			return false
+		}
+		if context.Cause(ctx) == errHeaderTimeout {
+			err = errHeaderTimeout
 		}
 		fail("error: " + Classify(err))
 		return false
@@ -344,6 +402,7 @@ func (l *Load) read(body io.Reader, n int64) bool {
 		}
 	})
 	var last uint64
+	var counted int64 // the window this stream counted itself in
 	for {
 		e, err := rd.Next()
 		if err != nil {
@@ -387,6 +446,10 @@ func (l *Load) read(body io.Reader, n int64) bool {
 		l.gaps += gap
 		l.dups += dup
 		if measuring {
+			if w := l.window.Load(); counted != w {
+				counted = w
+				l.reached++
+			}
 			l.events++
 			if stamp > 0 {
 				l.latencies = append(l.latencies, time.Duration(now-stamp))
@@ -397,6 +460,15 @@ func (l *Load) read(body io.Reader, n int64) bool {
 		l.mu.Unlock()
 	}
 }
+
+// errHeaderTimeout: no response headers within Config.HeaderTimeout.
+var errHeaderTimeout = timeoutError("no response headers in time")
+
+type timeoutError string
+
+func (e timeoutError) Error() string   { return string(e) }
+func (e timeoutError) Timeout() bool   { return true }
+func (e timeoutError) Temporary() bool { return false }
 
 // Classify turns an error into a short, countable reason: what the load
 // clients count failures by.

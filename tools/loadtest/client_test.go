@@ -2,9 +2,12 @@ package loadtest
 
 import (
 	"context"
+	"encoding/pem"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -84,12 +87,18 @@ func TestLoadCountsStatusesGapsAndDuplicates(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	w := l.EndWindow()
+	// A window after the streams ended counts none of them.
+	l.StartWindow()
+	quiet := l.EndWindow()
 	s := l.Close()
 	if s.Gaps != 4 || s.Dups != 4 || s.Ended["EOF"] != 2 {
 		t.Errorf("gaps %d, dups %d, ended %v; want 4, 4, 2 x EOF", s.Gaps, s.Dups, s.Ended)
 	}
 	if w.Events != 10 || w.Unstamped != 8 || len(w.Latencies) != 2 {
 		t.Errorf("window: %d events, %d unstamped, %d latencies; want 10, 8, 2", w.Events, w.Unstamped, len(w.Latencies))
+	}
+	if w.Streams != 2 || quiet.Streams != 0 {
+		t.Errorf("streams with events: %d in the window, %d in the one after; want 2, 0", w.Streams, quiet.Streams)
 	}
 }
 
@@ -175,5 +184,76 @@ func TestRepeatAsksAgain(t *testing.T) {
 		if data[0] != strconv.FormatInt(n, 10) || (len(data) == 2 && data[1] != "[DONE]") {
 			t.Errorf("request %d read %q", n, data)
 		}
+	}
+}
+
+// Over HTTP/2 the streams share connections, StreamsPerConn each, as a
+// browser's EventSources share one per origin: a load of 250 streams holds
+// 3 connections, however slowly the server answers, and a stream that gets
+// no headers in time counts as a timeout.
+func TestHTTP2StreamsShareConnections(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/never" {
+			<-r.Context().Done()
+			return
+		}
+		// Headers only once every stream has asked: meanwhile net/http's
+		// own pool would have dialed a connection per waiting request.
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	var mu sync.Mutex
+	conns := 0
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			conns++
+			mu.Unlock()
+		}
+	}
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	const streams = 250
+	l, err := Start(Config{URL: srv.URL + "/stream", Streams: streams, HTTP2: true, CAFile: ca, ServerName: "example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(testTimeout)
+	for l.requests.Load() < streams && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // room for any extra dial to show
+	close(release)
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	l.WaitAnswered(ctx)
+	s := l.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if s.Opened() != streams || conns != 3 {
+		t.Errorf("%d of %d streams opened over %d connections, want all over 3 (%v)", s.Opened(), streams, conns, s.Statuses)
+	}
+
+	l, err = Start(Config{URL: srv.URL + "/never", Streams: 2, HTTP2: true, CAFile: ca, ServerName: "example.com", HeaderTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.WaitAnswered(ctx)
+	if s := l.Close(); s.Statuses["error: timeout"] != 2 {
+		t.Errorf("statuses %v, want 2 header timeouts", s.Statuses)
 	}
 }
