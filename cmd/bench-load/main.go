@@ -169,10 +169,8 @@ func bench(ctx context.Context, o options, output benchload.Output, plan benchlo
 		if err := os.WriteFile(filepath.Join(output.Dir, output.Name+".md"), []byte(md.String()), 0o644); err != nil {
 			return err
 		}
-		for _, sc := range plan.Scenarios {
-			if cerr := benchload.WriteCharts(r, output.Dir, sc.Name); cerr != nil {
-				log.Warn("chart", "scenario", sc.Name, "err", cerr)
-			}
+		if cerr := benchload.WriteReportCharts(r, output.Dir); cerr != nil {
+			log.Warn("charts", "err", cerr)
 		}
 		abs, _ := filepath.Abs(output.Dir)
 		log.Info("report written", "json", path, "charts", output.Dir, "folder", abs)
@@ -196,10 +194,5 @@ func replot(o options, stdout io.Writer) error {
 	if dir == "" {
 		return nil
 	}
-	for _, sc := range r.Scenarios {
-		if err := benchload.WriteCharts(r, dir, sc.Name); err != nil {
-			return err
-		}
-	}
-	return nil
+	return benchload.WriteReportCharts(r, dir)
 }

@@ -1,10 +1,13 @@
 package benchload
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"image/color"
 	"math"
 	"path/filepath"
+	"slices"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -124,6 +127,101 @@ func barChart(path, title, unit, machine string, labels []string, cases []Case, 
 	}
 	width := vg.Length(max(len(cases), 4)) * vg.Points(56)
 	if err := p.Save(width+vg.Points(80), 5*vg.Inch, path); err != nil {
+		return fmt.Errorf("saving %s: %w", path, err)
+	}
+	return nil
+}
+
+// CurveChartName is the scale curve's chart (SCENARIO=curve).
+const CurveChartName = CurveAll + "-memory.svg"
+
+// WriteReportCharts draws every chart of r into dir: three per scenario,
+// and one for the scale curve's steps together (cost against streams).
+func WriteReportCharts(r *Report, dir string) error {
+	var errs []error
+	curve := false
+	for _, sc := range r.Scenarios {
+		if sc.Step {
+			curve = true
+			continue
+		}
+		errs = append(errs, WriteCharts(r, dir, sc.Name))
+	}
+	if curve {
+		errs = append(errs, WriteCurveChart(r, filepath.Join(dir, CurveChartName)))
+	}
+	return errors.Join(errs...)
+}
+
+// WriteCurveChart draws the curve's resident memory per stream of each
+// process against the streams held, one line per variant and process: a
+// flat line is a cost that grows with the streams and nothing else.
+func WriteCurveChart(r *Report, path string) error {
+	steps := map[string]int{}
+	for _, sc := range r.Scenarios {
+		if sc.Step {
+			steps[sc.Name] = sc.Streams
+		}
+	}
+	type key struct{ variant, proc string }
+	lines := map[key]plotter.XYs{}
+	var keys []key
+	for _, c := range r.Cases {
+		n, ok := steps[c.Scenario]
+		if !ok || c.Error != "" || c.Opened == 0 {
+			continue
+		}
+		for _, proc := range []string{"upstream", "envoy", clientProc} {
+			p, ok := c.Proc(proc)
+			if !ok || (proc == "upstream" && c.Variant != RouterVariant) {
+				// One upstream line: it does the same work behind
+				// every variant.
+				continue
+			}
+			k := key{c.Variant, proc}
+			if _, seen := lines[k]; !seen {
+				keys = append(keys, k)
+			}
+			lines[k] = append(lines[k], plotter.XY{X: float64(n), Y: p.KiBPerStream})
+		}
+	}
+	if len(keys) == 0 {
+		return errors.New("no curve case to chart")
+	}
+	p := plot.New()
+	m := r.Machine
+	p.Title.Text = "scale curve: resident memory per open stream (HTTP/2, quiet streams)"
+	p.X.Label.Text = fmt.Sprintf("streams held (log scale) — %d × %s, Linux %s, %s, Envoy %s, %s", m.CPUs, m.Model, m.Kernel, m.Go, m.Envoy, m.Started)
+	p.Y.Label.Text = "KiB per stream"
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Y.Min = 0
+	for i, k := range keys {
+		xy := lines[k]
+		slices.SortFunc(xy, func(a, b plotter.XY) int { return cmp.Compare(a.X, b.X) })
+		l, pts, err := plotter.NewLinePoints(xy)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		l.Color = palette[i%len(palette)]
+		pts.Color = l.Color
+		if k.variant != RouterVariant {
+			l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		}
+		p.Add(l, pts)
+		label := k.proc
+		if k.proc != "upstream" {
+			label = k.proc + " (" + k.variant + ")"
+		}
+		p.Legend.Add(label, l, pts)
+		for _, v := range xy {
+			p.Y.Max = math.Max(p.Y.Max, v.Y*1.3)
+		}
+	}
+	p.Add(plotter.NewGrid())
+	if err := p.Save(8*vg.Inch, 5*vg.Inch, path); err != nil {
 		return fmt.Errorf("saving %s: %w", path, err)
 	}
 	return nil

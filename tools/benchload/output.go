@@ -16,13 +16,13 @@ const (
 
 // Full reports whether the knobs ask for a run whose report is committed:
 // every knob at its default (the whole load benchmark), or SCENARIO=mercure
-// SCENARIO=soak, SCENARIO=cost or SCENARIO=llm and nothing else (the whole
-// Mercure comparison, the soak, the cost of costly subscriptions, token
-// streams). QUICK=1, a scenario,
+// SCENARIO=soak, SCENARIO=cost, SCENARIO=llm or SCENARIO=curve and nothing
+// else (the whole Mercure comparison, the soak, the cost of costly
+// subscriptions, token streams, the scale curve). QUICK=1, a scenario,
 // variant or leg list, or any scale knob (STREAMS, SLOW, TOPICS, RATE,
 // OPEN_RATE, DURATION, ROUNDS above 1) makes a partial run.
 func (k Knobs) Full() bool {
-	return (len(k.Scenarios) == 0 || slices.Equal(k.Scenarios, []string{MercureAll}) || slices.Equal(k.Scenarios, []string{Soak.Name}) || slices.Equal(k.Scenarios, []string{CostAll}) || slices.Equal(k.Scenarios, []string{LLM.Name})) &&
+	return (len(k.Scenarios) == 0 || slices.Equal(k.Scenarios, []string{MercureAll}) || slices.Equal(k.Scenarios, []string{Soak.Name}) || slices.Equal(k.Scenarios, []string{CostAll}) || slices.Equal(k.Scenarios, []string{LLM.Name}) || slices.Equal(k.Scenarios, []string{CurveAll})) &&
 		len(k.Variants) == 0 && len(k.Legs) == 0 && k.Streams == 0 && k.Slow == 0 && k.Topics == 0 && k.Bystanders == 0 &&
 		k.EventRate == 0 && !k.OpenRateSet && k.OpenRate == 0 && k.Duration == 0 && k.Rounds <= 1 && !k.Quick
 }
@@ -68,6 +68,8 @@ func ChooseOutput(k Knobs, p Plan, req OutputRequest) Output {
 			o.Name = CostAll
 		case slices.Equal(k.Scenarios, []string{LLM.Name}):
 			o.Name = LLM.Name
+		case slices.Equal(k.Scenarios, []string{CurveAll}):
+			o.Name = CurveAll
 		case len(p.Scenarios) == 0 && len(p.MercureScenarios) > 0:
 			o.Name = "mercure"
 		default:

@@ -17,6 +17,8 @@ func TestOnlyAFullRunWritesTheCommittedReport(t *testing.T) {
 		{"quick", []string{"QUICK", "1"}, OutputRequest{}, Output{Dir: ScratchDir, Name: "quick"}},
 		{"one scenario", []string{"SCENARIO", "steady"}, OutputRequest{}, Output{Dir: ScratchDir, Name: "bench-load"}},
 		{"every scenario named", []string{"SCENARIO", "steady,tokens,scale,storm,slow"}, OutputRequest{}, Output{Dir: ScratchDir, Name: "bench-load"}},
+		{"the scale curve", []string{"SCENARIO", "curve"}, OutputRequest{}, Output{Dir: CommittedDir, Name: "curve", Committed: true}},
+		{"one curve step", []string{"SCENARIO", "curve-1000"}, OutputRequest{}, Output{Dir: ScratchDir, Name: "bench-load"}},
 		{"the soak", []string{"SCENARIO", "soak"}, OutputRequest{}, Output{Dir: CommittedDir, Name: "soak", Committed: true}},
 		{"the cost comparison", []string{"SCENARIO", "cost"}, OutputRequest{}, Output{Dir: CommittedDir, Name: "cost", Committed: true}},
 		{"the cost comparison, fewer bystanders", []string{"SCENARIO", "cost", "BYSTANDERS", "100"}, OutputRequest{}, Output{Dir: ScratchDir, Name: "cost"}},

@@ -112,6 +112,17 @@ func (k Knobs) Plan() (Plan, error) {
 	if k.Rounds == 0 && slices.Equal(k.Scenarios, []string{LLM.Name}) {
 		p.Rounds = LLM.Rounds
 	}
+	var expanded []string
+	for _, n := range k.Scenarios {
+		if n != CurveAll {
+			expanded = append(expanded, n)
+			continue
+		}
+		for _, steps := range CurveSteps {
+			expanded = append(expanded, CurveStep(steps).Name)
+		}
+	}
+	k.Scenarios = expanded
 	names := k.Scenarios
 	if len(names) == 0 {
 		if k.Quick {
@@ -139,7 +150,7 @@ func (k Knobs) Plan() (Plan, error) {
 		}
 		s, ok := ScenarioByName(n)
 		if !ok {
-			return p, fmt.Errorf("no scenario %q (steady, tokens, scale, storm, slow, quick; llm; mercure or mercure-fanout, mercure-topics, mercure-publish; soak; cost or cost-baseline, cost-cheap, cost-costly)", n)
+			return p, fmt.Errorf("no scenario %q (steady, tokens, scale, storm, slow, quick; llm; curve or curve-1000, curve-10000, curve-50000, curve-100000; mercure or mercure-fanout, mercure-topics, mercure-publish; soak; cost or cost-baseline, cost-cheap, cost-costly)", n)
 		}
 		if k.Streams > 0 {
 			s.Streams = k.Streams

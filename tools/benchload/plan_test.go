@@ -22,8 +22,10 @@ func TestKnobsMakeThePlan(t *testing.T) {
 		wantErr string
 	}{
 		{"defaults: every scenario and every variant that runs in one", env(), func(p Plan) bool {
-			return len(p.Scenarios) == len(Scenarios) && len(p.Variants) == len(Variants)-1 && p.Scenarios[2].Streams == 10000 &&
-				!slices.ContainsFunc(p.Variants, func(v Variant) bool { return v.Name == SSEToMetadataVariant })
+			// Less the variants of one scenario only: sse_to_metadata (llm)
+			// and router-nghttp2 (the curve).
+			return len(p.Scenarios) == len(Scenarios) && len(p.Variants) == len(Variants)-2 && p.Scenarios[2].Streams == 10000 &&
+				!slices.ContainsFunc(p.Variants, func(v Variant) bool { return v.Name == SSEToMetadataVariant || v.Name == "router-nghttp2" })
 		}, ""},
 		{"llm: its own variants and rounds", env("SCENARIO", "llm"), func(p Plan) bool {
 			var names []string
@@ -32,6 +34,23 @@ func TestKnobsMakeThePlan(t *testing.T) {
 			}
 			return len(p.Scenarios) == 1 && p.Scenarios[0].Completions && p.Rounds == 5 &&
 				slices.Equal(names, []string{RouterVariant, "ext_proc", SSEToMetadataVariant, "module"})
+		}, ""},
+		{"curve: its steps, HTTP/2, router and module", env("SCENARIO", "curve"), func(p Plan) bool {
+			var streams []int
+			for _, s := range p.Scenarios {
+				if !s.Step || len(s.Legs) != 1 || s.Legs[0] != (Leg{"h2", "tls"}) || s.Heartbeat != 30*time.Second {
+					return false
+				}
+				streams = append(streams, s.Streams)
+			}
+			var names []string
+			for _, v := range p.Variants {
+				names = append(names, v.Name)
+			}
+			return slices.Equal(streams, CurveSteps) && slices.Equal(names, []string{RouterVariant, "module"})
+		}, ""},
+		{"one curve step by name", env("SCENARIO", "curve-50000"), func(p Plan) bool {
+			return len(p.Scenarios) == 1 && p.Scenarios[0].Streams == 50000 && p.Scenarios[0].Step
 		}, ""},
 		{"llm with the rounds asked for", env("SCENARIO", "llm", "ROUNDS", "1"), func(p Plan) bool { return p.Rounds == 1 }, ""},
 		{"quick", env("QUICK", "1"), func(p Plan) bool {
@@ -55,7 +74,7 @@ func TestKnobsMakeThePlan(t *testing.T) {
 		{"mercure: its scenarios and variants only", env("SCENARIO", "mercure"), func(p Plan) bool {
 			return len(p.Scenarios) == 0 && len(p.Variants) == 0 && len(p.MercureScenarios) == len(MercureScenarios) &&
 				len(p.MercureVariants) == 2 && p.MercureVariants[1].Name == MercureBaseline &&
-				p.MercureScenarios[1].Subscribers == 10000 && p.MercureScenarios[1].Topics == 1000
+				p.MercureScenarios[1].Subscribers == 9000 && p.MercureScenarios[1].Topics == 1000
 		}, ""},
 		{"mercure at small scale", env("SCENARIO", "mercure-topics,mercure-publish,steady", "VARIANTS", "router,ours,mercure",
 			"STREAMS", "50", "TOPICS", "5", "RATE", "20", "DURATION", "5s"), func(p Plan) bool {

@@ -234,6 +234,9 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 				p99Ratio = ratio(c.LatencyMS.P99, base.LatencyMS.P99)
 			}
 			events := fmt.Sprint(c.Events)
+			if silent := silentStreams(sc, c); silent > 0 {
+				events += fmt.Sprintf(" ⚠%d streams got none", silent)
+			}
 			if c.ClientBound {
 				events += " ⚠client-bound"
 			}
@@ -287,6 +290,17 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	r.writeMercure(w)
+}
+
+// silentStreams counts the reading streams that got no event in a window
+// long enough to carry one to each: 0 when the scenario cannot say (never-
+// reading streams beside the readers, completions, a window shorter than
+// the event interval, a report from before the count was kept).
+func silentStreams(sc Scenario, c Case) int {
+	if sc.Slow > 0 || sc.Completions || sc.EventRate*sc.Duration.Seconds() < 1 || (c.Reached == 0 && c.Events > 0) {
+		return 0
+	}
+	return max(c.Opened-c.Reached, 0)
 }
 
 func firstLine(s string) string {

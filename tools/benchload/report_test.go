@@ -2,8 +2,11 @@ package benchload
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestTableRatiosAgainstTheRouter(t *testing.T) {
@@ -179,6 +182,62 @@ func TestBystandersLineComparesWithTheOtherLoads(t *testing.T) {
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func TestSilentStreams(t *testing.T) {
+	curve := Scenario{Name: "curve-10", Streams: 10, EventRate: 1.0 / 30, Duration: time.Minute}
+	tests := []struct {
+		name string
+		sc   Scenario
+		c    Case
+		want int
+	}{
+		{"every stream got an event", curve, Case{Opened: 10, Reached: 10, Events: 20}, 0},
+		{"three got none", curve, Case{Opened: 10, Reached: 7, Events: 14}, 3},
+		{"none got any", curve, Case{Opened: 10}, 10},
+		{"a window shorter than the event interval cannot say", Scenario{EventRate: 0.01, Duration: 10 * time.Second}, Case{Opened: 10, Reached: 2, Events: 2}, 0},
+		{"never-reading streams beside the readers", Scenario{EventRate: 10, Duration: 10 * time.Second, Slow: 5}, Case{Opened: 15, Reached: 10, Events: 1000}, 0},
+		{"a report from before the count", curve, Case{Opened: 10, Events: 20}, 0},
+	}
+	for _, tt := range tests {
+		if got := silentStreams(tt.sc, tt.c); got != tt.want {
+			t.Errorf("%s: %d silent streams, want %d", tt.name, got, tt.want)
+		}
+	}
+}
+
+// The curve's steps are drawn together, as memory per stream against the
+// streams held; its steps get no per-scenario bar charts.
+func TestCurveChart(t *testing.T) {
+	r := &Report{Machine: Machine{CPUs: 2}}
+	for _, n := range []int{1000, 10000} {
+		sc := CurveStep(n)
+		r.Scenarios = append(r.Scenarios, sc)
+		for _, v := range sc.Variants {
+			r.Cases = append(r.Cases, Case{Scenario: sc.Name, Variant: v, Leg: "h2/tls", Streams: n, Opened: n, Reached: n,
+				Procs: []Proc{{Name: "upstream", KiBPerStream: 20}, {Name: "envoy", KiBPerStream: 25}, {Name: clientProc, KiBPerStream: 21}}})
+		}
+	}
+	dir := t.TempDir()
+	if err := WriteReportCharts(r, dir); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != CurveChartName {
+		t.Fatalf("charts %v, want only %s", entries, CurveChartName)
+	}
+	svg, err := os.ReadFile(filepath.Join(dir, CurveChartName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"scale curve", "envoy (module)", "upstream"} {
+		if !strings.Contains(string(svg), want) {
+			t.Errorf("chart lacks %q", want)
 		}
 	}
 }

@@ -94,7 +94,10 @@ type Case struct {
 	Ended   map[string]int `json:"ended_early,omitempty"`
 	OpenSec float64        `json:"open_seconds"`
 	// Events read in the window, ids missing and repeated over the run.
-	Events    int64   `json:"events"`
+	Events int64 `json:"events"`
+	// Reached counts the reading streams that received at least one
+	// event in the window.
+	Reached   int     `json:"streams_with_events"`
 	Unstamped int64   `json:"unstamped,omitempty"`
 	Gaps      int64   `json:"id_gaps"`
 	Dups      int64   `json:"id_dups"`
@@ -169,6 +172,9 @@ func (e *Env) runCase(ctx context.Context, v Variant, sc Scenario, leg Leg, c *C
 	}
 	interval := time.Duration(float64(time.Second) / sc.EventRate)
 	upstreamArgs := []string{"-stamp", "-interval", interval.String()}
+	if sc.Heartbeat > 0 {
+		upstreamArgs = append(upstreamArgs, "-heartbeat", sc.Heartbeat.String())
+	}
 	if sc.Completions {
 		upstreamArgs = completionsUpstreamArgs(sc)
 	}
@@ -308,7 +314,7 @@ func (e *Env) runCase(ctx context.Context, v Variant, sc Scenario, leg Leg, c *C
 	m1, _ := loadtest.SampleMachine()
 
 	c.WindowSec = window.Seconds()
-	c.Events, c.Unstamped = w.Events, w.Unstamped
+	c.Events, c.Unstamped, c.Reached = w.Events, w.Unstamped, w.Streams
 	c.LatencyMS = pct(w.Latencies)
 	c.MachineBusy = loadtest.BusyFraction(m0, m1)
 

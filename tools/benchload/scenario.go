@@ -55,6 +55,13 @@ type Scenario struct {
 	Variants []string
 	// Rounds is the scenario's default for ROUNDS.
 	Rounds int
+	// Heartbeat, when set, is the upstream's -heartbeat: a curve step
+	// holds its streams quiet but for the heartbeats and a trickle of
+	// events.
+	Heartbeat time.Duration
+	// Step is the curve's (SCENARIO=curve): this scenario is one of its
+	// steps, charted together as cost against streams.
+	Step bool
 }
 
 // Scenarios are the defaults, sized so that every scenario over every
@@ -94,6 +101,29 @@ var LLM = Scenario{Name: "llm", Completions: true, Streams: 200, EventRate: 50, 
 	Rounds: 5,
 	Doc:    "200 LLM clients x 50 tokens/s, one 500-token completion after another"}
 
+// CurveAll names the scale curve (issue 18): the same system held at each
+// of CurveSteps concurrent streams over HTTP/2 (Envoy's TLS listener, the
+// TLS upstream leg), router alone and the module, each step a scenario of
+// its own. The streams are opened at a steady rate and held quiet: a
+// heartbeat every 30 s (the longest the upstream allows under Envoy's 60 s
+// idle timeout) and an event every 30 s, so that a 60 s window checks
+// every stream for its events while the machine's two cores still carry
+// the largest step. Its own full run (SCENARIO=curve) writes
+// docs/bench/curve.md and curve-memory.svg.
+const CurveAll = "curve"
+
+// CurveSteps are the curve's stream counts.
+var CurveSteps = []int{1000, 10000, 50000, 100000}
+
+// CurveStep is the curve's scenario at n streams.
+func CurveStep(n int) Scenario {
+	return Scenario{Name: fmt.Sprintf("%s-%d", CurveAll, n), Step: true, Streams: n,
+		EventRate: 1.0 / 30, Heartbeat: 30 * time.Second, OpenRate: 1000, Duration: 60 * time.Second,
+		Legs:     []Leg{{"h2", "tls"}},
+		Variants: []string{RouterVariant, "module"},
+		Doc:      fmt.Sprintf("%d quiet streams over HTTP/2 (scale curve)", n)}
+}
+
 // Quick is the quick mode's scenario: a few seconds, small numbers, for
 // `make test`.
 var Quick = Scenario{Name: "quick", Streams: 20, EventRate: 20, OpenRate: 0, Duration: 2 * time.Second,
@@ -106,6 +136,13 @@ func ScenarioByName(name string) (Scenario, bool) {
 		return Quick, true
 	case LLM.Name:
 		return LLM, true
+	}
+	if n, ok := strings.CutPrefix(name, CurveAll+"-"); ok {
+		for _, steps := range CurveSteps {
+			if fmt.Sprint(steps) == n {
+				return CurveStep(steps), true
+			}
+		}
 	}
 	for _, s := range Scenarios {
 		if s.Name == name {

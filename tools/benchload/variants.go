@@ -89,8 +89,25 @@ var Variants = []Variant{
 		}), Doc: "router only, with Envoy's own sse_to_metadata filter writing usage.total_tokens (every event JSON-parsed) into dynamic metadata"},
 	{Name: "module", Measure: []string{"upstream", "envoy"}, Setup: dynamicModule,
 		Doc: "stock Envoy with the dynamic-module adapter (libsse.so in process)"},
+	// An experiment of the scale curve (VARIANTS=router,router-nghttp2
+	// SCENARIO=curve-10000): Envoy's HTTP/2 codec is oghttp2 by default.
+	{Name: "router-nghttp2", Measure: []string{"upstream", "envoy"}, Only: curveStepNames(),
+		Setup: editConfig(func(b *bootstrapv3.Bootstrap, _ *policy.Config) error {
+			if err := envoyconfig.RemoveExtProc(b); err != nil {
+				return err
+			}
+			return envoyconfig.SetRuntime(b, map[string]any{"envoy.reloadable_features.http2_use_oghttp2": false})
+		}), Doc: "router only, on Envoy's older HTTP/2 codec (nghttp2; runtime envoy.reloadable_features.http2_use_oghttp2 false): what the codec costs a quiet stream"},
 	{Name: "golang", Measure: []string{"upstream", "envoy"}, Setup: golangFilter, Available: hasGolang,
 		Doc: "Envoy with the golang filter (needs an Envoy with the golang extension)"},
+}
+
+func curveStepNames() []string {
+	var names []string
+	for _, n := range CurveSteps {
+		names = append(names, CurveStep(n).Name)
+	}
+	return names
 }
 
 // VariantByName finds a variant.
