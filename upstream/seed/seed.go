@@ -122,10 +122,8 @@ func (s *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		log.Info("sse stream refused", "end", stream.EndShutdown)
 		return
 	}
-	defer sub.Close()
 	p := s.plan(r.Context(), id, win, log)
 	w.Header().Set(ReplayHeader, p.header())
-	w.WriteHeader(http.StatusOK)
 	log = log.With("replay", p.header())
 	switch p.rp.Outcome {
 	case replay.Gap:
@@ -140,12 +138,14 @@ func (s *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	log.Info("sse stream open")
 
-	res := stream.Serve(r.Context(), stream.NewWriter(w, s.opts.Stream.WriteTimeout), stream.Session[*hub.Message]{
+	stream.Run(w, r, stream.Session[*hub.Message]{
 		Feed:    sub,
 		Replay:  replayed(p.events),
 		Through: p.skip,
-	}, s.opts.Stream, log)
-	log.Info("sse stream closed", res.LogAttrs()...)
+	}, s.opts.Stream, log, func(res stream.Result) {
+		sub.Close()
+		log.Info("sse stream closed", res.LogAttrs()...)
+	})
 }
 
 // replayed yields the events gathered before the stream started.

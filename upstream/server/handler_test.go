@@ -250,10 +250,18 @@ func TestMultiLineDataRoundTrip(t *testing.T) {
 // Every client that goes away is unsubscribed and its handler returns, and
 // nothing is left running once the server is closed.
 func TestClientDisconnectFreesEverything(t *testing.T) {
+	// On the handler's goroutine, and detached (HTTP/1.1 taken from
+	// net/http, whose request context then tells nothing).
+	for _, detached := range []*stream.Detached{nil, stream.NewDetached()} {
+		t.Run(fmt.Sprintf("detached=%t", detached != nil), func(t *testing.T) { testClientDisconnect(t, detached) })
+	}
+}
+
+func testClientDisconnect(t *testing.T, detached *stream.Detached) {
 	logs := &logBuffer{}
 	h := hub.New(hub.Options{})
 	publish(t, h, 1)
-	handler := NewHandler(h, HandlerOptions{Logger: logs.logger(), Stream: stream.Options{Heartbeat: 10 * time.Millisecond}})
+	handler := NewHandler(h, HandlerOptions{Logger: logs.logger(), Stream: stream.Options{Heartbeat: time.Minute, Detached: detached}})
 	ts1, c1 := newH1(t, handler)
 	ts2, c2 := newH2(t, handler)
 
@@ -267,7 +275,12 @@ func TestClientDisconnectFreesEverything(t *testing.T) {
 		s.next(t)
 		cancel()
 	}
+	// Heartbeats are a minute apart: the end is noticed from the
+	// connection, not from a failed write.
 	waitFor(t, "all subscribers gone", func() bool { return h.Stats().Subscribers == 0 })
+	if detached != nil {
+		waitFor(t, "no detached stream left", func() bool { return detached.Len() == 0 })
+	}
 	waitFor(t, "6 closed streams logged", func() bool { return len(logs.records("sse stream closed")) == 6 })
 	for _, rec := range logs.records("sse stream closed") {
 		if rec["end"] != stream.EndClientGone {

@@ -88,11 +88,18 @@ type Server struct {
 	handler http.Handler
 	metrics *Metrics
 	mercure *hubhttp.Hub // nil without Config.Mercure
+	// detached are the HTTP/1.1 streams taken from net/http, which
+	// http.Server.Shutdown does not wait for.
+	detached *stream.Detached
 }
 
 // New builds a Server; nothing runs until Run.
 func New(cfg Config) *Server {
 	cfg = cfg.withDefaults()
+	// HTTP/1.1 streams are served off net/http, at a third of the memory;
+	// Run waits for them at shutdown.
+	detached := stream.NewDetached()
+	cfg.Handler.Stream.Detached = detached
 	h := hub.New(cfg.Hub)
 	m := newMetrics(h, cfg.Log)
 	cfg.Handler.Metrics = m
@@ -122,7 +129,7 @@ func New(cfg Config) *Server {
 			}
 		}
 	}
-	return &Server{cfg: cfg, hub: h, handler: NewHandler(h, cfg.Handler), metrics: m, mercure: mh}
+	return &Server{cfg: cfg, hub: h, handler: NewHandler(h, cfg.Handler), metrics: m, mercure: mh, detached: detached}
 }
 
 // logReplay reads the event log for the seed's replays.
@@ -257,6 +264,9 @@ func (s *Server) Run(ctx context.Context, plain, secure net.Listener) error {
 	}
 	sw.Wait()
 	s.closeHubs() // in case no server was started
+	if err := s.detached.Wait(sctx); err != nil {
+		log.Warn("graceful shutdown incomplete, closing connections", "listener", "detached streams", "err", err)
+	}
 	stopFollower()
 	wg.Wait()
 	log.Info("shut down")

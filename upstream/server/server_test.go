@@ -187,6 +187,11 @@ func TestShutdownEndsStreams(t *testing.T) {
 	for _, s := range streams {
 		s.next(t)
 	}
+	// The HTTP/1.1 stream is served off net/http, which does not wait
+	// for it: Run must.
+	if n := r.srv.detached.Len(); n != 1 {
+		t.Errorf("%d detached streams, want 1 (the HTTP/1.1 one)", n)
+	}
 	took, err := r.stop(t)
 	if err != nil {
 		t.Errorf("Run: %v", err)

@@ -31,6 +31,10 @@ type Options struct {
 	// once the write is done. Zero takes DefaultWriteTimeout, or half the
 	// heartbeat if that is not shorter than the heartbeat (see Validate).
 	WriteTimeout time.Duration
+	// Detached, when set, serves HTTP/1.1 streams off net/http (Run); the
+	// server waits for them at shutdown. Nil serves every stream on its
+	// handler's goroutine.
+	Detached *Detached
 }
 
 // WithDefaults fills the zero fields.

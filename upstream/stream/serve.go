@@ -137,6 +137,8 @@ func (st *state[T]) serve(ctx context.Context, s Session[T], o Options, log *slo
 			select {
 			case <-st.feed.Done():
 				return endOf(st.feed.Err())
+			case <-ctx.Done():
+				return EndClientGone
 			default:
 			}
 			if err := st.send(it); err != nil {

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"time"
 )
@@ -18,6 +19,9 @@ type Writer struct {
 	// noDeadline: the ResponseWriter cannot take one (a test recorder, a
 	// wrapping middleware); streaming without is still better than failing.
 	noDeadline bool
+	// conn, when set, is a detached stream's connection (Run): each write
+	// is one HTTP/1.1 chunk written on it, w and rc are unused.
+	conn net.Conn
 }
 
 // NewWriter writes to w, each write bounded by timeout.
@@ -27,6 +31,9 @@ func NewWriter(w http.ResponseWriter, timeout time.Duration) *Writer {
 
 // Write sends p (possibly empty: a flush) and flushes it.
 func (w *Writer) Write(p []byte) error {
+	if w.conn != nil {
+		return w.writeChunk(p)
+	}
 	if !w.noDeadline {
 		if err := w.rc.SetWriteDeadline(time.Now().Add(w.timeout)); err != nil {
 			if !errors.Is(err, http.ErrNotSupported) {

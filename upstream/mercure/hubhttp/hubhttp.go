@@ -267,9 +267,9 @@ func (m *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 		log.Warn("mercure subscription refused", "reason", "shutting down")
 		return
 	}
-	defer sub.Close()
 	rp, lastID, err := m.decide(r.Context(), id, want)
 	if err != nil {
+		sub.Close()
 		// Without the log no replay can be decided; a live-only stream
 		// would lose updates silently.
 		stream.RetryLater(w, m.opts.Stream)
@@ -280,18 +280,22 @@ func (m *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Last-Event-ID", lastID)
 	}
 	w.Header().Set(ReplayOutcomeHeader, string(rp.Outcome))
-	w.WriteHeader(http.StatusOK)
 	log = log.With("replay", string(rp.Outcome))
 	m.opts.OnReplay(rp.Outcome)
 	log.Info("mercure subscription open")
 
-	res := stream.Serve(r.Context(), stream.NewWriter(w, m.opts.Stream.WriteTimeout), stream.Session[*fanout.Item]{
+	// The replay may outlive the handler (a detached stream, stream.Run):
+	// each of its reads has a timeout, and the stream stops it when the
+	// client goes.
+	stream.Run(w, r, stream.Session[*fanout.Item]{
 		Feed:    sub,
-		Replay:  m.replay(r.Context(), rp, want),
+		Replay:  m.replay(context.WithoutCancel(r.Context()), rp, want),
 		Through: rp.To,
 		Expires: expires,
-	}, m.opts.Stream, log)
-	log.Info("mercure subscription closed", res.LogAttrs()...)
+	}, m.opts.Stream, log, func(res stream.Result) {
+		sub.Close()
+		log.Info("mercure subscription closed", res.LogAttrs()...)
+	})
 }
 
 // replay reads what rp owes the subscriber from the log, ReplayChunk
