@@ -173,9 +173,9 @@ func WriteCurveChart(r *Report, path string) error {
 		}
 		for _, proc := range []string{"upstream", "envoy", clientProc} {
 			p, ok := c.Proc(proc)
-			if !ok || (proc == "upstream" && c.Variant != RouterVariant) {
-				// One upstream line: it does the same work behind
-				// every variant.
+			if !ok || (proc != "envoy" && c.Variant != RouterVariant) {
+				// One upstream line and one client line: they do the
+				// same work behind every variant.
 				continue
 			}
 			k := key{c.Variant, proc}
@@ -190,8 +190,10 @@ func WriteCurveChart(r *Report, path string) error {
 	}
 	p := plot.New()
 	m := r.Machine
-	p.Title.Text = "scale curve: resident memory per open stream (HTTP/2, quiet streams)"
-	p.X.Label.Text = fmt.Sprintf("streams held (log scale) — %d × %s, Linux %s, %s, Envoy %s, %s", m.CPUs, m.Model, m.Kernel, m.Go, m.Envoy, m.Started)
+	// The machine the figures come from travels with the picture, on a
+	// line of its own: as the axis label it would squeeze the plot.
+	p.Title.Text = fmt.Sprintf("scale curve: resident memory per open stream (HTTP/2, quiet streams)\n%d × %s, %s, Envoy %s, %s", m.CPUs, m.Model, m.Go, m.Envoy, m.Started)
+	p.X.Label.Text = "streams held (log scale)"
 	p.Y.Label.Text = "KiB per stream"
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
@@ -212,7 +214,7 @@ func WriteCurveChart(r *Report, path string) error {
 		}
 		p.Add(l, pts)
 		label := k.proc
-		if k.proc != "upstream" {
+		if k.proc == "envoy" {
 			label = k.proc + " (" + k.variant + ")"
 		}
 		p.Legend.Add(label, l, pts)

@@ -205,7 +205,7 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		if sc.Slow > 0 {
 			fmt.Fprintf(w, " + %d never reading", sc.Slow)
 		}
-		fmt.Fprintf(w, ", %g events/s, window %v)\n\n", sc.EventRate, sc.Duration)
+		fmt.Fprintf(w, ", %s, window %v)\n\n", eventRate(sc.EventRate), sc.Duration)
 		rounds := slices.ContainsFunc(cases, func(c Case) bool { return c.Round > 0 })
 		round := ""
 		if rounds {
@@ -290,6 +290,15 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	r.writeMercure(w)
+}
+
+// eventRate says how often the upstream publishes: "10 events/s", or for
+// a trickle "an event every 30s".
+func eventRate(perSecond float64) string {
+	if perSecond > 0 && perSecond < 1 {
+		return "an event every " + time.Duration(float64(time.Second)/perSecond).Round(time.Millisecond).String()
+	}
+	return fmt.Sprintf("%g events/s", perSecond)
 }
 
 // silentStreams counts the reading streams that got no event in a window

@@ -235,7 +235,7 @@ func TestCurveChart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"scale curve", "envoy (module)", "upstream"} {
+	for _, want := range []string{"scale curve", "envoy (module)", "upstream", "client"} {
 		if !strings.Contains(string(svg), want) {
 			t.Errorf("chart lacks %q", want)
 		}
