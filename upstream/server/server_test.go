@@ -1,17 +1,20 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"example.com/sse-on-envoy/internal/sse"
 	"example.com/sse-on-envoy/upstream/hub"
 	"example.com/sse-on-envoy/upstream/seed"
 	"example.com/sse-on-envoy/upstream/stream"
@@ -411,5 +414,96 @@ func publishWithin(t *testing.T, h *hub.Hub, data string) *hub.Message {
 	case <-time.After(testTimeout):
 		t.Fatal("Publish blocked")
 		return nil
+	}
+}
+
+// A detached HTTP/1.1 stream on the wire, as a proxy reads it: a 200 with
+// the stream's headers, chunked, Connection: close (nothing follows a
+// stream on its connection), then the retry line and the events; when the
+// client hangs up, the stream ends at once (heartbeats are a minute apart).
+func TestDetachedStreamOnTheWire(t *testing.T) {
+	r := startServer(t, Config{Interval: 20 * time.Millisecond,
+		Handler: HandlerOptions{Stream: stream.Options{Heartbeat: time.Minute}}}, nil)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(r.plain, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(testTimeout))
+	req, err := http.NewRequest(http.MethodGet, r.plain+seed.EventsPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := req.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	for name, want := range map[string]string{
+		"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+		seed.ReplayHeader: "none",
+	} {
+		if got := resp.Header.Get(name); got != want {
+			t.Errorf("%s: %q, want %q", name, got, want)
+		}
+	}
+	if resp.StatusCode != http.StatusOK || !resp.Close || !slices.Equal(resp.TransferEncoding, []string{"chunked"}) || resp.Header.Get("Date") == "" {
+		t.Errorf("status %d, close %t, transfer-encoding %v, date %q: want 200, close, chunked, a date",
+			resp.StatusCode, resp.Close, resp.TransferEncoding, resp.Header.Get("Date"))
+	}
+	rd := sse.NewReader(resp.Body)
+	var ids []string
+	for len(ids) < 3 {
+		e, err := rd.Next()
+		if err != nil {
+			t.Fatalf("after %v: %v", ids, err)
+		}
+		ids = append(ids, e.ID)
+	}
+	if rd.Retry() != stream.DefaultRetry {
+		t.Errorf("retry %v, want %v", rd.Retry(), stream.DefaultRetry)
+	}
+	if n := r.srv.detached.Len(); n != 1 {
+		t.Errorf("%d detached streams, want 1", n)
+	}
+	conn.Close()
+	waitFor(t, "the stream ended with its client", func() bool {
+		return r.srv.detached.Len() == 0 && r.srv.Hub().Stats().Subscribers == 0
+	})
+	if ends := r.logs.records("sse stream closed"); len(ends) != 1 || ends[0]["end"] != stream.EndClientGone {
+		t.Errorf("closing log lines %v, want one with end=%s", ends, stream.EndClientGone)
+	}
+}
+
+// An HTTP/1.0 client knows no chunked encoding: its stream stays on
+// net/http, which streams it unchunked until the connection closes.
+func TestHTTP10StreamIsNotDetached(t *testing.T) {
+	r := startServer(t, Config{Interval: 20 * time.Millisecond}, nil)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(r.plain, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(testTimeout))
+	if _, err := conn.Write([]byte("GET " + seed.EventsPath + " HTTP/1.0\r\nHost: upstream\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	req := &http.Request{Method: http.MethodGet, ProtoMajor: 1, ProtoMinor: 0}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || len(resp.TransferEncoding) != 0 {
+		t.Errorf("status %d, transfer-encoding %v: want 200, not chunked", resp.StatusCode, resp.TransferEncoding)
+	}
+	if _, err := sse.NewReader(resp.Body).Next(); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.srv.detached.Len(); n != 0 {
+		t.Errorf("%d detached streams, want 0", n)
 	}
 }

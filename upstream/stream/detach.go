@@ -89,7 +89,9 @@ const EndPanic = "panic"
 // on the caller's goroutine, as Serve does.
 func Run[T Item](w http.ResponseWriter, r *http.Request, s Session[T], o Options, log *slog.Logger, end func(Result)) {
 	o = o.WithDefaults()
-	if o.Detached != nil && r.ProtoMajor == 1 {
+	// HTTP/1.1 only: an HTTP/1.0 client knows no chunked encoding, and
+	// net/http serves it without.
+	if o.Detached != nil && r.ProtoMajor == 1 && r.ProtoMinor == 1 {
 		if conn, err := hijack(w, o.WriteTimeout); err == nil {
 			serveDetached(o.Detached, conn, s, o, log, end)
 			return
