@@ -23,9 +23,10 @@ import (
 // Shutdown neither waits for hijacked connections nor closes them: Wait
 // does. Its zero value is not usable: NewDetached.
 type Detached struct {
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	waiting bool // Wait was called: no stream joins any more
 }
 
 // NewDetached returns an empty Detached.
@@ -43,6 +44,9 @@ func (d *Detached) Len() int {
 // the connections still open (a stream stuck in a write) and waits for
 // their goroutines, which then end at once.
 func (d *Detached) Wait(ctx context.Context) error {
+	d.mu.Lock()
+	d.waiting = true
+	d.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		d.wg.Wait()
@@ -63,11 +67,17 @@ func (d *Detached) Wait(ctx context.Context) error {
 	return fmt.Errorf("stream: %d detached streams cut at shutdown: %w", n, ctx.Err())
 }
 
-func (d *Detached) add(c net.Conn) {
+// add registers a stream's connection; false once Wait was called (a
+// stream that slipped in during shutdown), which must not start.
+func (d *Detached) add(c net.Conn) bool {
 	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.waiting {
+		return false
+	}
 	d.conns[c] = struct{}{}
 	d.wg.Add(1)
-	d.mu.Unlock()
+	return true
 }
 
 func (d *Detached) remove(c net.Conn) {
@@ -147,7 +157,13 @@ func (h *headerBuffer) Write(p []byte) (int, error) {
 // ends when the client closes the connection (or sends anything: nothing
 // more is expected on it).
 func serveDetached[T Item](d *Detached, conn net.Conn, s Session[T], o Options, log *slog.Logger, end func(Result)) {
-	d.add(conn)
+	if !d.add(conn) {
+		// Shutting down: the client sees its stream end and comes back
+		// to another replica.
+		_ = conn.Close()
+		end(Result{End: EndShutdown})
+		return
+	}
 	go func() {
 		defer d.remove(conn)
 		ctx, cancel := context.WithCancel(context.Background())

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"iter"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -311,5 +312,24 @@ func TestQuietStreamOutlivesTheWriteDeadline(t *testing.T) {
 			}
 			<-readErr
 		})
+	}
+}
+
+// Once Wait was called no stream joins: one arriving during shutdown ends
+// at once, its connection closed, and Wait does not wait for it.
+func TestDetachedRefusesStreamsOnceWaiting(t *testing.T) {
+	d := NewDetached()
+	if err := d.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	server, client := net.Pipe()
+	defer client.Close()
+	var got Result
+	serveDetached(d, server, Session[*event]{Feed: newFeed()}, Options{}.WithDefaults(), slog.New(slog.DiscardHandler), func(r Result) { got = r })
+	if got.End != EndShutdown || d.Len() != 0 {
+		t.Errorf("end %q, %d detached: want %s, 0", got.End, d.Len(), EndShutdown)
+	}
+	if _, err := client.Read(make([]byte, 1)); err == nil {
+		t.Error("the refused stream's connection is still open")
 	}
 }
