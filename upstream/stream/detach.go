@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,9 +18,10 @@ import (
 // HTTP/1.1 stream held by net/http keeps the connection's goroutine with
 // its handler's stack, a second goroutine watching for the client to go,
 // and 10 KiB of read and write buffers, about 28 KiB in all. Taken from
-// net/http (Hijack) once its headers are decided, the same stream costs a
-// fresh goroutine with a small stack, one blocked read, and no buffer
-// between writes (docs/performance.md has the figures). http.Server's
+// net/http (Hijack) once its headers are decided, the same stream costs two
+// fresh goroutines with small stacks (the stream's, and one blocked in a
+// read to see the client go) and no buffer between writes
+// (docs/performance.md has the figures). http.Server's
 // Shutdown neither waits for hijacked connections nor closes them: Wait
 // does. Its zero value is not usable: NewDetached.
 type Detached struct {
@@ -129,27 +131,17 @@ func hijack(w http.ResponseWriter, timeout time.Duration) (net.Conn, error) {
 	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
 	h.Set("Transfer-Encoding", "chunked")
 	h.Set("Connection", "close")
-	head := []byte("HTTP/1.1 200 OK\r\n")
-	buf := headerBuffer{head}
-	if err := h.Write(&buf); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	head = append(buf.b, "\r\n"...)
+	var head bytes.Buffer
+	head.WriteString("HTTP/1.1 200 OK\r\n")
+	_ = h.Write(&head) // a bytes.Buffer takes every write
+	head.WriteString("\r\n")
 	_ = conn.SetWriteDeadline(time.Now().Add(timeout))
-	if _, err := conn.Write(head); err != nil {
+	if _, err := conn.Write(head.Bytes()); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("stream: writing the headers: %w", err)
 	}
 	_ = conn.SetWriteDeadline(time.Time{})
 	return conn, nil
-}
-
-type headerBuffer struct{ b []byte }
-
-func (h *headerBuffer) Write(p []byte) (int, error) {
-	h.b = append(h.b, p...)
-	return len(p), nil
 }
 
 // serveDetached runs the stream on a goroutine of its own. The request's
