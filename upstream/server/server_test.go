@@ -478,32 +478,50 @@ func TestDetachedStreamOnTheWire(t *testing.T) {
 	}
 }
 
-// An HTTP/1.0 client knows no chunked encoding: its stream stays on
-// net/http, which streams it unchunked until the connection closes.
-func TestHTTP10StreamIsNotDetached(t *testing.T) {
+// Streams stay on net/http where detaching would break them: an HTTP/1.0
+// client knows no chunked encoding (net/http streams it unchunked until the
+// connection closes), and a request's unread body would read as the client
+// speaking, which ends a detached stream.
+func TestStreamsNotDetached(t *testing.T) {
 	r := startServer(t, Config{Interval: 20 * time.Millisecond}, nil)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(r.plain, "http://"))
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name, request string
+		proto         int // minor version
+		chunked       bool
+	}{
+		{"HTTP/1.0", "GET " + seed.EventsPath + " HTTP/1.0\r\nHost: upstream\r\n\r\n", 0, false},
+		{"a GET with a body", "GET " + seed.EventsPath + " HTTP/1.1\r\nHost: upstream\r\nContent-Length: 3\r\n\r\nabc", 1, true},
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(testTimeout))
-	if _, err := conn.Write([]byte("GET " + seed.EventsPath + " HTTP/1.0\r\nHost: upstream\r\n\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	req := &http.Request{Method: http.MethodGet, ProtoMajor: 1, ProtoMinor: 0}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || len(resp.TransferEncoding) != 0 {
-		t.Errorf("status %d, transfer-encoding %v: want 200, not chunked", resp.StatusCode, resp.TransferEncoding)
-	}
-	if _, err := sse.NewReader(resp.Body).Next(); err != nil {
-		t.Fatal(err)
-	}
-	if n := r.srv.detached.Len(); n != 0 {
-		t.Errorf("%d detached streams, want 0", n)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", strings.TrimPrefix(r.plain, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(testTimeout))
+			if _, err := conn.Write([]byte(tt.request)); err != nil {
+				t.Fatal(err)
+			}
+			req := &http.Request{Method: http.MethodGet, ProtoMajor: 1, ProtoMinor: tt.proto}
+			resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Not resp.Body.Close, which would read the stream to its end.
+			if resp.StatusCode != http.StatusOK || (len(resp.TransferEncoding) != 0) != tt.chunked {
+				t.Errorf("status %d, transfer-encoding %v: want 200, chunked %t", resp.StatusCode, resp.TransferEncoding, tt.chunked)
+			}
+			// The stream goes on: three events, not an end.
+			rd := sse.NewReader(resp.Body)
+			for i := range 3 {
+				if _, err := rd.Next(); err != nil {
+					t.Fatalf("event %d: %v", i, err)
+				}
+			}
+			if n := r.srv.detached.Len(); n != 0 {
+				t.Errorf("%d detached streams, want 0", n)
+			}
+		})
 	}
 }

@@ -102,8 +102,10 @@ const EndPanic = "panic"
 func Run[T Item](w http.ResponseWriter, r *http.Request, s Session[T], o Options, log *slog.Logger, end func(Result)) {
 	o = o.WithDefaults()
 	// HTTP/1.1 only: an HTTP/1.0 client knows no chunked encoding, and
-	// net/http serves it without.
-	if o.Detached != nil && r.ProtoMajor == 1 && r.ProtoMinor == 1 {
+	// net/http serves it without. Nor a request with a body (a GET may
+	// carry one): its unread bytes on the connection would read as the
+	// client speaking, which ends a detached stream.
+	if o.Detached != nil && r.ProtoMajor == 1 && r.ProtoMinor == 1 && r.ContentLength == 0 {
 		if conn, err := hijack(w, o.WriteTimeout); err == nil {
 			serveDetached(o.Detached, conn, s, o, log, end)
 			return
