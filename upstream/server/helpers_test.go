@@ -26,6 +26,7 @@ import (
 	"go.uber.org/goleak"
 
 	"example.com/sse-on-envoy/internal/sse"
+	"example.com/sse-on-envoy/upstream/h2server"
 	"example.com/sse-on-envoy/upstream/hub"
 	"example.com/sse-on-envoy/upstream/seed"
 )
@@ -98,11 +99,14 @@ func newH1(t *testing.T, handler http.Handler) (*httptest.Server, *http.Client) 
 	return ts, c
 }
 
-// newH2 serves handler over TLS with HTTP/2 negotiated through ALPN.
+// newH2 serves handler over TLS with HTTP/2 negotiated through ALPN, by
+// h2server as the upstream does.
 func newH2(t *testing.T, handler http.Handler) (*httptest.Server, *http.Client) {
 	t.Helper()
 	ts := httptest.NewUnstartedServer(handler)
-	ts.EnableHTTP2 = true
+	ts.EnableHTTP2 = true // the client's side
+	ts.TLS = &tls.Config{NextProtos: []string{"h2", "http/1.1"}}
+	(&h2server.Server{}).Configure(ts.Config)
 	ts.StartTLS()
 	c := ts.Client()
 	t.Cleanup(func() {
@@ -188,7 +192,7 @@ func span(from, to uint64) []uint64 {
 
 // testTLS returns a server config with a fresh self-signed certificate for
 // 127.0.0.1 and a client that trusts it and negotiates HTTP/2.
-func testTLS(t *testing.T) (*tls.Config, *http.Client) {
+func testTLS(t testing.TB) (*tls.Config, *http.Client) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"example.com/sse-on-envoy/upstream/eventlog"
+	"example.com/sse-on-envoy/upstream/h2server"
 	"example.com/sse-on-envoy/upstream/hub"
 	"example.com/sse-on-envoy/upstream/jokes"
 	"example.com/sse-on-envoy/upstream/mercure/hubhttp"
@@ -223,7 +224,8 @@ func (s *Server) Run(ctx context.Context, plain, secure net.Listener) error {
 			var err error
 			if tlsConf != nil {
 				// The certificate is in TLSConfig; ServeTLS adds "h2" to
-				// NextProtos, so clients negotiate HTTP/2 through ALPN.
+				// NextProtos (TLSNextProto has it), so clients negotiate
+				// HTTP/2 through ALPN.
 				err = srv.ServeTLS(ln, "", "")
 			} else {
 				err = srv.Serve(ln)
@@ -282,6 +284,12 @@ func (s *Server) httpServer(tlsConf *tls.Config) *http.Server {
 		// No WriteTimeout: it bounds the whole response and would cut every
 		// stream; the handler sets a deadline per write instead.
 		ErrorLog: slog.NewLogLogger(s.cfg.Handler.Logger.Handler(), slog.LevelWarn),
+	}
+	if tlsConf != nil {
+		// HTTP/2 through h2server, not net/http's: its streams can be
+		// detached from their handlers (stream.Detached).
+		h2 := &h2server.Server{IdleTimeout: s.cfg.IdleTimeout, Logger: s.cfg.Handler.Logger}
+		h2.Configure(srv)
 	}
 	// Shutdown does not wait for streaming handlers to notice anything;
 	// closing the hub (after Shutdown closed the listeners) is what makes

@@ -124,7 +124,7 @@ func (st *state[T]) serve(ctx context.Context, s Session[T], o Options, log *slo
 	// Even with nothing to replay, flushing now shows the client the
 	// headers at once instead of at the first event.
 	if err := st.w.Write(prelude); err != nil {
-		return st.writeEnd(err)
+		return st.writeEnd(ctx, err)
 	}
 	if s.Replay != nil {
 		for it, err := range s.Replay {
@@ -142,7 +142,7 @@ func (st *state[T]) serve(ctx context.Context, s Session[T], o Options, log *slo
 			default:
 			}
 			if err := st.send(it); err != nil {
-				return st.writeEnd(err)
+				return st.writeEnd(ctx, err)
 			}
 		}
 	}
@@ -165,7 +165,7 @@ func (st *state[T]) serve(ctx context.Context, s Session[T], o Options, log *slo
 			return EndTokenExpired
 		case <-st.feed.Done():
 			if err := st.feed.Err(); errors.Is(err, ErrComplete) {
-				return st.drain()
+				return st.drain(ctx)
 			}
 			return endOf(st.feed.Err())
 		case it := <-st.feed.C():
@@ -173,11 +173,11 @@ func (st *state[T]) serve(ctx context.Context, s Session[T], o Options, log *slo
 				continue
 			}
 			if err := st.send(it); err != nil {
-				return st.writeEnd(err)
+				return st.writeEnd(ctx, err)
 			}
 		case <-hb.C:
 			if err := st.w.Write(heartbeat); err != nil {
-				return st.writeEnd(err)
+				return st.writeEnd(ctx, err)
 			}
 			st.heartbeats++
 		}
@@ -185,7 +185,7 @@ func (st *state[T]) serve(ctx context.Context, s Session[T], o Options, log *slo
 }
 
 // drain writes what a complete source queued before it said so.
-func (st *state[T]) drain() string {
+func (st *state[T]) drain(ctx context.Context) string {
 	for {
 		select {
 		case it := <-st.feed.C():
@@ -193,7 +193,7 @@ func (st *state[T]) drain() string {
 				continue
 			}
 			if err := st.send(it); err != nil {
-				return st.writeEnd(err)
+				return st.writeEnd(ctx, err)
 			}
 		default:
 			return EndComplete
@@ -212,14 +212,18 @@ func (st *state[T]) send(it T) error {
 
 // writeEnd names a failed write. A client that stops reading blocks the
 // write until its deadline and meanwhile gets cut by the broadcaster: the
-// cut is the reason worth logging, the timeout only its symptom.
-func (st *state[T]) writeEnd(err error) string {
+// cut is the reason worth logging, the timeout only its symptom. A client
+// that left while a write was under way failed that write: it left.
+func (st *state[T]) writeEnd(ctx context.Context, err error) string {
 	select {
 	case <-st.feed.Done():
 		if errors.Is(st.feed.Err(), ErrSlowConsumer) {
 			return EndSlowClient
 		}
 	default:
+	}
+	if ctx.Err() != nil {
+		return EndClientGone
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return EndWriteTimed

@@ -325,7 +325,7 @@ func TestDetachedRefusesStreamsOnceWaiting(t *testing.T) {
 	server, client := net.Pipe()
 	defer client.Close()
 	var got Result
-	serveDetached(d, server, Session[*event]{Feed: newFeed()}, Options{}.WithDefaults(), slog.New(slog.DiscardHandler), func(r Result) { got = r })
+	serveDetached(d, newChunked(server), Session[*event]{Feed: newFeed()}, Options{}.WithDefaults(), slog.New(slog.DiscardHandler), func(r Result) { got = r })
 	if got.End != EndShutdown || d.Len() != 0 {
 		t.Errorf("end %q, %d detached: want %s, 0", got.End, d.Len(), EndShutdown)
 	}

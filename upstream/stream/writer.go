@@ -2,7 +2,6 @@ package stream
 
 import (
 	"errors"
-	"net"
 	"net/http"
 	"time"
 )
@@ -19,9 +18,9 @@ type Writer struct {
 	// noDeadline: the ResponseWriter cannot take one (a test recorder, a
 	// wrapping middleware); streaming without is still better than failing.
 	noDeadline bool
-	// conn, when set, is a detached stream's connection (Run): each write
-	// is one HTTP/1.1 chunk written on it, w and rc are unused.
-	conn net.Conn
+	// out, when set, is a detached stream (Run): each write goes to it,
+	// w and rc are unused.
+	out out
 }
 
 // NewWriter writes to w, each write bounded by timeout.
@@ -31,8 +30,11 @@ func NewWriter(w http.ResponseWriter, timeout time.Duration) *Writer {
 
 // Write sends p (possibly empty: a flush) and flushes it.
 func (w *Writer) Write(p []byte) error {
-	if w.conn != nil {
-		return w.writeChunk(p)
+	if w.out != nil {
+		if len(p) == 0 {
+			return nil // the headers are out already; nothing to flush
+		}
+		return w.out.Write(p, time.Now().Add(w.timeout))
 	}
 	if !w.noDeadline {
 		if err := w.rc.SetWriteDeadline(time.Now().Add(w.timeout)); err != nil {
