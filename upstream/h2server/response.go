@@ -218,6 +218,9 @@ func (st *Stream) Context() context.Context { return st.ctx }
 // written within deadline); otherwise cut (RST_STREAM).
 func (st *Stream) End(complete bool, deadline time.Time) {
 	s := (*stream)(st)
+	if s.ctx.Err() != nil {
+		return // over already: reset by the client, or ended
+	}
 	if complete && s.c.sendData(s, nil, true, deadline) == nil {
 		s.c.endStream(s)
 		return
