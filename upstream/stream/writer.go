@@ -9,8 +9,9 @@ import (
 // Writer writes one stream to its client. Each write is flushed at once
 // and bounded by a deadline, which is cleared as soon as the write is
 // done: a stalled client costs at most one timeout, and a quiet stream
-// carries no deadline at all. The clearing matters on HTTP/2, where Go
-// resets the stream when a deadline passes even with no write pending.
+// carries no deadline at all. The clearing matters on net/http's HTTP/2
+// server, which resets the stream when a deadline passes even with no
+// write pending.
 type Writer struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
