@@ -66,6 +66,7 @@ type conn struct {
 	mu         sync.Mutex
 	streams    map[uint32]*stream
 	maxID      uint32 // the highest stream id the client opened
+	handlers   uint32 // handlers running (a detached stream's has returned)
 	sendWindow int32  // what the connection may still send
 	// peerWindow is the client's SETTINGS_INITIAL_WINDOW_SIZE: where a
 	// new stream's send window starts.
@@ -152,7 +153,7 @@ func (c *conn) handshake() error {
 	if string(preface) != http2.ClientPreface {
 		return errors.New("not an HTTP/2 preface")
 	}
-	err := c.write(time.Time{}, nil, func() error {
+	err := c.write(nil, func() error {
 		return c.fr.WriteSettings(
 			http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: c.srv.maxStreams()},
 			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: maxHeaderListSize},
@@ -192,7 +193,7 @@ func (c *conn) handle(f http2.Frame) error {
 		if f.IsAck() {
 			return nil
 		}
-		return c.write(time.Time{}, nil, func() error { return c.fr.WritePing(true, f.Data) })
+		return c.write(nil, func() error { return c.fr.WritePing(true, f.Data) })
 	case *http2.RSTStreamFrame:
 		c.mu.Lock()
 		s, idle := c.streams[f.StreamID], f.StreamID > c.maxID
@@ -238,7 +239,7 @@ func (c *conn) handleSettings(f *http2.SettingsFrame) error {
 			c.maxFrame = s.Val
 			c.mu.Unlock()
 		case http2.SettingHeaderTableSize:
-			return c.write(time.Time{}, nil, func() error {
+			return c.write(nil, func() error {
 				c.henc.SetMaxDynamicTableSizeLimit(s.Val)
 				return nil
 			})
@@ -248,7 +249,7 @@ func (c *conn) handleSettings(f *http2.SettingsFrame) error {
 	if err != nil {
 		return err
 	}
-	return c.write(time.Time{}, nil, c.fr.WriteSettingsAck)
+	return c.write(nil, c.fr.WriteSettingsAck)
 }
 
 func (c *conn) handleWindowUpdate(f *http2.WindowUpdateFrame) error {
@@ -290,7 +291,7 @@ func (c *conn) handleData(f *http2.DataFrame) error {
 	if n > 0 {
 		// The connection's window is returned at once: what a stream may
 		// buffer is bounded by its own window.
-		if err := c.write(time.Time{}, nil, func() error { return c.fr.WriteWindowUpdate(0, n) }); err != nil {
+		if err := c.write(nil, func() error { return c.fr.WriteWindowUpdate(0, n) }); err != nil {
 			return err
 		}
 	}
@@ -312,8 +313,10 @@ func (c *conn) handleData(f *http2.DataFrame) error {
 }
 
 // sendData writes p on s as DATA frames within the windows, the last one
-// ending the stream if end. It waits for window until deadline (none if
-// zero) and gives up if the stream ends meanwhile.
+// ending the stream if end. It waits for the client's window until
+// deadline (none if zero): a client that stops reading holds no more than
+// its stream's window, then fails the write. It gives up if the stream
+// ends meanwhile.
 func (c *conn) sendData(s *stream, p []byte, end bool, deadline time.Time) error {
 	for {
 		n, err := c.reserve(s, len(p), deadline)
@@ -323,7 +326,7 @@ func (c *conn) sendData(s *stream, p []byte, end bool, deadline time.Time) error
 		chunk := p[:n]
 		p = p[n:]
 		last := end && len(p) == 0
-		if err := c.write(deadline, s.ctx.Done(), func() error { return c.fr.WriteData(s.id, last, chunk) }); err != nil {
+		if err := c.write(s.ctx.Done(), func() error { return c.fr.WriteData(s.id, last, chunk) }); err != nil {
 			return err
 		}
 		if len(p) == 0 {
@@ -378,11 +381,12 @@ type writeReq struct {
 var dones = sync.Pool{New: func() any { return make(chan error, 1) }}
 
 // write hands fn, which writes frames, to the connection's writer and
-// waits until they are flushed. Waiting ends at deadline (none if zero) or
-// when stop is closed; fn may then still run, so what it reads must stay
-// as it is. A failed write closes the connection: a frame may be half
-// written.
-func (c *conn) write(deadline time.Time, stop <-chan struct{}, fn func() error) error {
+// waits until they are flushed, or until stop is closed (fn may then still
+// run, so what it reads must stay as it is). The wait needs no deadline of
+// its own: the writer's is the server's WriteTimeout, past which it closes
+// the connection and every wait ends. A failed write closes the
+// connection: a frame may be half written.
+func (c *conn) write(stop <-chan struct{}, fn func() error) error {
 	done := dones.Get().(chan error)
 	c.qmu.Lock()
 	if c.qdone {
@@ -396,20 +400,12 @@ func (c *conn) write(deadline time.Time, stop <-chan struct{}, fn func() error) 
 	case c.wake <- struct{}{}:
 	default: // already woken
 	}
-	var timeout <-chan time.Time
-	if !deadline.IsZero() {
-		t := time.NewTimer(time.Until(deadline))
-		defer t.Stop()
-		timeout = t.C
-	}
 	select {
 	case err := <-done:
 		dones.Put(done)
 		return err
 	case <-stop:
 		return errStreamClosed
-	case <-timeout:
-		return fmt.Errorf("h2server: waiting to write: %w", os.ErrDeadlineExceeded)
 	}
 }
 
@@ -474,11 +470,11 @@ func (c *conn) closedForWrites() bool {
 }
 
 // writeHeaders writes a HEADERS frame (and CONTINUATIONs) for fields.
-func (c *conn) writeHeaders(s *stream, fields []hpack.HeaderField, end bool, deadline time.Time) error {
+func (c *conn) writeHeaders(s *stream, fields []hpack.HeaderField, end bool) error {
 	c.mu.Lock()
 	maxFrame := int(c.maxFrame)
 	c.mu.Unlock()
-	return c.write(deadline, s.ctx.Done(), func() error {
+	return c.write(s.ctx.Done(), func() error {
 		c.hbuf.Reset()
 		for _, f := range fields {
 			if err := c.henc.WriteField(f); err != nil {
@@ -502,7 +498,7 @@ func (c *conn) writeHeaders(s *stream, fields []hpack.HeaderField, end bool, dea
 
 // resetStream tells the client a stream is over (RST_STREAM) and ends it.
 func (c *conn) resetStream(id uint32, code http2.ErrCode) {
-	_ = c.write(time.Time{}, nil, func() error { return c.fr.WriteRSTStream(id, code) })
+	_ = c.write(nil, func() error { return c.fr.WriteRSTStream(id, code) })
 	c.mu.Lock()
 	s := c.streams[id]
 	c.mu.Unlock()
@@ -570,7 +566,7 @@ func (c *conn) writeGoAway(code http2.ErrCode) {
 	c.mu.Lock()
 	last := c.maxID
 	c.mu.Unlock()
-	_ = c.write(time.Now().Add(c.srv.writeTimeout()), nil, func() error { return c.fr.WriteGoAway(last, code, nil) })
+	_ = c.write(nil, func() error { return c.fr.WriteGoAway(last, code, nil) })
 }
 
 // close ends every stream and closes the connection.

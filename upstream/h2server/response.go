@@ -106,7 +106,7 @@ func (w *responseWriter) flush(end bool) error {
 	if !w.sent {
 		w.sent = true
 		headersEnd := end && len(data) == 0
-		if err := w.s.c.writeHeaders(w.s, w.fields(data, end), headersEnd, w.deadline); err != nil {
+		if err := w.s.c.writeHeaders(w.s, w.fields(data, end), headersEnd); err != nil {
 			w.err = err
 			return err
 		}
@@ -165,7 +165,9 @@ func (w *responseWriter) finish() {
 	}
 	s := w.s
 	if err := w.flush(true); err != nil {
-		s.c.resetStream(s.id, http2.ErrCodeCancel)
+		if s.ctx.Err() == nil { // not reset by the client already
+			s.c.resetStream(s.id, http2.ErrCodeCancel)
+		}
 		return
 	}
 	if s.body != nil {

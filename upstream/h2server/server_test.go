@@ -378,3 +378,78 @@ func TestProtocolErrors(t *testing.T) {
 		})
 	}
 }
+
+// A stream the client reset still counts against the limit until its
+// handler returns: resetting streams as fast as they open (rapid reset)
+// cannot start handlers without bound.
+func TestResetStreamsCountUntilTheirHandlersReturn(t *testing.T) {
+	release := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.(http.Flusher).Flush()
+		<-release // a handler that does not watch its context
+	})
+	url, _ := serve(t, &Server{MaxConcurrentStreams: 1}, h)
+	rc := dialRaw(t, url)
+	rc.get(1, "/")
+	if f, ok := rc.next().(*http2.MetaHeadersFrame); !ok || f.StreamID != 1 {
+		t.Fatalf("want stream 1's headers, got %v", f)
+	}
+	if err := rc.fr.WriteRSTStream(1, http2.ErrCodeCancel); err != nil {
+		t.Fatal(err)
+	}
+	rc.get(3, "/")
+	if f, ok := rc.next().(*http2.RSTStreamFrame); !ok || f.StreamID != 3 || f.ErrCode != http2.ErrCodeRefusedStream {
+		t.Fatalf("a stream while a reset one's handler runs: want REFUSED_STREAM, got %v", f)
+	}
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for id := uint32(5); ; id += 2 {
+		rc.get(id, "/")
+		for answered := false; !answered; {
+			switch f := rc.next().(type) {
+			case *http2.MetaHeadersFrame:
+				if f.StreamID == id {
+					return // the handler returned: streams are taken again
+				}
+			case *http2.RSTStreamFrame:
+				answered = f.StreamID == id
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream %d still refused 5 s after the handler returned", id)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A client that stops reading at the TCP level (not only its window)
+// stalls the connection's writer; after WriteTimeout the connection is
+// closed and the stream's writes fail instead of hanging.
+func TestStalledConnectionIsClosed(t *testing.T) {
+	h, detached := detaching(t)
+	url, _ := serve(t, &Server{WriteTimeout: 300 * time.Millisecond}, h)
+	// Windows wide open: only the sockets' buffers stop the writes.
+	rc := dialRaw(t, url, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 30})
+	if err := rc.fr.WriteWindowUpdate(0, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	rc.get(1, "/")
+	st := <-detached
+	chunk := bytes.Repeat([]byte("x"), 64<<10)
+	start := time.Now()
+	for written := 0; ; written += len(chunk) {
+		err := st.Write(chunk, time.Time{}) // no deadline of its own
+		if err != nil {
+			t.Logf("write failed after %d bytes and %v: %v", written, time.Since(start).Round(time.Millisecond), err)
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("still writing after %d bytes and 30 s to a client that reads nothing", written)
+		}
+	}
+	select {
+	case <-st.Context().Done():
+	case <-time.After(5 * time.Second):
+		t.Error("the stream's context is not done after its connection closed")
+	}
+}

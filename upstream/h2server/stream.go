@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -51,7 +50,12 @@ func (c *conn) handleHeaders(f *http2.MetaHeadersFrame) error {
 		return http2.ConnectionError(http2.ErrCodeStreamClosed)
 	}
 	c.maxID = id
-	refuse := c.goingAway || uint32(len(c.streams)) >= c.srv.maxStreams()
+	// Handlers count too: a stream the client reset is gone from
+	// c.streams at once, its handler not always. A client resetting
+	// streams as fast as it opens them (the "rapid reset" attack) would
+	// otherwise start handlers without bound.
+	limit := c.srv.maxStreams()
+	refuse := c.goingAway || uint32(len(c.streams)) >= limit || c.handlers >= limit
 	c.mu.Unlock()
 	if refuse {
 		// The client may retry it elsewhere: nothing of it was served.
@@ -86,6 +90,7 @@ func (c *conn) handleHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	s.sendWindow = c.peerWindow
 	c.streams[id] = s
+	c.handlers++
 	if c.idle != nil {
 		c.idle.Stop()
 	}
@@ -159,6 +164,11 @@ func (c *conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, error) {
 func (c *conn) runHandler(s *stream, h http.Handler, req *http.Request) {
 	w := &responseWriter{s: s, req: req, header: http.Header{}}
 	defer func() {
+		c.mu.Lock()
+		c.handlers--
+		c.mu.Unlock()
+	}()
+	defer func() {
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler {
 				c.srv.logger().Error("h2server: handler panicked", "remote", c.remote, "path", req.URL.Path, "panic", v, "stack", stack())
@@ -224,7 +234,7 @@ func (s *stream) giveBack(n int) {
 	if n <= 0 {
 		return
 	}
-	_ = s.c.write(time.Time{}, s.ctx.Done(), func() error { return s.c.fr.WriteWindowUpdate(s.id, uint32(n)) })
+	_ = s.c.write(s.ctx.Done(), func() error { return s.c.fr.WriteWindowUpdate(s.id, uint32(n)) })
 }
 
 func (b *requestBody) fail(err error) {

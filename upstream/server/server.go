@@ -89,7 +89,8 @@ type Server struct {
 	handler http.Handler
 	metrics *Metrics
 	mercure *hubhttp.Hub // nil without Config.Mercure
-	// detached are the HTTP/1.1 streams taken from net/http, which
+	// detached are the streams taken off their handlers' goroutines
+	// (HTTP/1.1 hijacked, HTTP/2 from h2server), which
 	// http.Server.Shutdown does not wait for.
 	detached *stream.Detached
 }
@@ -97,8 +98,8 @@ type Server struct {
 // New builds a Server; nothing runs until Run.
 func New(cfg Config) *Server {
 	cfg = cfg.withDefaults()
-	// HTTP/1.1 streams are served off net/http, at a third of the memory;
-	// Run waits for them at shutdown.
+	// Streams are served off their handlers' goroutines, at a third to
+	// a half of the memory; Run waits for them at shutdown.
 	detached := stream.NewDetached()
 	cfg.Handler.Stream.Detached = detached
 	h := hub.New(cfg.Hub)

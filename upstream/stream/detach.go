@@ -36,7 +36,8 @@ type Detached struct {
 // out is a stream taken from its server: h2server's, or a hijacked
 // HTTP/1.1 connection.
 type out interface {
-	// Write sends p at once, within deadline; an error is final.
+	// Write sends p (never empty: Writer keeps flushes from it) at once,
+	// within deadline; an error is final.
 	Write(p []byte, deadline time.Time) error
 	// Context ends when the client goes or End is called.
 	Context() context.Context
@@ -73,12 +74,18 @@ func (d *Detached) Wait(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 	}
+	// Ended outside d.mu: an HTTP/2 stream's End waits for its
+	// connection's writer, and the streams it ends call remove.
 	d.mu.Lock()
-	n := len(d.outs)
+	outs := make([]out, 0, len(d.outs))
 	for o := range d.outs {
-		o.End(false, time.Time{})
+		outs = append(outs, o)
 	}
 	d.mu.Unlock()
+	for _, o := range outs {
+		o.End(false, time.Time{})
+	}
+	n := len(outs)
 	<-done
 	return fmt.Errorf("stream: %d detached streams cut at shutdown: %w", n, ctx.Err())
 }
@@ -255,9 +262,6 @@ var chunks = sync.Pool{New: func() any { return new([]byte) }}
 
 // Write writes p as one HTTP/1.1 chunk, in one write to the connection.
 func (c *chunked) Write(p []byte, deadline time.Time) error {
-	if len(p) == 0 {
-		return nil // the headers are out already; nothing to flush
-	}
 	bp := chunks.Get().(*[]byte)
 	b := strconv.AppendInt((*bp)[:0], int64(len(p)), 16)
 	b = append(b, "\r\n"...)

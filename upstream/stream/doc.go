@@ -12,9 +12,11 @@
 //     most one write timeout and a quiet one costs nothing.
 //   - Serve runs one stream: the retry prelude, the replay, live items
 //     with heartbeats in between, the end of a token's grant, and the
-//     reason the stream ended. Run sends the headers and serves; over
-//     HTTP/1.1 it first takes the connection from net/http and serves it
-//     from a goroutine of its own (Detached), at a third of the memory.
+//     reason the stream ended. Run sends the headers and serves; it first
+//     takes the stream from its server (an HTTP/1.1 connection hijacked
+//     from net/http, an HTTP/2 stream detached from h2server) and serves
+//     it from a goroutine of its own (Detached), at a third to a half of
+//     the memory.
 //
 // The sources differ only in how they decide the replay and what a
 // subscriber may receive; the timing rules (Options, the event log's

@@ -31,8 +31,9 @@ type Options struct {
 	// once the write is done. Zero takes DefaultWriteTimeout, or half the
 	// heartbeat if that is not shorter than the heartbeat (see Validate).
 	WriteTimeout time.Duration
-	// Detached, when set, serves HTTP/1.1 streams off net/http (Run); the
-	// server waits for them at shutdown. Nil serves every stream on its
+	// Detached, when set, serves streams off their handlers' goroutines
+	// (Run: HTTP/1.1 hijacked from net/http, HTTP/2 detached from
+	// h2server); the server waits for them at shutdown. Nil serves every stream on its
 	// handler's goroutine.
 	Detached *Detached
 }
