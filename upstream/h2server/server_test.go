@@ -453,3 +453,58 @@ func TestStalledConnectionIsClosed(t *testing.T) {
 		t.Error("the stream's context is not done after its connection closed")
 	}
 }
+
+// What the handler is not given: CONNECT is answered 405; headers past
+// the 1 MiB limit end the connection (x/net's framer stops reading a
+// header block that large rather than buffer it: a CONTINUATION flood).
+func TestRefusedRequests(t *testing.T) {
+	url, _ := serve(t, &Server{}, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		t.Error("the handler was called")
+	}))
+	tests := []struct {
+		name   string
+		fields [][2]string
+		status string        // the answer, or
+		away   http2.ErrCode // the GOAWAY
+	}{
+		{name: "CONNECT", fields: [][2]string{{":method", "CONNECT"}, {":authority", "example.com:443"}}, status: "405"},
+		{name: "headers past 1 MiB", fields: [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "test"}, {":path", "/"},
+			{"x-big", strings.Repeat("a", maxHeaderListSize+1)}}, away: http2.ErrCodeCompression},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rc := dialRaw(t, url)
+			rc.hbuf.Reset()
+			for _, f := range tt.fields {
+				_ = rc.henc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+			}
+			// A block past one frame goes on in CONTINUATION frames.
+			block := rc.hbuf.Bytes()
+			const frame = 16 << 10
+			first := block[:min(len(block), frame)]
+			rest := block[len(first):]
+			if err := rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: first, EndStream: true, EndHeaders: len(rest) == 0}); err != nil {
+				t.Fatal(err)
+			}
+			for len(rest) > 0 {
+				frag := rest[:min(len(rest), frame)]
+				rest = rest[len(frag):]
+				if err := rc.fr.WriteContinuation(1, len(rest) == 0, frag); err != nil {
+					break // the server may close before it has read them all
+				}
+			}
+			switch f := rc.next().(type) {
+			case *http2.MetaHeadersFrame:
+				if tt.status == "" || f.StreamID != 1 || f.PseudoValue("status") != tt.status {
+					t.Fatalf("stream %d answered %s, want %q", f.StreamID, f.PseudoValue("status"), tt.status)
+				}
+			case *http2.GoAwayFrame:
+				if tt.status != "" || f.ErrCode != tt.away {
+					t.Fatalf("GOAWAY %v, want status %q or GOAWAY %v", f.ErrCode, tt.status, tt.away)
+				}
+			default:
+				t.Fatalf("got %v", f)
+			}
+		})
+	}
+}
